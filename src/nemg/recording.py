@@ -57,33 +57,31 @@ class Recording:
         return self.n_samples / self.fs
 
 
-def clipped_fraction(raw: np.ndarray, lo: float | None = None, hi: float | None = None) -> float:
-    """Fraction of samples sitting at the converter rails.
+def clipped_fraction(raw: np.ndarray, lo: float | None = None, hi: float | None = None,
+                     min_run: int = 5) -> float:
+    """Fraction of samples at the converter rails.
 
-    With explicit ``lo``/``hi`` (the ADC limits) a sample counts as clipped when it reaches either limit.
-    Without them the rails are inferred: runs of >= 3 identical samples at the signal's own min or max, which
-    is what saturation looks like in a file that does not state its ADC range.
+    A sample counts as clipped when it reaches the stated ADC limits ``lo``/``hi`` (when the format gives
+    them) or belongs to a run of >= ``min_run`` identical samples at the signal's own minimum or maximum: some
+    recorders saturate short of the nominal rails (PhysioNet's emg_neuropathy stops at 32753), and a flat run
+    at the extreme is what saturation looks like. A single extreme sample is not clipping.
     """
     raw = np.asarray(raw)
     if raw.size == 0:
         return 0.0
-    if lo is not None or hi is not None:
-        mask = np.zeros(raw.shape, bool)
-        if lo is not None:
-            mask |= raw <= lo
-        if hi is not None:
-            mask |= raw >= hi
-        return float(mask.mean())
     mask = np.zeros(raw.shape, bool)
-    for rail in (raw.min(), raw.max()):
-        at = raw == rail
-        if at.sum() < 3:
-            continue
-        # keep only samples that belong to a run of >= 3 at the rail (a single extreme sample is not clipping)
-        run = at[:-2] & at[1:-1] & at[2:]
-        idx = np.flatnonzero(run)
-        for k in range(3):
-            mask[idx + k] = True
+    if lo is not None:
+        mask |= raw <= lo
+    if hi is not None:
+        mask |= raw >= hi
+    if raw.size >= min_run:
+        for rail in (raw.min(), raw.max()):
+            at = (raw == rail).astype(np.int8)
+            # run starts where a window of min_run consecutive samples all sit at the rail
+            full = np.convolve(at, np.ones(min_run, np.int8), mode="valid") == min_run
+            if full.any():
+                covered = np.convolve(full.astype(np.int8), np.ones(min_run, np.int8), mode="full") > 0
+                mask |= covered
     return float(mask.mean())
 
 

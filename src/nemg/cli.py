@@ -1,0 +1,124 @@
+"""The ``nemg`` command line: cohort checks, public data sets, the simulated cohort.
+
+The workflow itself runs through ``snakemake``; these commands are for preparing and auditing its inputs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_cohort_check(args: argparse.Namespace) -> int:
+    from .cohort import CohortError, find_sheets, read_cohort, summarize
+
+    try:
+        subjects, recordings = find_sheets(args.sheets)
+        cohort = read_cohort(subjects, recordings, check_files=not args.no_files)
+        table = summarize(cohort, durations=not (args.no_durations or args.no_files))
+    except CohortError as exc:
+        print(f"cohort check FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"cohort OK: {subjects} + {recordings}")
+    print(table.to_string(index=False))
+    for w in cohort.warnings:
+        print(f"warning: {w}")
+    return 0
+
+
+def _cmd_data_list(args: argparse.Namespace) -> int:
+    from .datasets import DATASETS
+
+    for name, ds in DATASETS.items():
+        print(f"{name:14s} {ds.description}\n{'':14s} home: {ds.home}")
+    return 0
+
+
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from .datasets import fetch
+
+    try:
+        dest = fetch(args.name, args.dest, base_url=args.base_url, all_files=args.all)
+    except (ValueError, OSError) as exc:
+        print(f"fetch FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.name}: verified in {dest}")
+    return 0
+
+
+def _cmd_data_import(args: argparse.Namespace) -> int:
+    from .datasets import import_dataset
+
+    try:
+        subjects, recordings = import_dataset(args.name, args.source, args.out)
+    except (ValueError, OSError) as exc:
+        print(f"import FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {subjects}\nwrote {recordings}\ncheck it with: nemg cohort check {Path(args.out)}")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .simulate import merge_params, simulate_cohort
+
+    overrides = {}
+    if args.config:
+        with open(args.config) as fh:
+            cfg = yaml.safe_load(fh) or {}
+        # accept either a bare simulation section or a whole workflow config
+        overrides = cfg.get("simulation", cfg)
+    try:
+        params = merge_params(overrides)
+    except ValueError as exc:
+        print(f"simulate FAILED: {exc}", file=sys.stderr)
+        return 1
+    out = simulate_cohort(params, args.out, args.seed)
+    for kind, path in out.items():
+        print(f"wrote {kind}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nemg", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    cohort = sub.add_parser("cohort", help="validate and summarize cohort sample sheets")
+    csub = cohort.add_subparsers(dest="action", required=True)
+    check = csub.add_parser("check", help="validate subjects.tsv + recordings.tsv and print a per-class summary")
+    check.add_argument("sheets", nargs="+", help="a cohort directory, or subjects.tsv and recordings.tsv")
+    check.add_argument("--no-durations", action="store_true", help="skip reading durations from the files")
+    check.add_argument("--no-files", action="store_true", help="validate the sheets only, not the signal files")
+    check.set_defaults(func=_cmd_cohort_check)
+
+    data = sub.add_parser("data", help="public needle-EMG data sets")
+    dsub = data.add_subparsers(dest="action", required=True)
+    dsub.add_parser("list", help="list the known public data sets").set_defaults(func=_cmd_data_list)
+    fetch = dsub.add_parser("fetch", help="download a public data set and verify every file's SHA-256")
+    fetch.add_argument("name")
+    fetch.add_argument("--dest", required=True, help="directory to download into")
+    fetch.add_argument("--base-url", help="mirror to download from instead of the public home (http(s):// or file://)")
+    fetch.add_argument("--all", action="store_true", help="every file of the source, not only the subset the configs use")
+    fetch.set_defaults(func=_cmd_data_fetch)
+    imp = dsub.add_parser("import", help="write cohort sample sheets for a public data set")
+    imp.add_argument("name")
+    imp.add_argument("--source", required=True, help="the data set's folder (e.g. ../shared/data/emglab_n2001)")
+    imp.add_argument("--out", required=True, help="directory for subjects.tsv and recordings.tsv")
+    imp.set_defaults(func=_cmd_data_import)
+
+    sim = sub.add_parser("simulate", help="generate the simulated default cohort")
+    sim.add_argument("--out", required=True, help="output directory")
+    sim.add_argument("--seed", type=int, default=0, help="one seed drives every random choice")
+    sim.add_argument("--config", help="YAML with overrides of the simulation parameters")
+    sim.set_defaults(func=_cmd_simulate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
