@@ -1,0 +1,104 @@
+"""Sample sheets: a valid cohort reads; broken sheets report every problem at once with file and row."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nemg.cli import main
+from nemg.cohort import CohortError, read_cohort, summarize
+
+FS = 4000.0
+
+SUBJECTS = """subject_id\tdiagnosis\tsex\tage\tnote
+P1\tnormal\tF\t41\tfree column
+P2\tmyopathy\tM\t\t
+P3\tneuropathy\t\t67\t
+"""
+
+RECORDINGS = """recording_id\tsubject_id\tmuscle\tside\tlocation\tpath\tformat\tsampling_rate_hz\tunits\ttrim_start_s\ttrim_end_s
+r1\tP1\tbiceps\tleft\tproximal\tsig/r1.npy\tnpy\t4000\tuV\t\t
+r2\tP2\tdeltoid\tright\tproximal\tsig/r2.npy\tnpy\t4000\tmV\t0.1\t1.5
+r3\tP3\ttibialis anterior\t\tdistal\tsig/r3.npy\tnpy\t4000\t\t\t
+r4\tP3\tbiceps\tleft\tproximal\tsig/r4.npy\tnpy\t4000\tuV\t\t
+"""
+
+
+def make_cohort(tmp_path, subjects=SUBJECTS, recordings=RECORDINGS, seconds=(2.0, 2.0, 3.0, 1.0)):
+    (tmp_path / "sig").mkdir(exist_ok=True)
+    rng = np.random.default_rng(1)
+    for i, sec in enumerate(seconds, 1):
+        np.save(tmp_path / "sig" / f"r{i}.npy", rng.normal(0, 50, int(sec * FS)))
+    (tmp_path / "subjects.tsv").write_text(subjects)
+    (tmp_path / "recordings.tsv").write_text(recordings)
+    return tmp_path / "subjects.tsv", tmp_path / "recordings.tsv"
+
+
+def test_valid_cohort(tmp_path):
+    s, r = make_cohort(tmp_path)
+    cohort = read_cohort(s, r)
+    assert list(cohort.subjects["subject_id"]) == ["P1", "P2", "P3"]
+    assert cohort.subjects.loc[1, "age"] is None and cohort.subjects.loc[0, "age"] == 41.0
+    assert cohort.subjects.loc[0, "note"] == "free column"
+    assert cohort.recordings.loc[1, "trim_start_s"] == 0.1
+    rec = cohort.load("r2")
+    assert rec.meta["source_units"] == "mV" and np.abs(rec.samples).max() > 1000  # mV -> µV
+    assert cohort.warnings == []
+    table = summarize(cohort).set_index("class")
+    assert table.loc["neuropathy", "recordings"] == 2
+    assert table.loc["neuropathy", "distal"] == 1 and table.loc["neuropathy", "proximal"] == 1
+    assert table.loc["neuropathy", "total_duration_s"] == 4.0
+    assert table.loc["all", "total_duration_s"] == 8.0
+
+
+def test_every_problem_reported_with_file_and_row(tmp_path):
+    subjects = SUBJECTS + "P1\tnormal\tF\t30\t\nP4\tneuropathic\tX\told\t\nP5\tnormal\tM\t50\t\n"
+    recordings = RECORDINGS + (
+        "r1\tP1\tbiceps\tleft\tproximal\tsig/r1.npy\tnpy\t4000\tuV\t\t\n"
+        "r6\tP9\tbiceps\tleft\tmiddle\tsig/missing.npy\tnpy\t\tkV\t2\t1\n"
+    )
+    s, r = make_cohort(tmp_path, subjects, recordings)
+    with pytest.raises(CohortError) as info:
+        read_cohort(s, r)
+    problems = info.value.problems
+    expected = [
+        f"{s}, row 6: column age: 'old' is not a number",
+        f"{s}, row 6: column diagnosis: 'neuropathic' is not allowed (expected normal, myopathy, neuropathy)",
+        f"{s}, row 6: column sex: 'X' is not allowed (expected F, M, empty)",
+        f"{r}, row 7: column location: 'middle' is not allowed (expected proximal, distal)",
+        f"{r}, row 7: column units: 'kV' is not allowed (expected V, mV, uV, empty)",
+        f"{s}: duplicate subject_id 'P1' in rows 2, 5",
+        f"{r}: duplicate recording_id 'r1' in rows 2, 6",
+        f"{r}, row 7: unknown subject_id 'P9' (not in subjects.tsv)",
+        f"{r}, row 7: sampling_rate_hz is required for format npy",
+        f"{r}, row 7: trim_end_s (1) must be greater than trim_start_s (2)",
+        f"{s}, row 6: subject 'P4' has no recordings in recordings.tsv",
+        f"{s}, row 7: subject 'P5' has no recordings in recordings.tsv",
+        f"{r}, row 7: recording 'r6': file not found: {tmp_path / 'sig' / 'missing.npy'}",
+    ]
+    assert sorted(problems) == sorted(expected)
+    assert str(info.value).startswith("13 problems in the cohort sample sheets:")
+
+
+def test_missing_sheet_and_columns(tmp_path):
+    with pytest.raises(CohortError, match="subjects.tsv: sample sheet not found"):
+        read_cohort(tmp_path / "subjects.tsv", tmp_path / "recordings.tsv")
+    s, r = make_cohort(tmp_path, recordings=RECORDINGS.replace("location", "site"))
+    with pytest.raises(CohortError, match=r"recordings.tsv: missing column\(s\) location"):
+        read_cohort(s, r)
+
+
+def test_missing_class_is_a_warning(tmp_path):
+    s, r = make_cohort(tmp_path, SUBJECTS.replace("myopathy", "normal"))
+    cohort = read_cohort(s, r)
+    assert cohort.warnings == [f"{s}: no subjects with diagnosis 'myopathy'"]
+
+
+def test_cli_cohort_check(tmp_path, capsys):
+    make_cohort(tmp_path)
+    assert main(["cohort", "check", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "cohort OK" in out and "neuropathy" in out
+    (tmp_path / "sig" / "r3.npy").unlink()
+    assert main(["cohort", "check", str(tmp_path / "recordings.tsv"), str(tmp_path / "subjects.tsv")]) == 1
+    err = capsys.readouterr().err
+    assert "recording 'r3': file not found" in err
