@@ -1,0 +1,126 @@
+"""Divide-and-vote: from segment scores to one diagnosis per patient.
+
+1. segment softmax scores are averaged per signal (one muscle recording), then per patient;
+2. the patient's feature vector is the 3-d mean (without location) or the 6-d concatenation of the proximal
+   and distal means (with location), a location without recordings imputed as 1/3 per class;
+3. a second classifier maps features to the diagnosis: logistic regression, or the plain argmax baseline.
+
+The study's released code fits the logistic regression on the CNN's own training patients, whose scores are
+over-confident; by default nemg fits it on the run's inner-validation patients, whom the CNN never trained on.
+Either way the test patients are never seen by the stage-2 fit; :func:`vote_run` checks that.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+CLASSES = ("normal", "myopathy", "neuropathy")
+PROB_COLS = [f"p_{c}" for c in CLASSES]
+LOCATIONS = ("proximal", "distal")
+
+
+def signal_scores(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Mean class probabilities per (run, recording)."""
+    keys = ["run_id", "recording_id", "subject_id", "role"]
+    return predictions.groupby(keys, sort=True)[PROB_COLS].mean().reset_index()
+
+
+def patient_features(signals: pd.DataFrame, locations: pd.Series | None = None,
+                     with_location: bool = False) -> pd.DataFrame:
+    """Per (run, subject, role) feature vector: ``f_<class>`` (3-d) or ``f_<location>_<class>`` (6-d).
+
+    ``locations`` maps recording_id -> proximal/distal; needed only ``with_location``. The patient-level
+    average is over signals (each muscle counts once however long it was), as in the study.
+    """
+    keys = ["run_id", "subject_id", "role"]
+    if not with_location:
+        feats = signals.groupby(keys, sort=True)[PROB_COLS].mean()
+        feats.columns = [f"f_{c}" for c in CLASSES]
+        return feats.reset_index()
+    if locations is None:
+        raise ValueError("patient features with muscle location need each recording's location")
+    sig = signals.assign(location=signals["recording_id"].map(locations))
+    missing = sig["location"].isna()
+    if missing.any():
+        raise ValueError(f"no location for recording(s) {sorted(sig.loc[missing, 'recording_id'].unique())[:5]}")
+    per_loc = sig.groupby(keys + ["location"], sort=True)[PROB_COLS].mean().unstack("location")
+    out = pd.DataFrame(index=per_loc.index)
+    for loc in LOCATIONS:
+        for c in CLASSES:
+            col = (f"p_{c}", loc)
+            # a patient with no recording at this location carries no evidence there: the uniform 1/3
+            out[f"f_{loc}_{c}"] = per_loc[col].fillna(1 / 3) if col in per_loc.columns else 1 / 3
+    return out.reset_index()
+
+
+def feature_columns(features: pd.DataFrame) -> list[str]:
+    return [c for c in features.columns if c.startswith("f_")]
+
+
+def _class_probs_from_features(features: pd.DataFrame) -> np.ndarray:
+    """Average of the per-location blocks back to 3 class scores (for the argmax baseline and curves)."""
+    cols = feature_columns(features)
+    X = features[cols].to_numpy(float)
+    return X.reshape(len(X), -1, len(CLASSES)).mean(axis=1)
+
+
+def fit_stage2(X: np.ndarray, y: np.ndarray, seed: int = 0):
+    """Multinomial logistic regression on patient features (deterministic lbfgs)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(set(y)) < 2:
+        raise ValueError(f"the stage-2 classifier needs patients of at least two classes to fit, got {sorted(set(y))}")
+    return LogisticRegression(max_iter=2000, random_state=seed).fit(X, y)
+
+
+def _proba_3(model, X: np.ndarray) -> np.ndarray:
+    """Probabilities in CLASSES order; a class absent from the fit set gets probability 0."""
+    p = model.predict_proba(X)
+    out = np.zeros((len(X), len(CLASSES)))
+    for j, c in enumerate(model.classes_):
+        out[:, CLASSES.index(c)] = p[:, j]
+    return out
+
+
+def vote_run(predictions: pd.DataFrame, diagnosis: pd.Series, locations: pd.Series | None = None, *,
+             method: str = "logreg", fit_on: str = "val", with_location: bool = False,
+             seed: int = 0) -> pd.DataFrame:
+    """Patient predictions for the test patients of one run.
+
+    ``predictions``: that run's segment scores (roles val/test, plus train when ``fit_on='train'``);
+    ``diagnosis``: subject_id -> true class. Returns one row per test patient with the predicted class and
+    3 class probabilities.
+    """
+    if method not in ("logreg", "argmax"):
+        raise ValueError(f"unknown stage-2 method {method!r}; expected logreg or argmax")
+    if fit_on not in ("val", "train"):
+        raise ValueError(f"unknown stage-2 fit set {fit_on!r}; expected val or train")
+    runs = predictions["run_id"].unique()
+    if len(runs) != 1:
+        raise ValueError(f"vote_run takes one run's predictions, got {len(runs)} runs")
+    feats = patient_features(signal_scores(predictions), locations, with_location)
+    test = feats[feats["role"] == "test"].reset_index(drop=True)
+    if test.empty:
+        raise ValueError(f"run {runs[0]}: no test-patient predictions")
+    cols = feature_columns(feats)
+    if method == "argmax":
+        probs = _class_probs_from_features(test)
+    else:
+        fit = feats[feats["role"] == fit_on]
+        if fit.empty:
+            raise ValueError(f"run {runs[0]}: no {fit_on!r} predictions to fit the stage-2 classifier on "
+                             f"(fit_on='train' needs the training job to also score training patients)")
+        leaked = set(fit["subject_id"]) & set(test["subject_id"])
+        if leaked:
+            raise AssertionError(f"run {runs[0]}: stage-2 fit set contains test patients {sorted(leaked)}")
+        model = fit_stage2(fit[cols].to_numpy(float), fit["subject_id"].map(diagnosis).to_numpy(), seed)
+        probs = _proba_3(model, test[cols].to_numpy(float))
+    out = test[["run_id", "subject_id"]].copy()
+    out["diagnosis"] = out["subject_id"].map(diagnosis)
+    out["predicted"] = [CLASSES[i] for i in probs.argmax(axis=1)]
+    for j, c in enumerate(PROB_COLS):
+        out[c] = probs[:, j]
+    out["method"] = method
+    out["with_location"] = with_location
+    out["fit_on"] = fit_on if method == "logreg" else ""
+    return out

@@ -1,0 +1,87 @@
+"""Divide-and-vote: averaging, the 1/3 imputation, and a stage-2 fit that never sees a test patient."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nemg.vote import patient_features, signal_scores, vote_run
+
+
+def _pred(rows):
+    return pd.DataFrame(rows, columns=["run_id", "segment", "recording_id", "subject_id", "role",
+                                       "p_normal", "p_myopathy", "p_neuropathy"])
+
+
+def test_averaging_and_imputation():
+    pred = _pred([
+        ("r", 0, "a1", "A", "test", 0.8, 0.1, 0.1),
+        ("r", 1, "a1", "A", "test", 0.6, 0.3, 0.1),   # signal a1 mean: 0.7 0.2 0.1
+        ("r", 2, "a2", "A", "test", 0.1, 0.1, 0.8),   # signal a2 (distal)
+        ("r", 3, "b1", "B", "test", 0.2, 0.7, 0.1),   # B has only a proximal signal
+    ])
+    sig = signal_scores(pred)
+    assert sig.set_index("recording_id").loc["a1", "p_normal"] == pytest.approx(0.7)
+    f3 = patient_features(sig).set_index("subject_id")
+    # the patient mean is over signals, not segments: (0.7 + 0.1) / 2
+    assert f3.loc["A", "f_normal"] == pytest.approx(0.4)
+    loc = pd.Series({"a1": "proximal", "a2": "distal", "b1": "proximal"})
+    f6 = patient_features(sig, loc, with_location=True).set_index("subject_id")
+    assert f6.loc["A", "f_proximal_normal"] == pytest.approx(0.7)
+    assert f6.loc["A", "f_distal_neuropathy"] == pytest.approx(0.8)
+    for c in ("normal", "myopathy", "neuropathy"):
+        assert f6.loc["B", f"f_distal_{c}"] == pytest.approx(1 / 3)
+
+
+def _run(seed=0):
+    rng = np.random.default_rng(seed)
+    rows, diag = [], {}
+    classes = ["normal", "myopathy", "neuropathy"]
+    seg = 0
+    for role, n in (("val", 12), ("test", 9)):
+        for i in range(n):
+            sid = f"{role}{i}"
+            c = classes[i % 3]
+            diag[sid] = c
+            for r in range(2):
+                p = rng.dirichlet(np.ones(3)) * 0.5
+                p[classes.index(c)] += 0.5
+                rows.append(("run", seg, f"{sid}_{r}", sid, role, *p))
+                seg += 1
+    return _pred(rows), pd.Series(diag)
+
+
+@pytest.mark.parametrize("method", ["logreg", "argmax"])
+def test_vote_run_predicts_test_patients_only(method):
+    pred, diag = _run()
+    out = vote_run(pred, diag, method=method)
+    assert set(out["subject_id"]) == {f"test{i}" for i in range(9)}
+    assert np.allclose(out[["p_normal", "p_myopathy", "p_neuropathy"]].sum(axis=1), 1)
+    assert (out["predicted"] == out["diagnosis"]).mean() > 0.6
+
+
+def test_stage2_never_sees_a_test_patient(monkeypatch):
+    import nemg.vote as vote
+
+    pred, diag = _run()
+    seen = {}
+    real_fit = vote.fit_stage2
+
+    def spy(X, y, seed=0):
+        seen["n"] = len(X)
+        return real_fit(X, y, seed)
+
+    monkeypatch.setattr(vote, "fit_stage2", spy)
+    vote_run(pred, diag)
+    assert seen["n"] == 12  # the 12 validation patients, none of the 9 test patients
+    leaky = pred.copy()
+    leaky.loc[leaky["subject_id"] == "test0", "role"] = "val"
+    leaky = pd.concat([leaky, pred[pred["subject_id"] == "test0"]])
+    with pytest.raises(AssertionError, match="stage-2 fit set contains test patients"):
+        vote_run(leaky, diag)
+
+
+def test_fit_on_train_needs_train_predictions():
+    pred, diag = _run()
+    with pytest.raises(ValueError, match="no 'train' predictions"):
+        vote_run(pred, diag, fit_on="train")
