@@ -1,0 +1,39 @@
+# nemg: needle-EMG diagnosis (normal / myopathy / neuropathy) -- the whole pipeline on one screen.
+#
+# Output-path conventions (every stage, every cohort):
+#   results/<stage>/<cohort>/...   artifacts; <cohort> is config["cohort"]["name"]
+#   logs/<stage>/<cohort>/...      one log per job (stderr of the rule's script)
+#   benchmarks/<stage>/<cohort>... runtime and memory of the heavy jobs
+# Stages so far: cohort (sample sheets) -> trim -> resample -> segment -> folds.
+# Run:  snakemake --cores all                          (default: simulated cohort, config.yaml)
+#       snakemake --cores all --configfile configs/n2001.yaml    (a named alternative on top of config.yaml)
+
+import os
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+include: "workflow/rules/common.smk"
+
+
+##### cohort: simulated, public or your own sample sheets #####
+include: "workflow/rules/cohort.smk"
+
+
+##### preprocessing: trim artifacts, resample, segment #####
+include: "workflow/rules/preprocess.smk"
+
+
+##### patient-level folds and the leakage gate #####
+include: "workflow/rules/folds.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

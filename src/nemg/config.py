@@ -1,0 +1,139 @@
+"""Load and validate the workflow configuration with messages a user can act on.
+
+``validate_config`` checks a config dict against ``workflow/schemas/config.schema.yaml`` and a few rules a
+schema cannot express (whole-sample windows, sheets given when the source is ``sheets``). Every problem is
+reported at once, each with its dotted key, e.g.::
+
+    config: 2 problems:
+      - preprocess.segment.hop_s: -0.1 is not allowed: must be > 0
+      - unknown key 'preprocces' at the top level (did you mean 'preprocess'?); allowed: cohort, ...
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .schemas import load_schema
+
+#: Default public-data folder, relative to the repository root (docs: ../shared/data beside the project).
+DEFAULT_DATA_DIR = "../shared/data"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; ``problems`` holds one line per problem, each naming the key."""
+
+    def __init__(self, problems: list[str], source: str = "config"):
+        self.problems = list(problems)
+        n = len(problems)
+        super().__init__(f"{source}: {n} problem{'s' if n != 1 else ''}:\n  - " + "\n  - ".join(problems))
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` on top of ``base`` (nested dicts merged, everything else replaced), like Snakemake does."""
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_config(*paths: str | Path) -> dict:
+    """Read YAML config files, each merged on top of the previous one, and validate the result."""
+    cfg: dict = {}
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise ConfigError([f"config file not found: {p}"], str(p))
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"not valid YAML: {exc}"], str(p)) from exc
+        if not isinstance(data, dict):
+            raise ConfigError([f"expected a mapping of sections at the top level, got {type(data).__name__}"],
+                              str(p))
+        cfg = deep_merge(cfg, data)
+    validate_config(cfg, source=" + ".join(str(p) for p in paths) or "config")
+    return cfg
+
+
+def _key(path) -> str:
+    parts = [f"[{p}]" if isinstance(p, int) else str(p) for p in path]
+    return ".".join(parts).replace(".[", "[") or "(top level)"
+
+
+def _describe(err) -> str:
+    v = err.validator
+    inst = err.instance
+    if v == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(inst) - set(allowed)) if isinstance(inst, dict) else []
+        where = _key(err.absolute_path) if err.absolute_path else "the top level"
+        msgs = []
+        for k in extra:
+            close = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            msgs.append(f"unknown key {k!r} at {where}{hint}; allowed: {', '.join(allowed)}")
+        return "\n  - ".join(msgs)
+    key = _key(err.absolute_path)
+    if v == "required":
+        missing = [r for r in err.validator_value if r not in (inst or {})]
+        return f"{key}: missing key(s) {', '.join(missing)}"
+    if v == "enum":
+        return f"{key}: {inst!r} is not allowed; expected one of {', '.join(map(repr, err.validator_value))}"
+    if v == "type":
+        want = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
+        return f"{key}: {inst!r} has the wrong type ({type(inst).__name__}); expected {want}"
+    bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+    if v in bounds:
+        return f"{key}: {inst!r} is not allowed: must be {bounds[v]} {err.validator_value}"
+    if v == "pattern":
+        return f"{key}: {inst!r} does not match the pattern {err.validator_value} ({err.schema.get('description', '')})"
+    return f"{key}: {err.message}"
+
+
+def validate_config(config: dict, *, source: str = "config") -> dict:
+    """Raise :class:`ConfigError` listing every problem; returns ``config`` unchanged when valid."""
+    import jsonschema
+
+    if not isinstance(config, dict):
+        raise ConfigError([f"expected a mapping, got {type(config).__name__}"], source)
+    validator = jsonschema.Draft202012Validator(load_schema("config"))
+    problems = [_describe(e) for e in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path)))]
+    if not problems:
+        problems = _semantic_problems(config)
+    if problems:
+        raise ConfigError(problems, source)
+    return config
+
+
+def _semantic_problems(cfg: dict) -> list[str]:
+    problems = []
+    c = cfg["cohort"]
+    if c["source"] == "sheets":
+        for k in ("subjects", "recordings"):
+            if not c["sheets"].get(k):
+                problems.append(f"cohort.sheets.{k}: required when cohort.source is 'sheets'")
+    rate = cfg["preprocess"]["resample"]["rate_hz"]
+    seg = cfg["preprocess"]["segment"]
+    for k in ("window_s", "hop_s"):
+        n = seg[k] * rate
+        if abs(n - round(n)) > 1e-6 * max(1.0, n):
+            problems.append(f"preprocess.segment.{k}: {seg[k]:g} s at rate_hz {rate:g} is {n:g} samples; "
+                            f"it must be a whole number of samples")
+    trim = cfg["preprocess"]["trim"]
+    if trim["min_duration_s"] < seg["window_s"]:
+        problems.append(f"preprocess.trim.min_duration_s: {trim['min_duration_s']:g} s is shorter than one "
+                        f"window ({seg['window_s']:g} s); such recordings would give no segment")
+    return problems
+
+
+def resolve_path(path: str | Path, base: str | Path) -> Path:
+    """``path`` if absolute, else ``base / path`` (config paths are relative to the repository root)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (Path(base) / p).resolve()

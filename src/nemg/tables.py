@@ -1,0 +1,83 @@
+"""Small table builders of the preprocessing stage: cohort subsets and the S1 Table.
+
+``s1_table`` reproduces the study's S1 Table (per class: patients, signals, proximal / distal, total duration)
+from what actually reaches the model, i.e. the trimmed recordings that yield at least one segment.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+#: Row order of the paper's S1 Table.
+S1_ORDER = ("myopathy", "neuropathy", "normal")
+
+
+def subset_sheets(subjects_tsv: str | Path, recordings_tsv: str | Path, keep: Iterable[str] | None,
+                  out_subjects: str | Path | None = None, out_recordings: str | Path | None = None) -> int:
+    """Keep only the subjects in ``keep`` (all when empty) in both sheets; written in place by default.
+
+    Relative recording paths are rewritten to stay correct when the output lies in another folder. Unknown
+    subject ids are an error naming the sheet. Returns the number of subjects kept.
+    """
+    subjects_tsv, recordings_tsv = Path(subjects_tsv), Path(recordings_tsv)
+    out_subjects = Path(out_subjects or subjects_tsv)
+    out_recordings = Path(out_recordings or recordings_tsv)
+    subj = pd.read_csv(subjects_tsv, sep="\t", dtype=str, keep_default_na=False)
+    rec = pd.read_csv(recordings_tsv, sep="\t", dtype=str, keep_default_na=False)
+    keep = list(keep or [])
+    if keep:
+        unknown = sorted(set(keep) - set(subj["subject_id"]))
+        if unknown:
+            raise ValueError(f"{subjects_tsv}: cohort.subjects names unknown subject id(s) {', '.join(unknown)}; "
+                             f"known ids: {', '.join(subj['subject_id'][:30])}"
+                             f"{' ...' if len(subj) > 30 else ''}")
+        subj = subj[subj["subject_id"].isin(keep)]
+        rec = rec[rec["subject_id"].isin(keep)]
+    if out_recordings.parent.resolve() != recordings_tsv.parent.resolve():
+        base = recordings_tsv.parent.resolve()
+        rec = rec.assign(path=[p if Path(p).is_absolute() else str((base / p).resolve()) for p in rec["path"]])
+    out_subjects.parent.mkdir(parents=True, exist_ok=True)
+    out_recordings.parent.mkdir(parents=True, exist_ok=True)
+    subj.to_csv(out_subjects, sep="\t", index=False)
+    rec.to_csv(out_recordings, sep="\t", index=False)
+    return len(subj)
+
+
+def s1_table(signals_index: str | Path | pd.DataFrame, segments_index: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """Per class: patients, signals, proximal, distal, total and mean duration (s), segments; plus a total row.
+
+    ``signals_index`` is the resampled signal store's index (durations after trimming); only recordings with at
+    least one segment count, so the table describes exactly the data the model sees.
+    """
+    sig = signals_index if isinstance(signals_index, pd.DataFrame) else pd.read_csv(
+        signals_index, sep="\t", dtype={"recording_id": str, "subject_id": str})
+    seg = segments_index if isinstance(segments_index, pd.DataFrame) else pd.read_csv(
+        segments_index, sep="\t", dtype={"recording_id": str, "subject_id": str})
+    per_rec = seg.groupby("recording_id").size().rename("segments")
+    sig = sig.merge(per_rec, left_on="recording_id", right_index=True, how="inner")
+    classes = [c for c in S1_ORDER if c in set(sig["diagnosis"])]
+    classes += sorted(set(sig["diagnosis"]) - set(classes))
+    rows = []
+    for cls in classes + ["total"]:
+        r = sig if cls == "total" else sig[sig["diagnosis"] == cls]
+        prox, dist = int((r["location"] == "proximal").sum()), int((r["location"] == "distal").sum())
+        rows.append({
+            "class": cls,
+            "patients": r["subject_id"].nunique(),
+            "signals": len(r),
+            "proximal": prox,
+            "distal": dist,
+            "proximal_distal": f"{prox} / {dist}",
+            "total_duration_s": round(float(r["duration_s"].sum()), 1),
+            "mean_duration_s": round(float(r["duration_s"].mean()), 2) if len(r) else 0.0,
+            "segments": int(r["segments"].sum()),
+        })
+    return pd.DataFrame(rows)
+
+
+def write_s1_table(signals_index, segments_index, out_tsv: str | Path) -> pd.DataFrame:
+    tab = s1_table(signals_index, segments_index)
+    tab.to_csv(out_tsv, sep="\t", index=False)
+    return tab

@@ -1,0 +1,73 @@
+"""Segmentation: counts, offsets, the memory-mappable store and its index."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from nemg.segment import (n_segments, read_segment_store, read_signal_store, samples_of, segment_signal,
+                          segment_store, write_signal_store)
+from nemg.tables import s1_table
+
+
+@pytest.mark.parametrize("n", [0, 3999, 4000, 4001, 4999, 5000, 12345, 26_000])
+def test_count_formula(n):
+    expected = 0 if n < 4000 else (n - 4000) // 1000 + 1
+    assert n_segments(n, 4000, 1000) == expected
+    assert segment_signal(np.arange(n, dtype=np.float32), 4000, 1000).shape == (expected, 4000)
+
+
+def test_windows_are_the_right_samples():
+    x = np.arange(10_500, dtype=np.float32)
+    seg = segment_signal(x, 4000, 1000)
+    assert seg.shape == (7, 4000) and seg.flags["C_CONTIGUOUS"]
+    assert seg[3, 0] == 3000 and seg[-1, -1] == 9999  # trailing partial window (10000..10499) dropped
+
+
+def test_whole_samples_required():
+    assert samples_of(0.4, 10_000, "window") == 4000
+    with pytest.raises(ValueError, match="window = 0.40005 s"):
+        samples_of(0.40005, 10_000, "window")
+
+
+def _store(tmp_path, lengths):
+    arrays = [np.random.default_rng(i).normal(size=n).astype(np.float32) for i, n in enumerate(lengths)]
+    index = pd.DataFrame({
+        "recording_id": [f"r{i}" for i in range(len(lengths))],
+        "subject_id": [f"s{i // 2}" for i in range(len(lengths))],
+        "diagnosis": ["normal", "normal", "myopathy", "myopathy", "neuropathy"][: len(lengths)],
+        "location": ["proximal", "distal", "distal", "proximal", "distal"][: len(lengths)],
+        "muscle": "biceps", "fs_hz": 10_000.0,
+    })
+    write_signal_store(arrays, index, tmp_path / "signals.npy", tmp_path / "signals_index.tsv")
+    return arrays
+
+
+def test_segment_store_roundtrip(tmp_path):
+    lengths = [4000, 12_345, 3999, 10_000, 26_000]
+    arrays = _store(tmp_path, lengths)
+    arr, idx = read_signal_store(tmp_path / "signals.npy", tmp_path / "signals_index.tsv")
+    assert list(idx["n_samples"]) == lengths
+    seg_idx = segment_store(tmp_path / "signals.npy", tmp_path / "signals_index.tsv", 0.4, 0.1,
+                            tmp_path / "segments.npy", tmp_path / "segments_index.tsv")
+    segs, idx2 = read_segment_store(tmp_path / "segments.npy", tmp_path / "segments_index.tsv")
+    assert isinstance(segs, np.memmap) and segs.dtype == np.float32 and segs.shape[1] == 4000
+    counts = idx2.groupby("recording_id").size()
+    for i, n in enumerate(lengths):
+        assert counts.get(f"r{i}", 0) == (0 if n < 4000 else (n - 4000) // 1000 + 1)
+    row = idx2[idx2["recording_id"] == "r1"].iloc[2]
+    np.testing.assert_array_equal(segs[row["segment"]], arrays[1][row["offset_samples"]:row["offset_samples"] + 4000])
+    assert list(idx2.columns) == ["segment", "recording_id", "subject_id", "diagnosis", "location", "muscle",
+                                  "offset_samples"]
+    s1 = s1_table(tmp_path / "signals_index.tsv", seg_idx).set_index("class")
+    assert s1.loc["total", "signals"] == 4  # r2 is shorter than one window
+    assert s1.loc["total", "segments"] == len(idx2)
+    assert s1.loc["myopathy", "proximal_distal"] == "1 / 0"
+
+
+def test_mixed_rates_rejected(tmp_path):
+    _store(tmp_path, [5000, 5000])
+    idx = pd.read_csv(tmp_path / "signals_index.tsv", sep="\t")
+    idx.loc[1, "fs_hz"] = 48_000.0
+    idx.to_csv(tmp_path / "signals_index.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match="several sampling rates"):
+        segment_store(tmp_path / "signals.npy", tmp_path / "signals_index.tsv", 0.4, 0.1,
+                      tmp_path / "s.npy", tmp_path / "s.tsv")

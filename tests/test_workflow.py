@@ -1,0 +1,103 @@
+"""The Snakemake workflow: dry run and lint for every config, a malformed config, and small real runs."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+SHARED = Path(os.environ.get("NEMG_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def snakemake(workdir, *args, timeout=600):
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+
+
+def configs_args(cfg):
+    return [] if cfg is None else ["--configfile", cfg]
+
+
+@pytest.mark.parametrize("cfg", [None] + CONFIGS, ids=lambda p: "default" if p is None else p.name)
+def test_dry_run_and_lint(cfg, tmp_path):
+    dry = snakemake(tmp_path, "-n", *configs_args(cfg))
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "folds" in dry.stdout and "segment" in dry.stdout
+    lint = snakemake(tmp_path, "--lint", *configs_args(cfg))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "Congratulations, your workflow is in a good condition" in lint.stdout + lint.stderr
+
+
+def test_malformed_config_gives_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"preprocess": {"segment": {"hop_s": -1, "windw_s": 0.4}}}))
+    res = snakemake(tmp_path, "-n", "--configfile", bad)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "preprocess.segment.hop_s: -1 is not allowed: must be > 0" in out
+    assert "unknown key 'windw_s' at preprocess.segment (did you mean 'window_s'?)" in out
+
+
+def check_outputs(workdir, cohort, min_subjects):
+    res = Path(workdir) / "results"
+    segs = np.load(res / "segment" / cohort / "segments.npy", mmap_mode="r")
+    idx = pd.read_csv(res / "segment" / cohort / "segments_index.tsv", sep="\t")
+    sig = pd.read_csv(res / "resample" / cohort / "signals_index.tsv", sep="\t")
+    assert segs.shape == (len(idx), 4000) and segs.dtype == np.float32
+    assert set(sig["fs_hz"]) == {10_000.0}
+    # segment counts per recording follow floor((n - window) / hop) + 1
+    counts = idx.groupby("recording_id").size()
+    expect = {r: (n - 4000) // 1000 + 1 for r, n in zip(sig["recording_id"], sig["n_samples"]) if n >= 4000}
+    assert counts.to_dict() == expect
+    qc = pd.read_csv(res / "trim" / cohort / "trim_qc.tsv", sep="\t")
+    assert set(qc["status"]) <= {"kept", "excluded"} and len(qc) >= len(sig)
+    assert (res / "trim" / cohort / "trim_qc.png").stat().st_size > 10_000
+    folds = pd.read_csv(res / "folds" / cohort / "folds.tsv", sep="\t")
+    assert folds["subject_id"].nunique() >= min_subjects
+    assert "passed" in (res / "folds" / cohort / "leakage_check.txt").read_text()
+    return folds
+
+
+@pytest.mark.slow
+def test_ci_config_runs_to_folds(tmp_path):
+    res = snakemake(tmp_path, "folds", "preprocess", "--cores", "2", "--configfile", REPO / "configs" / "ci.yaml")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    folds = check_outputs(tmp_path, "ci", 12)
+    assert set(folds["scheme"]) == {"nested", "repeated_kfold"}
+
+    # a planted leak in the folds table stops the workflow at the leakage gate
+    path = tmp_path / "results" / "folds" / "ci" / "folds.tsv"
+    i = folds.index[(folds.run_id == "nested_s0_o0_i0") & (folds.role == "train")][0]
+    pd.concat([folds, folds.loc[[i]].assign(role="test")]).to_csv(path, sep="\t", index=False)
+    res = snakemake(tmp_path, "results/folds/ci/leakage_check.txt", "--forcerun", "check_leakage", "--cores", "1",
+                    "--configfile", REPO / "configs" / "ci.yaml")
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "leakage check failed" in out and "appears 2 times" in out
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_n2001_subset_runs_to_folds(tmp_path):
+    if not (SHARED / "emglab_n2001").is_dir():
+        pytest.skip(f"public data not found at {SHARED} (set NEMG_SHARED_DATA)")
+    cfg = tmp_path / "n2001_small.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "cohort": {"name": "n2001_small", "source": "public", "subjects": [
+            "N2001A01", "N2001A03", "N2001C01", "N2001C02", "N2001M02", "N2001M03"],
+            "public": {"dataset": "n2001", "data_dir": str(SHARED)}},
+        "folds": {"seeds": [0], "schemes": ["nested"], "nested": {"outer": 2, "inner": 2}},
+    }))
+    res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "n2001.yaml", cfg)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    folds = check_outputs(tmp_path, "n2001_small", 6)
+    assert folds["run_id"].nunique() == 4
+    sheet = pd.read_csv(tmp_path / "results" / "cohort" / "n2001_small" / "recordings.tsv", sep="\t")
+    assert not (tmp_path / "results" / "cohort" / "n2001_small" / "signals").exists()  # data never copied
+    assert len(sheet) == 48

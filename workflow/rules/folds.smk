@@ -1,0 +1,53 @@
+# Patient-level, diagnosis-stratified folds (nested outer x inner, repeated k-fold) for several seeds, and the
+# leakage gate every later stage depends on. Library: nemg.folds.
+
+
+rule make_folds:
+    input:
+        segments_index="results/segment/{cohort}/segments_index.tsv",
+        subjects=cohort_sheet("subjects"),
+    output:
+        folds="results/folds/{cohort}/folds.tsv",
+        summary=report(
+            "results/folds/{cohort}/folds_summary.tsv",
+            caption="../report/folds.rst",
+            category="Folds",
+        ),
+    params:
+        folds=config["folds"],
+    log:
+        "logs/folds/{cohort}/make_folds.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/make_folds.py"
+
+
+rule check_leakage:
+    input:
+        folds="results/folds/{cohort}/folds.tsv",
+        segments_index="results/segment/{cohort}/segments_index.tsv",
+    output:
+        "results/folds/{cohort}/leakage_check.txt",
+    log:
+        "logs/folds/{cohort}/check_leakage.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/check_leakage.py"
+
+
+rule folds:
+    input:
+        expand(
+            ["results/folds/{cohort}/folds.tsv", "results/folds/{cohort}/leakage_check.txt"],
+            cohort=COHORT,
+        ),

@@ -1,0 +1,118 @@
+# Preprocessing: trim edge artifacts -> resample to one rate -> cut into windows (+ S1 table).
+# Library: nemg.trim, nemg.resample, nemg.segment, nemg.tables, nemg.qc_plots.
+
+
+rule trim:
+    input:
+        subjects=cohort_sheet("subjects"),
+        recordings=cohort_sheet("recordings"),
+    output:
+        signals="results/trim/{cohort}/signals.npy",
+        index="results/trim/{cohort}/signals_index.tsv",
+        qc=report(
+            "results/trim/{cohort}/trim_qc.tsv",
+            caption="../report/trim_qc_table.rst",
+            category="Preprocessing",
+        ),
+    params:
+        trim=trim_params(),
+    log:
+        "logs/trim/{cohort}/trim.log",
+    benchmark:
+        "benchmarks/trim/{cohort}/trim.tsv"
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/trim.py"
+
+
+rule trim_qc_figure:
+    input:
+        qc="results/trim/{cohort}/trim_qc.tsv",
+        subjects=cohort_sheet("subjects"),
+        recordings=cohort_sheet("recordings"),
+    output:
+        report(
+            "results/trim/{cohort}/trim_qc.png",
+            caption="../report/trim_qc.rst",
+            category="Preprocessing",
+        ),
+    log:
+        "logs/trim/{cohort}/trim_qc_figure.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/trim_qc_figure.py"
+
+
+rule resample:
+    input:
+        signals="results/trim/{cohort}/signals.npy",
+        index="results/trim/{cohort}/signals_index.tsv",
+    output:
+        signals="results/resample/{cohort}/signals.npy",
+        index="results/resample/{cohort}/signals_index.tsv",
+    params:
+        rate_hz=config["preprocess"]["resample"]["rate_hz"],
+        method=config["preprocess"]["resample"]["method"],
+    log:
+        "logs/resample/{cohort}/resample.log",
+    benchmark:
+        "benchmarks/resample/{cohort}/resample.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/resample.py"
+
+
+rule segment:
+    input:
+        signals="results/resample/{cohort}/signals.npy",
+        index="results/resample/{cohort}/signals_index.tsv",
+    output:
+        segments="results/segment/{cohort}/segments.npy",
+        index="results/segment/{cohort}/segments_index.tsv",
+        s1=report(
+            "results/segment/{cohort}/s1_table.tsv",
+            caption="../report/s1_table.rst",
+            category="Preprocessing",
+        ),
+    params:
+        window_s=config["preprocess"]["segment"]["window_s"],
+        hop_s=config["preprocess"]["segment"]["hop_s"],
+    log:
+        "logs/segment/{cohort}/segment.log",
+    benchmark:
+        "benchmarks/segment/{cohort}/segment.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/segment.py"
+
+
+rule preprocess:
+    input:
+        expand(
+            [
+                "results/segment/{cohort}/segments.npy",
+                "results/segment/{cohort}/s1_table.tsv",
+                "results/trim/{cohort}/trim_qc.png",
+            ],
+            cohort=COHORT,
+        ),

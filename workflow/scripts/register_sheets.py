@@ -1,0 +1,15 @@
+"""Rule register_sheets: validate the user's own sample sheets and copy them (paths made absolute)."""
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from nemg.cohort import read_cohort
+from nemg.tables import subset_sheets
+
+cohort = read_cohort(snakemake.input.subjects, snakemake.input.recordings)
+for w in cohort.warnings:
+    logging.warning(w)
+subset_sheets(snakemake.input.subjects, snakemake.input.recordings, snakemake.params.keep,
+              snakemake.output.subjects, snakemake.output.recordings)

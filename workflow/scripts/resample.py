@@ -1,0 +1,17 @@
+"""Rule resample: every trimmed recording to preprocess.resample.rate_hz (anti-aliased)."""
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from nemg.resample import resample_store
+
+resample_store(
+    snakemake.input.signals,
+    snakemake.input.index,
+    snakemake.params.rate_hz,
+    snakemake.params.method,
+    snakemake.output.signals,
+    snakemake.output.index,
+)

@@ -1,0 +1,19 @@
+"""Rule segment: fixed windows of every resampled recording (memory-mappable store) and the S1 table."""
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from nemg.segment import segment_store
+from nemg.tables import write_s1_table
+
+segment_store(
+    snakemake.input.signals,
+    snakemake.input.index,
+    snakemake.params.window_s,
+    snakemake.params.hop_s,
+    snakemake.output.segments,
+    snakemake.output.index,
+)
+logging.info("S1 table:\n%s", write_s1_table(snakemake.input.index, snakemake.output.index, snakemake.output.s1))

@@ -1,0 +1,16 @@
+"""Rule simulate_cohort: the default cohort from nemg.simulate (48 kHz WFDB + sample sheets)."""
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from pathlib import Path
+
+from nemg.simulate import simulate_cohort
+from nemg.tables import subset_sheets
+
+out_dir = Path(snakemake.output.subjects).parent
+paths = simulate_cohort(snakemake.params.sim, out_dir, snakemake.params.seed, n_jobs=snakemake.threads)
+if snakemake.params.keep:
+    subset_sheets(paths["subjects"], paths["recordings"], snakemake.params.keep)
