@@ -137,3 +137,29 @@ def test_disease_changes_muaps_in_the_right_direction():
             vals.append(np.sort(m.true_pp_uv)[-3:].mean())
         amp[diag] = np.median(vals)
     assert amp["myopathy"] < amp["normal"] < amp["neuropathy"]
+
+
+def test_class_differences_direction_and_ratio():
+    """Pins the calibrated class differences of the MUAPs firing at a moderate force (concentric default)."""
+    from nemg.simulate.disease import apply_disease
+    from nemg.simulate.fibre import build_fibre_table
+    from nemg.simulate.motor_units import build_muaps, make_pool, spike_trains
+
+    p = merge_params({})
+    table = build_fibre_table(p["fibre"], 48000)
+    amp, n_vis = {}, {}
+    for diag, s in (("normal", 0.0), ("myopathy", 0.5), ("neuropathy", 0.5)):
+        pps, vis_counts = [], []
+        for k in range(6):
+            rng = np.random.default_rng(100 + k)
+            pool = make_pool(p, rng)
+            apply_disease(pool, diag, s, 55, p, rng)
+            m = build_muaps(pool, table, 10.0, p, rng)
+            trains = spike_trains(pool, m.units, 2.0, p, rng, 48000)
+            vis = (np.array([t.size for t in trains]) >= 8) & (m.true_pp_uv > 80)
+            pps.append(m.true_pp_uv[vis])
+            vis_counts.append(vis.sum())
+        amp[diag], n_vis[diag] = np.median(np.concatenate(pps)), np.mean(vis_counts)
+    assert 200 < amp["normal"] < 1000  # concentric-needle range
+    assert amp["myopathy"] < amp["normal"] and amp["neuropathy"] >= 2 * amp["normal"]
+    assert n_vis["neuropathy"] < n_vis["normal"] <= n_vis["myopathy"] + 2  # reduced recruitment

@@ -108,8 +108,9 @@ def apply_myopathy(pool: Pool, s: float, p: dict, rng: np.random.Generator) -> N
     pool.fibre_alive[live[rng.random(live.size) < loss]] = False
     live = np.flatnonzero(pool.fibre_alive)
     sigma = _lerp(d["myopathy_diameter_cv"], s)
-    # lognormal with mean 1: splitting and atrophy thin most fibres, a few hypertrophy
-    pool.diameter[live] = np.clip(pool.diameter[live] * rng.lognormal(-0.5 * sigma**2, sigma, live.size), 10.0, 130.0)
+    # lognormal whose squared factor has mean 1 (cross-section preserved on average): splitting and atrophy
+    # thin most fibres, a few hypertrophy
+    pool.diameter[live] = np.clip(pool.diameter[live] * rng.lognormal(-sigma**2, sigma, live.size), 10.0, 130.0)
     sat = live[rng.random(live.size) < _lerp(d["myopathy_satellite_fraction"], s)]
     if sat.size:
         mean, sd = d["satellite_diameter_um"]

@@ -92,11 +92,12 @@ def _rates(pool: Pool, excitation: np.ndarray, p: dict) -> np.ndarray:
 
 def force_curve(pool: Pool, p: dict, n_grid: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Force (fraction of the healthy pool's MVC) as a function of excitation on a grid in [0, 1]."""
-    half = p["firing"]["force_rate_half_hz"]
+    half, k = p["firing"]["force_rate_half_hz"], p["firing"]["force_rate_exponent"]
     e = np.linspace(0.0, 1.0, n_grid)
     r = _rates(pool, e, p)
-    act = r / (r + half)
-    mvc = np.sum(pool.healthy_force * pool.peak_rate / (pool.peak_rate + half))
+    # twitch fusion: a sigmoid force-frequency relation, so a unit near its onset rate gives little force
+    act = r**k / (r**k + half**k)
+    mvc = np.sum(pool.healthy_force * pool.peak_rate**k / (pool.peak_rate**k + half**k))
     return e, act @ pool.force_capacity() / mvc
 
 
@@ -155,25 +156,38 @@ def spike_trains(pool: Pool, units: np.ndarray, duration_s: float, p: dict, rng:
 
 # ------------------------------------------------------------------------------------------------ MUAPs
 
-def _fibre_rows(table: FibreTable, pool: Pool, sel: np.ndarray, needle_z_mm: float, p: dict) -> np.ndarray:
-    """Single-fibre potentials (µV) at the needle for fibres ``sel``, scaled by (d/55)^2."""
+def _fibre_rows(table: FibreTable, pool: Pool, sel: np.ndarray, needle_z_mm: float, p: dict
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Single-fibre potentials (µV) at the needle for fibres ``sel``, scaled by (d/55)^2, and each fibre's
+    sub-grid timing correction (ms).
+
+    The table is quantised in velocity and axial distance; the correction shifts each row by the difference
+    between the true and the tabulated arrival time, ``|z| / v - z_bin / v_bin``, so fibres of one unit keep
+    their own conduction delays (temporal dispersion) instead of collapsing onto a few grid points.
+    """
     xy = pool.fibre_xy[sel]
     z = needle_z_mm - pool.endplate_mm[sel]
-    v_idx = table.velocity_index(conduction_velocity(pool.diameter[sel], p["fibre"]))
+    v = conduction_velocity(pool.diameter[sel], p["fibre"])
+    v_idx = table.velocity_index(v)
     z_idx = table.axial_index(z)
+    z_true = np.clip(np.abs(z), table.axial_mm[0], table.axial_mm[-1])
+    corr_ms = z_true / v - table.axial_mm[z_idx] / table.velocities[v_idx]
     scale = ((pool.diameter[sel] / REFERENCE_DIAMETER_UM) ** 2).astype(np.float32)[:, None]
     rows = table.rows(v_idx, table.radius_index(np.hypot(xy[:, 0], xy[:, 1])), z_idx)
-    if p["needle"]["type"] == "concentric":
-        # the cannula is the reference: subtract the mean potential over a few points on its rim
-        n_pts, rc = p["needle"]["n_cannula_points"], p["needle"]["cannula_radius_mm"]
+    nd = p["needle"]
+    if nd["type"] == "concentric":
+        # the cannula is the reference: the mean potential over points on the shaft behind the tip. The shaft
+        # crosses the fibres, so its points lie 0.3-2 mm away in the cross-section; distant fibres reach core
+        # and shaft alike and cancel, which gives the concentric needle its small pick-up area.
+        n_pts = int(nd["n_cannula_points"])
         ref = np.zeros_like(rows)
-        for a in np.arange(n_pts) * 2 * np.pi / n_pts:
-            r = np.hypot(xy[:, 0] - rc * np.cos(a), xy[:, 1] - rc * np.sin(a))
+        for d in np.linspace(nd["cannula_radius_mm"], nd["shaft_reference_mm"], n_pts):
+            r = np.hypot(xy[:, 0] - d, xy[:, 1])
             ref += table.rows(v_idx, table.radius_index(r), z_idx)
         rows = rows - ref / n_pts
-    elif p["needle"]["type"] != "monopolar":
-        raise ValueError(f"needle.type must be 'monopolar' or 'concentric', got {p['needle']['type']!r}")
-    return rows * scale
+    elif nd["type"] != "monopolar":
+        raise ValueError(f"needle.type must be 'monopolar' or 'concentric', got {nd['type']!r}")
+    return rows * scale, corr_ms
 
 
 def _sum_shifted(rows: np.ndarray, group: np.ndarray, shift: np.ndarray, n_groups: int, length: int) -> np.ndarray:
@@ -206,8 +220,9 @@ def build_muaps(pool: Pool, table: FibreTable, needle_z_mm: float, p: dict, rng:
     n_var = int(pp["n_variants"])
     if units.size == 0:
         return Muaps(units, np.zeros((0, n_var, 1), np.float32), np.zeros(0))
-    rows = _fibre_rows(table, pool, sel, needle_z_mm, p)
-    base_shift = np.rint(pool.delay_ms[sel] * 1e-3 * fs).astype(np.intp)
+    rows, corr_ms = _fibre_rows(table, pool, sel, needle_z_mm, p)
+    lat_ms = pool.delay_ms[sel] + corr_ms
+    base_shift = np.rint((lat_ms - min(lat_ms.min(), 0.0)) * 1e-3 * fs).astype(np.intp)
     max_jit = int(np.ceil(4 * pool.jitter_us[sel].max() * 1e-6 * fs)) + 1
     length = table.n_time + int(base_shift.max()) + 2 * max_jit
     base_shift = base_shift + max_jit

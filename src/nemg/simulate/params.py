@@ -36,24 +36,24 @@ DEFAULT_PARAMS: dict[str, Any] = {
             "neuropathy": {"proximal": [0.3, 0.6], "distal": [0.8, 1.1]},
         },
         # chance that a muscle of a patient shows nothing of the disease
-        "unaffected_fraction": 0.25,
+        "unaffected_fraction": 0.2,
     },
     "disease": {
         # neuropathy: lose loss0 + loss_per_s * s of the units; survivors adopt orphaned fibres
-        "neuropathy_unit_loss": [0.50, 0.45],
+        "neuropathy_unit_loss": [0.75, 0.20],
         "adoption_probability": 0.95,
-        "adoption_reach_mm": 0.12,  # collateral sprouts reach orphans this close to an innervated fibre
+        "adoption_reach_mm": 0.25,  # collateral sprouts reach orphans this close to an innervated fibre
         "adoption_rounds": 6,
-        "max_enlargement": 15.0,
-        "adopted_diameter_factor": 1.25,  # a survivor grows to at most this many times its fibre count
-        "immature_fraction": [0.2, 0.5],  # of adopted fibres, at s = 0 and s = 1
+        "max_enlargement": 10.0,
+        "adopted_diameter_factor": 1.5,  # a survivor grows to at most this many times its fibre count
+        "immature_fraction": [0.1, 0.3],  # of adopted fibres, at s = 0 and s = 1
         "immature_diameter_um": [38.0, 8.0],  # mean, sd
         "immature_delay_ms": [0.5, 4.0],
         "immature_jitter_us": [50.0, 150.0],
         "immature_block": [0.02, 0.25],
         # myopathy: random fibre loss loss0 + loss_per_s * s, diameter variability, satellites
-        "myopathy_fibre_loss": [0.35, 0.50],
-        "myopathy_diameter_cv": [0.25, 0.5],  # lognormal sigma at s = 0 and s = 1
+        "myopathy_fibre_loss": [0.20, 0.50],
+        "myopathy_diameter_cv": [0.2, 0.45],  # lognormal sigma at s = 0 and s = 1
         "myopathy_satellite_fraction": [0.01, 0.04],
         "satellite_delay_ms": [3.0, 12.0],
         "satellite_diameter_um": [30.0, 6.0],
@@ -68,7 +68,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
         "pool_radius_mm": 10.0,
         "fibres_per_unit": [50, 500],  # smallest and largest unit (exponential spread)
         "unit_size_jitter": 0.15,  # lognormal sd of a unit's fibre count around its rank
-        "subject_size_sd": 0.15,  # per-subject random effect on unit size (log)
+        "subject_size_sd": 0.35,  # per-subject random effect on unit size (log)
         "unit_density_per_mm2": [1.5, 3.0],
         "fibre_diameter_um": [55.0, 9.0],  # mean, sd
         "endplate_zone_sd_mm": 0.5,  # spread of unit end-plates around the zone centre
@@ -84,9 +84,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
         "threshold_min": 0.01,  # smallest threshold, fraction of maximal excitation
         "onset_rate_hz": 7.0,
         "peak_rate_hz": [30.0, 45.0],
-        "rate_gain_hz": 60.0,  # Hz per unit of excitation above threshold
+        "rate_gain_hz": 100.0,  # Hz per unit of excitation above threshold
         "isi_cv": [0.15, 0.25],
-        "force_rate_half_hz": 10.0,  # twitch fusion: force share = rate / (rate + this)
+        "force_rate_half_hz": 12.0,  # twitch fusion: force share = rate^k / (rate^k + this^k)
+        "force_rate_exponent": 2.0,  # k
         "low_force_mvc": [0.01, 0.03],  # first step, fraction of healthy MVC
         "target_force_mvc": [0.08, 0.30],  # second step
         "low_force_fraction": [0.15, 0.35],  # share of the recording spent at the first step
@@ -95,9 +96,13 @@ DEFAULT_PARAMS: dict[str, Any] = {
         "force_tremor": 0.05,  # relative slow fluctuation of the force
     },
     "needle": {
-        "type": "monopolar",  # the study's needle; "concentric" subtracts the cannula mean
+        # "concentric" (default; the reference values are concentric-needle values) subtracts the mean over
+        # points on the cannula shaft; "monopolar" (the study's needle) is the tip alone, referred far away,
+        # and picks up distant fibres: MUAPs ~3x larger and less disease-specific (docs/simulator.md)
+        "type": "concentric",
         "distance_to_endplate_mm": [3.0, 20.0],
-        "cannula_radius_mm": 0.3,
+        "cannula_radius_mm": 0.3,  # first reference point, mm from the core in the cross-section
+        "shaft_reference_mm": 2.0,  # last reference point along the shaft
         "n_cannula_points": 4,
     },
     "fibre": {
