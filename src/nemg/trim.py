@@ -13,8 +13,11 @@ automatically, frame by frame, with three documented criteria (docs/preprocessin
   the muscle, dead channel, amplifier blocked at a rail). Recordings flat for more than half their frames are
   excluded.
 
-Only artifacts touching an edge are cut: the kept signal starts at the first run of ``min_clean_s`` of clean
-frames and ends after the last such run, with ``pad_s`` of extra margin into the artifact side. Artifacts in
+Only artifacts near an edge are cut. The kept signal starts after the last artifact frame within the first
+``edge_window_s`` seconds (a needle still settling makes the stretch before a movement burst unreliable too,
+and the study cut "the beginning" as a whole), then at the first run of ``min_clean_s`` of clean frames from
+there; the end is found the same way from the other side. ``pad_s`` of extra margin goes into the artifact
+side. Artifacts in
 the middle of a recording are left alone (the study did the same). The manual columns ``trim_start_s`` /
 ``trim_end_s`` of the sample sheet override the automatic choice, each edge separately.
 
@@ -56,9 +59,10 @@ class TrimParams:
     auto: bool = True  #: run the automatic detector; False = manual trims only
     frame_s: float = 0.1  #: analysis frame; also the resolution of automatic cuts
     highpass_hz: float = 20.0  #: high-pass before the envelope criterion (the study's lower filter edge)
-    envelope_factor: float = 5.0  #: frame RMS / median frame RMS above this = artifact
-    baseline_factor: float = 4.0  #: |step of the frame median| / median frame RMS above this = artifact
-    min_clean_s: float = 0.3  #: the kept signal starts / ends with at least this much clean signal
+    envelope_factor: float = 3.0  #: frame RMS / median frame RMS above this = artifact
+    baseline_factor: float = 3.0  #: |step of the frame median| / median frame RMS above this = artifact
+    min_clean_s: float = 0.5  #: the kept signal starts / ends with at least this much clean signal
+    edge_window_s: float = 2.0  #: artifact frames this close to an edge cut everything up to the edge
     pad_s: float = 0.05  #: extra margin cut beyond a detected artifact
     min_duration_s: float = 0.4  #: shorter after trimming -> excluded (one 0.4 s window)
 
@@ -187,7 +191,17 @@ def detect_edge_artifacts(x: np.ndarray, fs: float, params: TrimParams | None = 
     starts = np.flatnonzero(runs)
     if starts.size == 0:
         return EdgeArtifacts(0.0, 0.0, "no clean stretch", "no clean stretch")
-    first, last = int(starts[0]), int(starts[-1]) + need - 1  # first / last clean frame of the kept part
+    # within the edge windows, the last artifact frame bounds the cut even if clean-looking frames precede it
+    window = min(int(round(params.edge_window_s / params.frame_s)), n_frames // 3)
+    bad_head = np.flatnonzero(bad[:window])
+    bad_tail = np.flatnonzero(bad[n_frames - window:]) + (n_frames - window) if window else np.zeros(0, int)
+    lo = int(bad_head[-1]) + 1 if bad_head.size else 0
+    hi = int(bad_tail[0]) - need if bad_tail.size else n_frames - need  # last admissible run start
+    admissible = starts[(starts >= lo) & (starts <= hi)]
+    if admissible.size == 0:
+        # edge artifacts leave no clean run between them: fall back to the plain clean-run rule
+        admissible = starts
+    first, last = int(admissible[0]), int(admissible[-1]) + need - 1  # first / last clean frame kept
     start_s, start_reason = 0.0, ""
     if first > 0:
         start_reason = _reasons(flags, slice(0, first))

@@ -136,6 +136,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     },
     "artifacts": {
         "duration_s": [0.3, 1.5],  # each edge
+        "movement_rms_mv": [0.5, 1.5],  # continuous movement activity under the steps and spikes
         "step_mv": [0.5, 5.0],
         "steps_per_s": [3.0, 10.0],
         "step_tau_ms": [10.0, 150.0],

@@ -15,7 +15,15 @@ def _artifact_block(n: int, fs: float, a: dict, rng: np.random.Generator, rail_u
                     fade_at_end: bool) -> tuple[np.ndarray, np.ndarray]:
     """One edge's artifact (µV) and a mask of samples forced to the rail (amplifier saturation)."""
     t = np.arange(n) / fs
-    x = np.zeros(n)
+    # the needle moving through tissue gives continuous broadband activity for the whole interval (injury
+    # and insertion potentials, cable and electrode-interface noise), so the artifact has no quiet gaps that
+    # would look like usable signal; its level wanders slowly as the needle moves and stops
+    rms = rng.uniform(*a["movement_rms_mv"]) * 1e3
+    sos = butter(2, [30.0, min(1500.0, 0.45 * fs)], "bandpass", fs=fs, output="sos")
+    noise = sosfilt(sos, rng.normal(0.0, 1.0, n))
+    noise /= max(float(np.std(noise)), 1e-12)
+    wander = 0.75 + 0.25 * np.sin(2 * np.pi * rng.uniform(0.5, 3.0) * t + rng.uniform(0, 2 * np.pi))
+    x = rms * wander * noise
     n_steps = max(1, int(rng.uniform(*a["steps_per_s"]) * n / fs))
     for t0 in rng.uniform(0, n / fs, n_steps):
         amp = rng.uniform(*a["step_mv"]) * 1e3 * rng.choice([-1.0, 1.0])
