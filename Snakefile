@@ -4,7 +4,7 @@
 #   results/<stage>/<cohort>/...   artifacts; <cohort> is config["cohort"]["name"]
 #   logs/<stage>/<cohort>/...      one log per job (stderr of the rule's script)
 #   benchmarks/<stage>/<cohort>... runtime and memory of the heavy jobs
-# Stages so far: cohort (sample sheets) -> trim -> resample -> segment -> folds.
+# Stages so far: cohort (sample sheets) -> trim -> resample -> segment -> folds -> train.
 # Run:  snakemake --cores all                          (default: simulated cohort, config.yaml)
 #       snakemake --cores all --configfile configs/n2001.yaml    (a named alternative on top of config.yaml)
 
@@ -33,7 +33,12 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/folds.smk"
 
 
+##### one nEMGNet per run of the folds table #####
+include: "workflow/rules/train.smk"
+
+
 rule all:
     input:
         final_outputs(),
+        TRAIN_OUTPUTS,
     default_target: True

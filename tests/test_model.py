@@ -1,0 +1,69 @@
+"""nEMGNet architecture: the paper's layer shapes, parameter count and cost; width presets."""
+import pytest
+import torch
+
+from nemg.model import (PRESETS, NEMGNet, build_model, count_parameters, feature_length, forward_flops,
+                        resolve_size)
+
+# (channels, length) after each entry of NEMGNet.features for a 1 x 4000 input (PAPER.md)
+PAPER_SHAPES = [
+    (64, 1999), (64, 999), (64, 499), (64, 499),  # blocks 1-3 (stride 2) + residual stage
+    (128, 498), (128, 498),  # block 4 + stage
+    (256, 497), (256, 497),
+    (512, 496), (512, 496),
+    (1024, 495), (1024, 495),  # block 7 + stage -> flatten 1024 x 495
+]
+
+
+def test_full_width_shapes_and_parameter_count():
+    with torch.device("meta"):  # the paper's network without allocating its 1.2 GB of weights
+        model = NEMGNet()
+        x = torch.empty(2, 1, 4000)
+        for layer, (c, length) in zip(model.features, PAPER_SHAPES, strict=True):
+            x = layer(x)
+            assert tuple(x.shape) == (2, c, length)
+        assert tuple(model.head(x).shape) == (2, 3)
+    assert model.flat_features == 1024 * 495 == 506880
+    fc = [m for m in model.head if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in fc] == [(506880, 512), (512, 256), (256, 64), (64, 16), (16, 3)]
+    assert all(isinstance(model.head[i], torch.nn.LeakyReLU) for i in (2, 4, 6, 8))
+    assert fc[0].weight.numel() + fc[0].bias.numel() == 259_523_072  # "the first FC layer alone ~260 M"
+    assert count_parameters(model) == 289_775_619
+    n_res_units = sum(type(m).__name__ == "ResidualUnit" for m in model.modules())
+    n_convs = sum(isinstance(m, torch.nn.Conv1d) for m in model.modules())
+    assert (n_res_units, n_convs) == (10, 7 + 20)  # 5 stages x 2 units; 7 block convs + 2 per unit
+
+
+def test_flops_match_the_paper_estimate():
+    total = forward_flops()
+    assert total == pytest.approx(30e9, rel=0.03)  # PAPER.md: ~30 GFLOP per segment forward
+    stage_1024 = 4 * 2 * 1024 * 1024 * 5 * 495  # 2 units x 2 convs, k5, length 495
+    assert 0.65 < stage_1024 / total < 0.72  # "~70 % of it in the 1024-channel residual stage"
+
+
+@pytest.mark.parametrize("n", [4000, 1000, 256])
+def test_feature_length_matches_the_network(n):
+    model = NEMGNet(n_samples=n, width=1 / 64, head_width=1 / 16)
+    assert model.features(torch.zeros(2, 1, n)).shape[-1] == feature_length(n)
+    assert feature_length(4000) == 495
+
+
+def test_narrow_model_runs_forward_and_backward():
+    model = build_model({"preset": "cpu"}, n_samples=512)
+    assert model.channels == (1, 2, 4, 8, 16)
+    out = model(torch.randn(4, 512))  # [B, L] accepted too
+    assert out.shape == (4, 3)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_presets_and_overrides():
+    assert resolve_size({}) == PRESETS["paper"] == {"width": 1.0, "head_width": 1.0}
+    assert resolve_size({"preset": "cpu"}) == {"width": 1 / 64, "head_width": 1 / 16}
+    assert resolve_size({"preset": "small", "width": 0.25}) == {"width": 0.25, "head_width": 1 / 8}
+    with pytest.raises(ValueError, match="unknown preset"):
+        resolve_size({"preset": "huge"})
+    with pytest.raises(ValueError, match="widht"):
+        resolve_size({"widht": 0.5})
+    assert count_parameters(build_model({"preset": "cpu"})) == 262_059
+    assert count_parameters(build_model({"preset": "small"})) == 1_046_599

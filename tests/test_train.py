@@ -1,0 +1,147 @@
+"""Training loop on a toy segment store: loss weights, learning, early stopping, resume, predictions."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import nemg.train as train_mod
+from nemg.data import SegmentStore, class_weights, load_batch, read_run, rows_by_role
+from nemg.model import CLASSES, build_model
+from nemg.train import predict_logits, train_run
+
+WINDOW = 256
+TINY = {"preset": "cpu"}  # channels 1..16, FC 32-16-8-8
+FAST = {"batch_size": 8, "eval_every": 4, "eval_batch_size": 64, "num_threads": 1, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """4 subjects per class, 12 segments each; class c is a sine of frequency 2, 8 or 32 cycles per window.
+
+    Run ``nested_s0_o0_i0``: per class 2 train, 1 val, 1 test subject. Run ``rkfold_s0_r0_o0``: no val.
+    """
+    d = tmp_path_factory.mktemp("toy")
+    rng = np.random.default_rng(0)
+    t = np.arange(WINDOW) / WINDOW
+    x, index, folds = [], [], []
+    roles = ["train", "train", "val", "test"]
+    for ci, cls in enumerate(CLASSES):
+        for k in range(4):
+            sid = f"{cls[:3]}{k}"
+            for j in range(12):
+                x.append(np.sin(2 * np.pi * (2 * 4 ** ci * t + rng.uniform())) * 50 + rng.normal(0, 10, WINDOW))
+                index.append((len(index), f"{sid}_m", sid, cls, "distal", "m", j * 100))
+            folds.append(("nested", 0, 0, 0, 0, "nested_s0_o0_i0", sid, cls, roles[k]))
+            folds.append(("repeated_kfold", 0, 0, 0, -1, "rkfold_s0_r0_o0", sid, cls, "test" if k == 3 else "train"))
+    np.save(d / "segments.npy", np.asarray(x, dtype=np.float32))
+    pd.DataFrame(index, columns=["segment", "recording_id", "subject_id", "diagnosis", "location", "muscle",
+                                 "offset_samples"]).to_csv(d / "segments_index.tsv", sep="\t", index=False)
+    pd.DataFrame(folds, columns=["scheme", "seed", "repeat", "outer", "inner", "run_id", "subject_id", "diagnosis",
+                                 "role"]).to_csv(d / "folds.tsv", sep="\t", index=False)
+    return {"segments_npy": d / "segments.npy", "index_tsv": d / "segments_index.tsv", "folds_tsv": d / "folds.tsv"}
+
+
+def run(toy, out, run_id="nested_s0_o0_i0", **train_cfg):
+    return train_run(**toy, run_id=run_id, out_dir=out, model_cfg=TINY, train_cfg={**FAST, **train_cfg}, seed=None)
+
+
+def test_class_weights_are_inverse_to_training_counts():
+    y = np.array([0] * 10 + [1] * 20 + [2] * 40)
+    w = class_weights(y)
+    counts = np.array([10, 20, 40])
+    assert np.allclose(w.numpy() * counts, w[0].item() * 10)  # w_c * n_c constant
+    assert np.allclose(w.numpy(), 70 / (3 * counts))
+    assert class_weights(np.array([0, 0, 1, 1, 2, 2])).tolist() == [1.0, 1.0, 1.0]
+    assert class_weights(np.array([0, 0, 1])).tolist()[2] == 0.0  # absent class: no weight, no division by 0
+
+
+def test_store_batches_come_from_the_memmap(toy):
+    store = SegmentStore.open(toy["segments_npy"], toy["index_tsv"])
+    assert isinstance(store.x, np.memmap)
+    rows = rows_by_role(store, read_run(toy["folds_tsv"], "nested_s0_o0_i0"))
+    assert [len(rows[r]) for r in ("train", "val", "test")] == [72, 36, 36]
+    x, y = load_batch(store, rows["val"][[5, 0, 30]])
+    assert x.shape == (3, 1, WINDOW) and x.dtype == torch.float32
+    assert torch.equal(x[1, 0], torch.from_numpy(np.array(store.x[rows["val"][0]])))
+    assert y.tolist() == store.y[rows["val"][[5, 0, 30]]].tolist()
+
+
+def test_tiny_run_learns_toy_problem_and_predicts_only_val_and_test(toy, tmp_path):
+    res = run(toy, tmp_path, max_epochs=8)
+    assert res["best_val_acc"] >= 0.9
+    curve = pd.read_csv(tmp_path / "curve.tsv", sep="\t")
+    assert list(curve.columns) == ["update", "epoch", "train_loss", "val_loss", "val_acc", "elapsed_s"]
+    assert curve["val_acc"].max() == pytest.approx(res["best_val_acc"])
+    assert curve["train_loss"].iloc[-1] < curve["train_loss"].iloc[0]
+    pred = pd.read_csv(tmp_path / "predictions.tsv", sep="\t", dtype={"subject_id": str})
+    assert list(pred.columns) == ["run_id", "segment", "recording_id", "subject_id", "role",
+                                  "p_normal", "p_myopathy", "p_neuropathy"]
+    folds = pd.read_csv(toy["folds_tsv"], sep="\t")
+    folds = folds[folds.run_id == "nested_s0_o0_i0"]
+    for role in ("val", "test"):
+        assert set(pred.loc[pred.role == role, "subject_id"]) == set(folds.loc[folds.role == role, "subject_id"])
+    assert set(pred["role"]) == {"val", "test"} and len(pred) == 72
+    assert np.allclose(pred[["p_normal", "p_myopathy", "p_neuropathy"]].sum(axis=1), 1, atol=1e-5)
+    ck = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert ck["classes"] == list(CLASSES) and ck["best_val_acc"] == res["best_val_acc"]
+    # the val probabilities kept from the best evaluation are those of the saved model
+    model = build_model(TINY, n_samples=WINDOW)
+    model.load_state_dict(ck["state_dict"])
+    store = SegmentStore.open(toy["segments_npy"], toy["index_tsv"])
+    val = pred[pred.role == "val"]
+    p = torch.softmax(predict_logits(model, store, val["segment"].to_numpy(), 64, torch.device("cpu")), 1)
+    assert np.allclose(p.numpy(), val[["p_normal", "p_myopathy", "p_neuropathy"]].to_numpy(), atol=1e-5)
+    assert not (tmp_path / "last.pt").exists()  # removed after a finished run unless keep_last
+
+
+def test_early_stopping_stops(toy, tmp_path):
+    res = run(toy, tmp_path, max_epochs=200, eval_every=1, patience=3)
+    assert res["stop_reason"] == "early_stopping"
+    assert res["updates"] == res["best_update"] + 3  # three evaluations without improvement after the best
+    assert res["epochs"] < 200
+    assert len(pd.read_csv(tmp_path / "curve.tsv", sep="\t")) == res["updates"]
+
+
+def test_killed_run_resumes_to_the_same_weights(toy, tmp_path, monkeypatch):
+    cfg = {"max_epochs": 4, "keep_last": True}
+    ref = run(toy, tmp_path / "ref", **cfg)
+
+    real_step, calls = train_mod._train_step, {"n": 0}
+
+    def dying_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 23:  # between checkpoints (every 4 updates): updates 21-22 are lost and redone
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "_train_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        run(toy, tmp_path / "cut", **cfg)
+    monkeypatch.setattr(train_mod, "_train_step", real_step)
+    assert (tmp_path / "cut" / "last.pt").exists() and not (tmp_path / "cut" / "best.pt").exists()
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["state"]["update"] == 20
+
+    resumed = run(toy, tmp_path / "cut", **cfg)
+    assert resumed["updates"] == ref["updates"] and resumed["best_update"] == ref["best_update"]
+    for name, key in (("best.pt", "state_dict"), ("last.pt", "model")):
+        a = torch.load(tmp_path / "ref" / name, weights_only=False)[key]
+        b = torch.load(tmp_path / "cut" / name, weights_only=False)[key]
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    ca = pd.read_csv(tmp_path / "ref" / "curve.tsv", sep="\t").drop(columns="elapsed_s")
+    cb = pd.read_csv(tmp_path / "cut" / "curve.tsv", sep="\t").drop(columns="elapsed_s")
+    pd.testing.assert_frame_equal(ca, cb)
+    pa = pd.read_csv(tmp_path / "ref" / "predictions.tsv", sep="\t")
+    pb = pd.read_csv(tmp_path / "cut" / "predictions.tsv", sep="\t")
+    pd.testing.assert_frame_equal(pa, pb)
+
+
+def test_run_without_validation_keeps_the_last_model(toy, tmp_path):
+    res = run(toy, tmp_path, run_id="rkfold_s0_r0_o0", max_epochs=2)
+    assert res["stop_reason"] == "max_epochs" and res["best_update"] == res["updates"]
+    pred = pd.read_csv(tmp_path / "predictions.tsv", sep="\t")
+    assert set(pred["role"]) == {"test"} and len(pred) == 36
+
+
+def test_unknown_train_key_is_rejected(toy, tmp_path):
+    with pytest.raises(ValueError, match="max_epoch"):
+        run(toy, tmp_path, max_epoch=3)

@@ -1,0 +1,20 @@
+"""Rule train_fold: train one run of the folds table (resumes from last.pt after an interruption)."""
+import logging
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "a")  # append: a resumed job keeps the interrupted attempt's log
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from nemg.train import train_run
+
+result = train_run(
+    snakemake.input.segments,
+    snakemake.input.index,
+    snakemake.input.folds,
+    snakemake.wildcards.run_id,
+    Path(snakemake.output.best).parent,
+    model_cfg=snakemake.params.model,
+    train_cfg=snakemake.params.train,
+)
+logging.info("result: %s", result)
