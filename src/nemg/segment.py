@@ -54,13 +54,17 @@ def write_signal_store(arrays: Sequence[np.ndarray], index: pd.DataFrame, out_si
     return index
 
 
-def read_signal_store(signals: str | Path, index: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
-    """Open a signal store (memory-mapped) and check that the index matches the array."""
-    for p in (signals, index):
+def _open_store(array: str | Path, index: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """Memory-map an array store and read its index (ids stay strings even when they look like numbers)."""
+    for p in (array, index):
         if not Path(p).is_file():
             raise StoreError(f"{p}: file not found")
-    arr = np.load(signals, mmap_mode="r")
-    idx = pd.read_csv(index, sep="\t", dtype={"recording_id": str, "subject_id": str})
+    return np.load(array, mmap_mode="r"), pd.read_csv(index, sep="\t", dtype={"recording_id": str, "subject_id": str})
+
+
+def read_signal_store(signals: str | Path, index: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """Open a signal store (memory-mapped) and check that the index matches the array."""
+    arr, idx = _open_store(signals, index)
     need = {"recording_id", "start", "n_samples", "fs_hz"}
     if not need <= set(idx.columns):
         raise StoreError(f"{index}: missing column(s) {', '.join(sorted(need - set(idx.columns)))}")
@@ -149,11 +153,7 @@ def segment_store(signals: str | Path, index: str | Path, window_s: float, hop_s
 
 def read_segment_store(segments: str | Path, index: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
     """Open the segment store memory-mapped; checks shape, dtype and row count against the index."""
-    for p in (segments, index):
-        if not Path(p).is_file():
-            raise StoreError(f"{p}: file not found")
-    arr = np.load(segments, mmap_mode="r")
-    idx = pd.read_csv(index, sep="\t", dtype={"recording_id": str, "subject_id": str})
+    arr, idx = _open_store(segments, index)
     if arr.ndim != 2 or arr.dtype != np.float32 or not arr.flags["C_CONTIGUOUS"]:
         raise StoreError(f"{segments}: expected a C-contiguous 2-D float32 array, got {arr.dtype} {arr.shape}")
     if arr.shape[0] != len(idx):

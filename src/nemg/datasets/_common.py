@@ -20,6 +20,22 @@ class DatasetError(ValueError):
     """A public data set cannot be imported or fetched; the message names the folder, file or URL."""
 
 
+def read_wfdb_header_text(hea: Path, min_record_fields: int, what: str) -> tuple[list[str], list[str], list[str]]:
+    """(record line fields, signal line fields, all lines) of a single-signal WFDB header, read as text.
+
+    The importers parse headers themselves because the comment lines carry the demographics, in two
+    data-set-specific styles that wfdb does not interpret.
+    """
+    try:
+        lines = hea.read_text(encoding="latin-1").splitlines()
+    except OSError as exc:
+        raise DatasetError(f"{hea}: cannot read header ({exc})") from exc
+    spec = [ln.split() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    if len(spec) < 2 or len(spec[0]) < min_record_fields or len(spec[1]) < 3:
+        raise DatasetError(f"{hea}: {what}")
+    return spec[0], spec[1], lines
+
+
 def require_dir(source_dir: str | Path, dataset: str) -> Path:
     source = Path(source_dir)
     if not source.is_dir():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ._common import DatasetError, require_dir, sheet_path, write_cohort
+from ._common import DatasetError, read_wfdb_header_text, require_dir, sheet_path, write_cohort
 
 NAME = "emgdb"
 RECORDS = {"emg_healthy": "normal", "emg_myopathy": "myopathy", "emg_neuropathy": "neuropathy"}
@@ -21,14 +21,7 @@ _UNITS = {"uv": "uV", "mv": "mV", "v": "V"}
 
 def parse_header(hea: Path) -> dict:
     """Rate, length, units and the ``<key>: value`` comment fields of one emgdb header."""
-    try:
-        lines = hea.read_text(encoding="latin-1").splitlines()
-    except OSError as exc:
-        raise DatasetError(f"{hea}: cannot read header ({exc})") from exc
-    spec = [ln.split() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    if len(spec) < 2 or len(spec[0]) < 3:
-        raise DatasetError(f"{hea}: not a single-signal WFDB header")
-    rec, sig = spec[0], spec[1]
+    rec, sig, lines = read_wfdb_header_text(hea, 3, "not a single-signal WFDB header")
     try:
         fs = float(rec[2].split("/")[0])
     except ValueError as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ._common import DatasetError, merge_subject, require_dir, sheet_path, write_cohort
+from ._common import DatasetError, merge_subject, read_wfdb_header_text, require_dir, sheet_path, write_cohort
 
 NAME = "n2001"
 _RECORD = re.compile(r"^N2001(?P<cls>[ACM])(?P<subj>\d{2})(?P<muscle>[A-Z]{2})(?P<num>\d{2})$")
@@ -26,14 +26,8 @@ _SEX = {"m": "M", "male": "M", "f": "F", "female": "F"}
 
 def parse_header(hea: Path) -> dict:
     """Record line, signal line and ``#key: value`` comments of one N2001 header."""
-    try:
-        lines = hea.read_text(encoding="latin-1").splitlines()
-    except OSError as exc:
-        raise DatasetError(f"{hea}: cannot read header ({exc})") from exc
-    spec = [ln.split() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    if len(spec) < 2 or len(spec[0]) < 4 or len(spec[1]) < 3:
-        raise DatasetError(f"{hea}: not a single-signal WFDB header (expected a record line and a signal line)")
-    rec, sig = spec[0], spec[1]
+    rec, sig, lines = read_wfdb_header_text(
+        hea, 4, "not a single-signal WFDB header (expected a record line and a signal line)")
     try:
         n_sig, fs, n_samples = int(rec[1]), float(rec[2]), int(rec[3])
     except ValueError as exc:
