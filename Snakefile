@@ -4,7 +4,7 @@
 #   results/<stage>/<cohort>/...   artifacts; <cohort> is config["cohort"]["name"]
 #   logs/<stage>/<cohort>/...      one log per job (stderr of the rule's script)
 #   benchmarks/<stage>/<cohort>... runtime and memory of the heavy jobs
-# Stages so far: cohort (sample sheets) -> trim -> resample -> segment -> folds -> train.
+# Stages so far: cohort (sample sheets) -> trim -> resample -> segment -> folds -> train -> evaluate.
 # Run:  snakemake --cores all                          (default: simulated cohort, config.yaml)
 #       snakemake --cores all --configfile configs/n2001.yaml    (a named alternative on top of config.yaml)
 
@@ -37,8 +37,13 @@ include: "workflow/rules/folds.smk"
 include: "workflow/rules/train.smk"
 
 
+##### divide-and-vote, metrics, statistics, tables and figures #####
+include: "workflow/rules/evaluate.smk"
+
+
 rule all:
     input:
         final_outputs(),
         TRAIN_OUTPUTS,
+        EVALUATE_OUTPUTS,
     default_target: True

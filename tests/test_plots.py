@@ -14,7 +14,7 @@ def test_figures_written(tmp_path):
     s = rng.dirichlet(np.ones(3), 40)
     raters = pd.DataFrame([{"rater_id": f"R{i}", "class": c, "fpr": rng.random(), "tpr": rng.random(),
                             "precision": rng.random()} for i in range(6) for c in CLASSES])
-    save(roc_pr_figure(y, s, raters=raters, title="test"), [tmp_path / "roc.png", tmp_path / "roc.pdf"])
+    save(roc_pr_figure({"model": (y, s), "with location": (y, s[::-1])}, raters=raters, title="test"), [tmp_path / "roc.png", tmp_path / "roc.pdf"])
     p = [CLASSES[i] for i in s.argmax(1)]
     save(confusion_figure({"physicians": (y, p), "model": (y, p)}), [tmp_path / "cm.png"])
     for name in ("roc.png", "roc.pdf", "cm.png"):

@@ -28,20 +28,25 @@ def save(fig, paths: Sequence[str | Path]) -> None:
     plt.close(fig)
 
 
-def roc_pr_figure(y_true, scores: np.ndarray, *, raters: pd.DataFrame | None = None, title: str = "",
-                  label: str = "model"):
-    """Per-class ROC (top) and PR (bottom) curves; each rater a cross, the raters' mean a dot.
+def roc_pr_figure(curves: dict[str, tuple[Sequence[str], np.ndarray]], *, raters: pd.DataFrame | None = None,
+                  title: str = ""):
+    """Per-class ROC (top) and PR (bottom) curves, one line per entry of ``curves`` (label -> (y_true,
+    scores in CLASSES order)); each rater a cross, the raters' mean a dot.
 
     ``raters``: output of :func:`nemg.physicians.rater_operating_points` (or None when the cohort has no ratings).
     """
     fig, axes = plt.subplots(2, 3, figsize=(12, 8))
+    styles = ["-", "--", ":", "-."]
     for i, c in enumerate(CLASSES):
         ax_roc, ax_pr = axes[0, i], axes[1, i]
-        if c in set(y_true) and len(set(y_true)) > 1:
+        for k, (label, (y_true, scores)) in enumerate(curves.items()):
+            if c not in set(y_true) or len(set(y_true)) < 2:
+                continue
             fpr, tpr, roc_auc = roc_curve_ovr(y_true, scores, i)
             rec, prec, ap = pr_curve_ovr(y_true, scores, i)
-            ax_roc.plot(fpr, tpr, color=PALETTE[c], lw=2, label=f"{label} (AUC {roc_auc:.3f})")
-            ax_pr.plot(rec, prec, color=PALETTE[c], lw=2, label=f"{label} (AP {ap:.3f})")
+            ls = styles[k % len(styles)]
+            ax_roc.plot(fpr, tpr, color=PALETTE[c], ls=ls, lw=2, label=f"{label} (AUC {roc_auc:.3f})")
+            ax_pr.plot(rec, prec, color=PALETTE[c], ls=ls, lw=2, label=f"{label} (AP {ap:.3f})")
         ax_roc.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
         if raters is not None and not raters.empty:
             r = raters[(raters["class"] == c) & (raters["rater_id"] != "mean")]
@@ -51,8 +56,8 @@ def roc_pr_figure(y_true, scores: np.ndarray, *, raters: pd.DataFrame | None = N
             ax_pr.scatter(r["tpr"].mean(), r["precision"].mean(), marker="o", color="k", label="physicians' mean")
         ax_roc.set(title=f"{c}: ROC", xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.02))
         ax_pr.set(title=f"{c}: precision-recall", xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
-        ax_roc.legend(loc="lower right", fontsize=8)
-        ax_pr.legend(loc="lower left", fontsize=8)
+        ax_roc.legend(loc="lower right", fontsize=7)
+        ax_pr.legend(loc="lower left", fontsize=7)
     if title:
         fig.suptitle(title)
     sns.despine(fig)

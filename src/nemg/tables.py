@@ -81,3 +81,18 @@ def write_s1_table(signals_index, segments_index, out_tsv: str | Path) -> pd.Dat
     tab = s1_table(signals_index, segments_index)
     tab.to_csv(out_tsv, sep="\t", index=False)
     return tab
+
+
+def write_table(df: pd.DataFrame, tsv: str | Path, html: str | Path | None = None, title: str = "",
+                note: str = "") -> None:
+    """A result table as TSV (for analysis) and, optionally, rendered HTML (for the Snakemake report)."""
+    Path(tsv).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(tsv, sep="\t", index=False, float_format="%.6g")
+    if html is not None:
+        body = df.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0,
+                          classes="nemg-table")
+        style = ("<style>.nemg-table{border-collapse:collapse;font-family:sans-serif;font-size:13px}"
+                 ".nemg-table td,.nemg-table th{padding:4px 8px;border-bottom:1px solid #ccc;text-align:left}</style>")
+        head = f"<h3>{title}</h3>" if title else ""
+        foot = f"<p style='font-family:sans-serif;font-size:12px'>{note}</p>" if note else ""
+        Path(html).write_text(f"<html><head><meta charset='utf-8'>{style}</head><body>{head}{body}{foot}</body></html>")

@@ -50,6 +50,9 @@ TRAIN_DEFAULTS = {
     "keep_last": False,  # keep last.pt after a finished run
     "deterministic": True,  # torch.use_deterministic_algorithms on CPU (bit-exact resume)
     "progress": True,  # tqdm progress bar on stderr
+    # also score the run's training patients: the released code fits its stage-2 classifier on them
+    # (evaluate.stage2_fit_on: train); off by default, the CNN's own training scores are over-confident
+    "predict_train": False,
 }
 CURVE_COLUMNS = ["update", "epoch", "train_loss", "val_loss", "val_acc", "elapsed_s"]
 
@@ -278,7 +281,7 @@ def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cf
                 "class_weights": weights_cpu.tolist(), "torch": torch.__version__}
         _save({"state_dict": _to_cpu(best_state), **meta}, out / "best.pt")
         preds = []
-        for role in ("val", "test"):
+        for role in ("train", "val", "test") if cfg["predict_train"] else ("val", "test"):
             r = rows[role]
             if role == "val" and st.best_val_probs is not None:
                 p = st.best_val_probs  # the best model's evaluation: the same model, data and batches

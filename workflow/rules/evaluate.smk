@@ -1,0 +1,180 @@
+# Evaluation: divide-and-vote per run, metrics, statistics, and the study's tables and figures.
+# Library: nemg.vote, nemg.evaluate, nemg.metrics, nemg.stats, nemg.physicians, nemg.plots.
+#
+# The physician arm needs a ratings sheet: evaluate.ratings = auto takes the simulated physicians of a
+# simulated cohort and none for the other sources; a path uses a real study's sheet (same format). Without
+# ratings the physician outputs are simply not part of the DAG.
+
+EVAL = config["evaluate"]
+if EVAL["stage2_fit_on"] == "train" and not config["train"].get("predict_train", False):
+    raise WorkflowError("evaluate.stage2_fit_on: train needs train.predict_train: true "
+                        "(the training jobs must also score their training patients)")
+if EVAL["primary_method"] not in EVAL["methods"]:
+    raise WorkflowError(f"evaluate.primary_method {EVAL['primary_method']!r} is not in evaluate.methods "
+                        f"{EVAL['methods']}")
+
+
+def ratings_path():
+    """The ratings sheet of this cohort, or None."""
+    r = EVAL["ratings"]
+    if r in (None, "none"):
+        return None
+    if r == "auto":
+        return "results/cohort/{cohort}/ratings.tsv" if SOURCE == "simulated" else None
+    return str(resolve_path(r, REPO))
+
+
+RATINGS = ratings_path()
+PHYSICIAN_NOTE = ("Physicians are SIMULATED raters (nemg.simulate), not real physicians."
+                  if EVAL["ratings"] == "auto" and SOURCE == "simulated" else "")
+EV = "results/evaluate/{cohort}/"
+
+
+def _rep(path, caption, category="Tables"):
+    return report(path, caption=f"../report/{caption}.rst", category=category)
+
+
+rule vote:
+    input:
+        predictions=TRAIN_OUTPUTS,
+        subjects=cohort_sheet("subjects"),
+        recordings=cohort_sheet("recordings"),
+    output:
+        patients=EV + "patient_predictions.tsv",
+    params:
+        methods=EVAL["methods"],
+        fit_on=EVAL["stage2_fit_on"],
+        seed=EVAL["seed"],
+    log:
+        "logs/evaluate/{cohort}/vote.log",
+    benchmark:
+        "benchmarks/evaluate/{cohort}/vote.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/vote.py"
+
+
+_physician_outputs = (
+    dict(
+        physicians=EV + "physician_metrics.tsv",
+        physicians_html=_rep(EV + "physician_metrics.html", "physician_metrics"),
+        comparisons=EV + "model_vs_physicians.tsv",
+        comparisons_html=_rep(EV + "model_vs_physicians.html", "model_vs_physicians"),
+    )
+    if RATINGS
+    else {}
+)
+
+
+rule evaluate:
+    input:
+        patients=EV + "patient_predictions.tsv",
+        folds="results/folds/{cohort}/folds.tsv",
+        subjects=cohort_sheet("subjects"),
+        **({"ratings": RATINGS} if RATINGS else {}),
+    output:
+        per_run=EV + "per_run_metrics.tsv",
+        consensus=EV + "patient_consensus.tsv",
+        bootstrap=EV + "bootstrap_ci.tsv",
+        table2=EV + "table2.tsv",
+        table2_html=_rep(EV + "table2.html", "table2"),
+        s2_table=EV + "s2_table.tsv",
+        s2_table_html=_rep(EV + "s2_table.html", "s2_table"),
+        per_class=EV + "per_class_correct.tsv",
+        per_class_html=_rep(EV + "per_class_correct.html", "per_class_correct"),
+        failures=EV + "failure_analysis.tsv",
+        failure_summary=EV + "failure_summary.tsv",
+        failure_summary_html=_rep(EV + "failure_summary.html", "failure_summary"),
+        **_physician_outputs,
+    params:
+        method=EVAL["primary_method"],
+        n_boot=EVAL["n_bootstrap"],
+        seed=EVAL["seed"],
+        physician_note=PHYSICIAN_NOTE,
+    log:
+        "logs/evaluate/{cohort}/evaluate.log",
+    benchmark:
+        "benchmarks/evaluate/{cohort}/evaluate.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule table1:
+    input:
+        subjects=cohort_sheet("subjects"),
+    output:
+        tsv=EV + "table1.tsv",
+        html=_rep(EV + "table1.html", "table1"),
+    params:
+        note="Subjects of a simulated cohort." if SOURCE == "simulated" else "",
+    log:
+        "logs/evaluate/{cohort}/table1.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/table1.py"
+
+
+FIG = "results/figures/{cohort}/"
+
+
+rule evaluation_figures:
+    input:
+        consensus=EV + "patient_consensus.tsv",
+        subjects=cohort_sheet("subjects"),
+        **({"ratings": RATINGS} if RATINGS else {}),
+    output:
+        fig1_png=_rep(FIG + "fig1_roc_pr.png", "fig1", "Figures"),
+        fig1_pdf=FIG + "fig1_roc_pr.pdf",
+        s2_fig_png=_rep(FIG + "s2_fig_roc_pr_location.png", "s2_fig", "Figures"),
+        s2_fig_pdf=FIG + "s2_fig_roc_pr_location.pdf",
+        fig2_png=_rep(FIG + "fig2_confusion.png", "fig2", "Figures"),
+        fig2_pdf=FIG + "fig2_confusion.pdf",
+        s3_fig_png=_rep(FIG + "s3_fig_confusion_location.png", "s3_fig", "Figures"),
+        s3_fig_pdf=FIG + "s3_fig_confusion_location.pdf",
+    params:
+        method=EVAL["primary_method"],
+        cohort_note=f"cohort {COHORT}" + (", simulated physicians" if PHYSICIAN_NOTE else ""),
+    log:
+        "logs/evaluate/{cohort}/evaluation_figures.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/evaluation_figures.py"
+
+
+EVALUATE_OUTPUTS = expand(
+    [
+        EV + "table1.html",
+        EV + "table2.html",
+        EV + "s2_table.html",
+        EV + "failure_summary.html",
+        FIG + "fig1_roc_pr.png",
+        FIG + "fig2_confusion.png",
+    ],
+    cohort=COHORT,
+)
+
+
+rule evaluate_all:
+    input:
+        EVALUATE_OUTPUTS,
