@@ -12,6 +12,7 @@ Three levels of summary, because the study reports more than one:
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -20,7 +21,9 @@ import pandas as pd
 
 from .metrics import CLASSES, auc_table, classification_metrics, summarize_runs
 from .stats import fleiss_kappa, mcnemar_paired, paired_bootstrap_diff
-from .vote import PROB_COLS, vote_run
+from .vote import PROB_COLS, Stage2FitError, vote_run
+
+log = logging.getLogger(__name__)
 
 METRICS = ("accuracy", "precision", "recall", "specificity", "f1")
 VARIANT = ["method", "with_location"]
@@ -50,8 +53,14 @@ def patient_predictions(predictions: pd.DataFrame, subjects: pd.DataFrame, recor
             if method == "logreg" and fit_on not in roles:
                 continue
             for with_location in (False, True):
-                out.append(vote_run(run, diagnosis, locations, method=method, fit_on=fit_on,
-                                    with_location=with_location, seed=seed))
+                try:
+                    out.append(vote_run(run, diagnosis, locations, method=method, fit_on=fit_on,
+                                        with_location=with_location, seed=seed))
+                except Stage2FitError as exc:
+                    # tiny cohorts: an inner-validation set of one class cannot train a classifier; the run
+                    # keeps its argmax result and the gap is logged, never filled with a guess
+                    log.warning("run %s: %s variant skipped: %s", run_id, method, exc)
+                    break
     if not out:
         raise ValueError("no run could be voted (no test predictions)")
     return pd.concat(out, ignore_index=True)

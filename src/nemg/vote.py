@@ -64,12 +64,16 @@ def _class_probs_from_features(features: pd.DataFrame) -> np.ndarray:
     return X.reshape(len(X), -1, len(CLASSES)).mean(axis=1)
 
 
+class Stage2FitError(ValueError):
+    """The stage-2 classifier cannot be fit on this run's fit set (e.g. a single class)."""
+
+
 def fit_stage2(X: np.ndarray, y: np.ndarray, seed: int = 0):
     """Multinomial logistic regression on patient features (deterministic lbfgs)."""
     from sklearn.linear_model import LogisticRegression
 
     if len(set(y)) < 2:
-        raise ValueError(f"the stage-2 classifier needs patients of at least two classes to fit, got {sorted(set(y))}")
+        raise Stage2FitError(f"the stage-2 classifier needs patients of at least two classes to fit, got {sorted(set(y))}")
     return LogisticRegression(max_iter=2000, random_state=seed).fit(X, y)
 
 

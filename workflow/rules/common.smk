@@ -66,3 +66,18 @@ def final_outputs():
         ],
         cohort=COHORT,
     )
+
+
+def ratings_path():
+    """The ratings sheet of this cohort, or None."""
+    r = config["evaluate"]["ratings"]
+    if r in (None, "none"):
+        return None
+    if r == "auto":
+        return "results/cohort/{cohort}/ratings.tsv" if SOURCE == "simulated" else None
+    return str(resolve_path(r, REPO))
+
+
+def report_item(path, caption, category="Tables"):
+    """A report() output with its caption file workflow/report/<caption>.rst."""
+    return report(path, caption=f"../report/{caption}.rst", category=category)

@@ -14,24 +14,10 @@ if EVAL["primary_method"] not in EVAL["methods"]:
                         f"{EVAL['methods']}")
 
 
-def ratings_path():
-    """The ratings sheet of this cohort, or None."""
-    r = EVAL["ratings"]
-    if r in (None, "none"):
-        return None
-    if r == "auto":
-        return "results/cohort/{cohort}/ratings.tsv" if SOURCE == "simulated" else None
-    return str(resolve_path(r, REPO))
-
-
 RATINGS = ratings_path()
 PHYSICIAN_NOTE = ("Physicians are SIMULATED raters (nemg.simulate), not real physicians."
                   if EVAL["ratings"] == "auto" and SOURCE == "simulated" else "")
 EV = "results/evaluate/{cohort}/"
-
-
-def _rep(path, caption, category="Tables"):
-    return report(path, caption=f"../report/{caption}.rst", category=category)
 
 
 rule vote:
@@ -40,7 +26,7 @@ rule vote:
         subjects=cohort_sheet("subjects"),
         recordings=cohort_sheet("recordings"),
     output:
-        patients=EV + "patient_predictions.tsv",
+        patients=f"{EV}patient_predictions.tsv",
     params:
         methods=EVAL["methods"],
         fit_on=EVAL["stage2_fit_on"],
@@ -61,10 +47,10 @@ rule vote:
 
 _physician_outputs = (
     dict(
-        physicians=EV + "physician_metrics.tsv",
-        physicians_html=_rep(EV + "physician_metrics.html", "physician_metrics"),
-        comparisons=EV + "model_vs_physicians.tsv",
-        comparisons_html=_rep(EV + "model_vs_physicians.html", "model_vs_physicians"),
+        physicians=f"{EV}physician_metrics.tsv",
+        physicians_html=report_item(f"{EV}physician_metrics.html", "physician_metrics"),
+        comparisons=f"{EV}model_vs_physicians.tsv",
+        comparisons_html=report_item(f"{EV}model_vs_physicians.html", "model_vs_physicians"),
     )
     if RATINGS
     else {}
@@ -73,23 +59,23 @@ _physician_outputs = (
 
 rule evaluate:
     input:
-        patients=EV + "patient_predictions.tsv",
+        patients=f"{EV}patient_predictions.tsv",
         folds="results/folds/{cohort}/folds.tsv",
         subjects=cohort_sheet("subjects"),
         **({"ratings": RATINGS} if RATINGS else {}),
     output:
-        per_run=EV + "per_run_metrics.tsv",
-        consensus=EV + "patient_consensus.tsv",
-        bootstrap=EV + "bootstrap_ci.tsv",
-        table2=EV + "table2.tsv",
-        table2_html=_rep(EV + "table2.html", "table2"),
-        s2_table=EV + "s2_table.tsv",
-        s2_table_html=_rep(EV + "s2_table.html", "s2_table"),
-        per_class=EV + "per_class_correct.tsv",
-        per_class_html=_rep(EV + "per_class_correct.html", "per_class_correct"),
-        failures=EV + "failure_analysis.tsv",
-        failure_summary=EV + "failure_summary.tsv",
-        failure_summary_html=_rep(EV + "failure_summary.html", "failure_summary"),
+        per_run=f"{EV}per_run_metrics.tsv",
+        consensus=f"{EV}patient_consensus.tsv",
+        bootstrap=f"{EV}bootstrap_ci.tsv",
+        table2=f"{EV}table2.tsv",
+        table2_html=report_item(f"{EV}table2.html", "table2"),
+        s2_table=f"{EV}s2_table.tsv",
+        s2_table_html=report_item(f"{EV}s2_table.html", "s2_table"),
+        per_class=f"{EV}per_class_correct.tsv",
+        per_class_html=report_item(f"{EV}per_class_correct.html", "per_class_correct"),
+        failures=f"{EV}failure_analysis.tsv",
+        failure_summary=f"{EV}failure_summary.tsv",
+        failure_summary_html=report_item(f"{EV}failure_summary.html", "failure_summary"),
         **_physician_outputs,
     params:
         method=EVAL["primary_method"],
@@ -114,8 +100,8 @@ rule table1:
     input:
         subjects=cohort_sheet("subjects"),
     output:
-        tsv=EV + "table1.tsv",
-        html=_rep(EV + "table1.html", "table1"),
+        tsv=f"{EV}table1.tsv",
+        html=report_item(f"{EV}table1.html", "table1"),
     params:
         note="Subjects of a simulated cohort." if SOURCE == "simulated" else "",
     log:
@@ -135,18 +121,18 @@ FIG = "results/figures/{cohort}/"
 
 rule evaluation_figures:
     input:
-        consensus=EV + "patient_consensus.tsv",
+        consensus=f"{EV}patient_consensus.tsv",
         subjects=cohort_sheet("subjects"),
         **({"ratings": RATINGS} if RATINGS else {}),
     output:
-        fig1_png=_rep(FIG + "fig1_roc_pr.png", "fig1", "Figures"),
-        fig1_pdf=FIG + "fig1_roc_pr.pdf",
-        s2_fig_png=_rep(FIG + "s2_fig_roc_pr_location.png", "s2_fig", "Figures"),
-        s2_fig_pdf=FIG + "s2_fig_roc_pr_location.pdf",
-        fig2_png=_rep(FIG + "fig2_confusion.png", "fig2", "Figures"),
-        fig2_pdf=FIG + "fig2_confusion.pdf",
-        s3_fig_png=_rep(FIG + "s3_fig_confusion_location.png", "s3_fig", "Figures"),
-        s3_fig_pdf=FIG + "s3_fig_confusion_location.pdf",
+        fig1_png=report_item(f"{FIG}fig1_roc_pr.png", "fig1", "Figures"),
+        fig1_pdf=f"{FIG}fig1_roc_pr.pdf",
+        s2_fig_png=report_item(f"{FIG}s2_fig_roc_pr_location.png", "s2_fig", "Figures"),
+        s2_fig_pdf=f"{FIG}s2_fig_roc_pr_location.pdf",
+        fig2_png=report_item(f"{FIG}fig2_confusion.png", "fig2", "Figures"),
+        fig2_pdf=f"{FIG}fig2_confusion.pdf",
+        s3_fig_png=report_item(f"{FIG}s3_fig_confusion_location.png", "s3_fig", "Figures"),
+        s3_fig_pdf=f"{FIG}s3_fig_confusion_location.pdf",
     params:
         method=EVAL["primary_method"],
         cohort_note=f"cohort {COHORT}" + (", simulated physicians" if PHYSICIAN_NOTE else ""),
@@ -164,12 +150,12 @@ rule evaluation_figures:
 
 EVALUATE_OUTPUTS = expand(
     [
-        EV + "table1.html",
-        EV + "table2.html",
-        EV + "s2_table.html",
-        EV + "failure_summary.html",
-        FIG + "fig1_roc_pr.png",
-        FIG + "fig2_confusion.png",
+        f"{EV}table1.html",
+        f"{EV}table2.html",
+        f"{EV}s2_table.html",
+        f"{EV}failure_summary.html",
+        f"{FIG}fig1_roc_pr.png",
+        f"{FIG}fig2_confusion.png",
     ],
     cohort=COHORT,
 )
