@@ -41,9 +41,14 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 
 
+##### results/README.md (and snakemake --report) #####
+include: "workflow/rules/report.smk"
+
+
 rule all:
     input:
         final_outputs(),
         TRAIN_OUTPUTS,
         EVALUATE_OUTPUTS,
+        "results/README.md",
     default_target: True

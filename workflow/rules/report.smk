@@ -1,0 +1,48 @@
+# results/README.md: every table and figure of the study mapped to its file (snakemake --report builds the
+# navigable HTML report from the report() outputs of every stage).
+
+_ev = f"results/evaluate/{COHORT}"
+_fig = f"results/figures/{COHORT}"
+RESULTS_ITEMS = [
+    {"item": "Table 1", "what": "demographics per class with tests", "files": [f"{_ev}/table1.tsv", f"{_ev}/table1.html"]},
+    {"item": "S1 Table", "what": "recordings, proximal/distal and duration per class",
+     "files": [f"results/segment/{COHORT}/s1_table.tsv"]},
+    {"item": "Table 2", "what": "model vs physicians, mean (95 % CI)", "files": [f"{_ev}/table2.tsv", f"{_ev}/table2.html"]},
+    {"item": "S2 Table", "what": "divide-and-vote with vs without muscle location",
+     "files": [f"{_ev}/s2_table.tsv", f"{_ev}/s2_table.html"]},
+    {"item": "Fig 1", "what": "per-class ROC and PR curves, physicians as points",
+     "files": [f"{_fig}/fig1_roc_pr.png", f"{_fig}/fig1_roc_pr.pdf"]},
+    {"item": "S2 Fig", "what": "ROC and PR with vs without location",
+     "files": [f"{_fig}/s2_fig_roc_pr_location.png", f"{_fig}/s2_fig_roc_pr_location.pdf"]},
+    {"item": "Fig 2", "what": "confusion matrices, physicians vs model",
+     "files": [f"{_fig}/fig2_confusion.png", f"{_fig}/fig2_confusion.pdf"]},
+    {"item": "S3 Fig", "what": "confusion matrices without / with location",
+     "files": [f"{_fig}/s3_fig_confusion_location.png", f"{_fig}/s3_fig_confusion_location.pdf"]},
+    {"item": "failure analysis (v2)", "what": "unanimously misclassified patients, model vs physicians",
+     "files": [f"{_ev}/failure_summary.tsv", f"{_ev}/failure_analysis.tsv"]},
+    {"item": "per-class correct ratio (v1 text)", "what": "model vs physicians per class",
+     "files": [f"{_ev}/per_class_correct.tsv"]},
+    {"item": "metrics per run", "what": "every run and divide-and-vote variant; bootstrap CIs",
+     "files": [f"{_ev}/per_run_metrics.tsv", f"{_ev}/bootstrap_ci.tsv", f"{_ev}/patient_predictions.tsv"]},
+] + ([{"item": "physician arm", "what": "per-rater metrics; paired tests and Fleiss' kappa",
+       "files": [f"{_ev}/physician_metrics.tsv", f"{_ev}/model_vs_physicians.tsv"]}] if RATINGS else [])
+
+
+rule results_readme:
+    input:
+        [f for it in RESULTS_ITEMS for f in it["files"]],
+    output:
+        readme="results/README.md",
+    params:
+        entries=RESULTS_ITEMS,
+        note=PHYSICIAN_NOTE,
+    log:
+        f"logs/report/{COHORT}/results_readme.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/results_readme.py"

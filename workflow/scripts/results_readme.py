@@ -1,0 +1,9 @@
+"""Rule results_readme: map every table and figure of the study to its file."""
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from nemg.results_index import write_results_readme
+
+write_results_readme(snakemake.params.entries, snakemake.output.readme, cohort=snakemake.config["cohort"]["name"],
+                     note=snakemake.params.note)
