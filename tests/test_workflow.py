@@ -101,3 +101,32 @@ def test_n2001_subset_runs_to_folds(tmp_path):
     sheet = pd.read_csv(tmp_path / "results" / "cohort" / "n2001_small" / "recordings.tsv", sep="\t")
     assert not (tmp_path / "results" / "cohort" / "n2001_small" / "signals").exists()  # data never copied
     assert len(sheet) == 48
+
+
+@pytest.mark.slow
+def test_ci_config_full_dag_and_report(tmp_path):
+    """The whole DAG on the tiny CI cohort: training, divide-and-vote, tables, figures, results/README.md and the
+    Snakemake report."""
+    cfg = ["--configfile", REPO / "configs" / "ci.yaml"]
+    res = snakemake(tmp_path, "--cores", "2", *cfg, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    ev, fig = tmp_path / "results" / "evaluate" / "ci", tmp_path / "results" / "figures" / "ci"
+    for name in ("table1", "table2", "s2_table", "failure_summary", "per_class_correct", "physician_metrics",
+                 "model_vs_physicians"):
+        assert (ev / f"{name}.tsv").stat().st_size > 50 and (ev / f"{name}.html").is_file(), name
+    for name in ("fig1_roc_pr", "s2_fig_roc_pr_location", "fig2_confusion", "s3_fig_confusion_location"):
+        for ext in ("png", "pdf"):
+            assert (fig / f"{name}.{ext}").stat().st_size > 10_000, name
+    t2 = pd.read_csv(ev / "table2.tsv", sep="\t")
+    assert list(t2["metric"]) == ["accuracy", "precision", "recall", "specificity", "f1"]
+    assert "physicians_mean_ci_raters" in t2.columns  # the simulated cohort has a ratings sheet
+    # the stage-2 classifier saw only validation patients: every voted patient is a test patient of its run
+    pp = pd.read_csv(ev / "patient_predictions.tsv", sep="\t")
+    folds = pd.read_csv(tmp_path / "results" / "folds" / "ci" / "folds.tsv", sep="\t")
+    roles = folds.set_index(["run_id", "subject_id"])["role"]
+    assert (roles.loc[list(zip(pp["run_id"], pp["subject_id"]))] == "test").all()
+    readme = (tmp_path / "results" / "README.md").read_text()
+    assert "Table 2" in readme and "(missing)" not in readme
+    rep = snakemake(tmp_path, "--report", tmp_path / "report.html", *cfg)
+    assert rep.returncode == 0, rep.stdout[-2000:] + rep.stderr[-2000:]
+    assert (tmp_path / "report.html").stat().st_size > 100_000
