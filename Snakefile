@@ -41,6 +41,10 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 
 
+##### model-centred figures: Fig 3 (activation maximisation), S4 Fig, S1 Fig #####
+include: "workflow/rules/explain.smk"
+
+
 ##### results/README.md (and snakemake --report) #####
 include: "workflow/rules/report.smk"
 
@@ -50,5 +54,6 @@ rule all:
         final_outputs(),
         TRAIN_OUTPUTS,
         EVALUATE_OUTPUTS,
+        EXPLAIN_OUTPUTS,
         "results/README.md",
     default_target: True

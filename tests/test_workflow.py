@@ -114,7 +114,8 @@ def test_ci_config_full_dag_and_report(tmp_path):
     for name in ("table1", "table2", "s2_table", "failure_summary", "per_class_correct", "physician_metrics",
                  "model_vs_physicians"):
         assert (ev / f"{name}.tsv").stat().st_size > 50 and (ev / f"{name}.html").is_file(), name
-    for name in ("fig1_roc_pr", "s2_fig_roc_pr_location", "fig2_confusion", "s3_fig_confusion_location"):
+    for name in ("fig1_roc_pr", "s2_fig_roc_pr_location", "fig2_confusion", "s3_fig_confusion_location",
+                 "fig3_activation_maximization", "s4_fig_mispredicted", "s1_fig_model_structure"):
         for ext in ("png", "pdf"):
             assert (fig / f"{name}.{ext}").stat().st_size > 10_000, name
     t2 = pd.read_csv(ev / "table2.tsv", sep="\t")
