@@ -417,21 +417,10 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
     import torch
     from torch import nn
 
-    from nemg.model import NEMGNet, count_parameters, forward_flops
+    from nemg.model import NEMGNet, conv_flops, count_parameters, forward_flops
 
     with torch.device("meta"):
         model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width)
-
-    def conv_flops(module, length):
-        flops = 0
-        for m in module.modules():
-            if isinstance(m, nn.Conv1d):
-                k, s, p = m.kernel_size[0], m.stride[0], m.padding[0]
-                length = (length + 2 * p - k) // s + 1
-                flops += 2 * m.in_channels * m.out_channels * k * length
-            elif isinstance(m, nn.MaxPool1d):
-                length -= 1
-        return flops, length
 
     rows, length, block = [], n_samples, 0
     for layer in model.features:

@@ -136,6 +136,23 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def conv_flops(module: nn.Module, length: int) -> tuple[int, int]:
+    """Forward FLOPs of the convolutions in ``module`` for an input of ``length`` samples, and the length out.
+
+    Walks the modules in order, so it follows the feature extractor's shape changes (strided convolutions,
+    the stride-1 max-pools that shorten by one sample).
+    """
+    flops = 0
+    for m in module.modules():
+        if isinstance(m, nn.Conv1d):
+            k, s, p = m.kernel_size[0], m.stride[0], m.padding[0]
+            length = (length + 2 * p - k) // s + 1
+            flops += 2 * m.in_channels * m.out_channels * k * length
+        elif isinstance(m, nn.MaxPool1d):
+            length -= 1
+    return flops, length
+
+
 def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
                   n_classes: int = len(CLASSES)) -> int:
     """Forward FLOPs per segment (multiply-add = 2 FLOPs) of convolutions and FC layers.
@@ -144,14 +161,7 @@ def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float =
     """
     with torch.device("meta"):  # structure only, no memory
         model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, n_classes=n_classes)
-    flops, length = 0, n_samples
-    for m in model.features.modules():
-        if isinstance(m, nn.Conv1d):
-            k, s, p = m.kernel_size[0], m.stride[0], m.padding[0]
-            length = (length + 2 * p - k) // s + 1
-            flops += 2 * m.in_channels * m.out_channels * k * length
-        elif isinstance(m, nn.MaxPool1d):
-            length -= 1
+    flops, _ = conv_flops(model.features, n_samples)
     for m in model.head.modules():
         if isinstance(m, nn.Linear):
             flops += 2 * m.in_features * m.out_features
