@@ -45,6 +45,10 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/explain.smk"
 
 
+##### classical quantitative-EMG baseline: same folds, same divide-and-vote #####
+include: "workflow/rules/baseline.smk"
+
+
 ##### results/README.md (and snakemake --report) #####
 include: "workflow/rules/report.smk"
 
@@ -55,5 +59,6 @@ rule all:
         TRAIN_OUTPUTS,
         EVALUATE_OUTPUTS,
         EXPLAIN_OUTPUTS,
+        BASELINE_OUTPUTS,
         "results/README.md",
     default_target: True

@@ -26,6 +26,8 @@ RESULTS_ITEMS = [
     {"item": "S1 Fig", "what": "model structure: layer shapes, parameters, FLOPs",
      "files": [f"{_fig}/s1_fig_model_structure.png", f"{_fig}/s1_fig_model_structure.pdf",
                f"{_fig}/s1_fig_model_structure.tsv"]},
+    {"item": "nEMGNet vs classical baseline", "what": "Table 2-style comparison with paired tests (docs/baseline.md)",
+     "files": [f"{_ev}/model_comparison.tsv", f"{_ev}/model_comparison.html", f"{_ev}/model_comparison_tests.tsv"]},
     {"item": "failure analysis (v2)", "what": "unanimously misclassified patients, model vs physicians",
      "files": [f"{_ev}/failure_summary.tsv", f"{_ev}/failure_analysis.tsv"]},
     {"item": "per-class correct ratio (v1 text)", "what": "model vs physicians per class",

@@ -1,0 +1,178 @@
+# Classical quantitative-EMG baseline (issue 7, item 2): interference-pattern, spectral and MUAP-level features
+# per segment, logistic regression and random forest per run of the SAME folds table, the SAME divide-and-vote
+# (nemg.evaluate.patient_predictions with evaluate.methods / stage2_fit_on / seed), and a Table 2-style
+# comparison with nEMGNet. Library: nemg.features, nemg.baseline (docs/baseline.md).
+#
+# Needs EVAL, EV and cohort_sheet from evaluate.smk / common.smk: include after evaluate.smk. Works with the
+# defaults below when the config has no `baseline:` section. BASELINE_OUTPUTS is the stage's target.
+
+from nemg.baseline import BASELINE_DEFAULTS, MODELS as BASELINE_MODELS
+from nemg.features import FEATURE_DEFAULTS
+
+BASELINE_CFG = {
+    "enabled": True,
+    "models": list(BASELINE_MODELS),
+    "threads": 2,
+    **BASELINE_DEFAULTS,
+    "features": {},
+    **dict(config.get("baseline") or {}),
+}
+_unknown_models = sorted(set(BASELINE_CFG["models"]) - set(BASELINE_MODELS))
+if _unknown_models or not BASELINE_CFG["models"]:
+    raise WorkflowError(f"baseline.models {BASELINE_CFG['models']}: expected a non-empty subset of "
+                        f"{list(BASELINE_MODELS)}")
+BASELINE_FEATURES = {**FEATURE_DEFAULTS, **dict(BASELINE_CFG.get("features") or {})}
+BASELINE_CLF = {k: BASELINE_CFG[k] for k in BASELINE_DEFAULTS}
+BL = "results/baseline/{cohort}/"
+
+
+wildcard_constraints:
+    baseline_model="|".join(BASELINE_MODELS),
+
+
+rule baseline_features:
+    input:
+        segments="results/segment/{cohort}/segments.npy",
+        index="results/segment/{cohort}/segments_index.tsv",
+        signals_index="results/resample/{cohort}/signals_index.tsv",  # the sampling rate of the segments
+    output:
+        features=f"{BL}features.npy",
+        names=f"{BL}feature_names.txt",
+    params:
+        features=BASELINE_FEATURES,
+    log:
+        "logs/baseline/{cohort}/features.log",
+    benchmark:
+        "benchmarks/baseline/{cohort}/features.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/baseline_features.py"
+
+
+rule baseline_predictions:
+    input:
+        features=f"{BL}features.npy",
+        names=f"{BL}feature_names.txt",
+        index="results/segment/{cohort}/segments_index.tsv",
+        folds="results/folds/{cohort}/folds.tsv",
+        leakage_check="results/folds/{cohort}/leakage_check.txt",  # the same gate as training
+    output:
+        predictions=f"{BL}{{baseline_model}}/predictions.tsv",
+        timing=f"{BL}{{baseline_model}}/fit_times.tsv",
+    params:
+        classifier=BASELINE_CLF,
+        # the stage-2 fit on training patients needs their scores too, as train.predict_train for the CNN
+        predict_train=EVAL["stage2_fit_on"] == "train",
+    log:
+        "logs/baseline/{cohort}/{baseline_model}_predictions.log",
+    benchmark:
+        "benchmarks/baseline/{cohort}/{baseline_model}_predictions.tsv"
+    threads: lambda wildcards: int(BASELINE_CFG["threads"]) if wildcards.baseline_model == "rf" else 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/baseline_predictions.py"
+
+
+rule baseline_vote:
+    input:
+        predictions=f"{BL}{{baseline_model}}/predictions.tsv",
+        subjects=cohort_sheet("subjects"),
+        recordings=cohort_sheet("recordings"),
+    output:
+        patients=f"{BL}{{baseline_model}}/patient_predictions.tsv",
+    params:
+        methods=EVAL["methods"],
+        fit_on=EVAL["stage2_fit_on"],
+        seed=EVAL["seed"],
+    log:
+        "logs/baseline/{cohort}/{baseline_model}_vote.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/baseline_vote.py"
+
+
+rule baseline_evaluate:
+    input:
+        patients=f"{BL}{{baseline_model}}/patient_predictions.tsv",
+        folds="results/folds/{cohort}/folds.tsv",
+    output:
+        per_run=f"{BL}{{baseline_model}}/per_run_metrics.tsv",
+        consensus=f"{BL}{{baseline_model}}/patient_consensus.tsv",
+        bootstrap=f"{BL}{{baseline_model}}/bootstrap_ci.tsv",
+    params:
+        n_boot=EVAL["n_bootstrap"],
+        seed=EVAL["seed"],
+    log:
+        "logs/baseline/{cohort}/{baseline_model}_evaluate.log",
+    benchmark:
+        "benchmarks/baseline/{cohort}/{baseline_model}_evaluate.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/baseline_evaluate.py"
+
+
+rule model_comparison:
+    input:
+        nemgnet_per_run=f"{EV}per_run_metrics.tsv",
+        nemgnet_consensus=f"{EV}patient_consensus.tsv",
+        nemgnet_bootstrap=f"{EV}bootstrap_ci.tsv",
+        per_run=expand(f"{BL}{{baseline_model}}/per_run_metrics.tsv", baseline_model=BASELINE_CFG["models"],
+                       allow_missing=True),
+        consensus=expand(f"{BL}{{baseline_model}}/patient_consensus.tsv", baseline_model=BASELINE_CFG["models"],
+                         allow_missing=True),
+        bootstrap=expand(f"{BL}{{baseline_model}}/bootstrap_ci.tsv", baseline_model=BASELINE_CFG["models"],
+                         allow_missing=True),
+    output:
+        table=f"{EV}model_comparison.tsv",
+        tests=f"{EV}model_comparison_tests.tsv",
+        per_class=f"{EV}model_comparison_per_class.tsv",
+        html=report_item(f"{EV}model_comparison.html", "model_comparison"),
+    params:
+        models=BASELINE_CFG["models"],
+        method=EVAL["primary_method"],
+        n_boot=EVAL["n_bootstrap"],
+        seed=EVAL["seed"],
+    log:
+        "logs/baseline/{cohort}/model_comparison.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/model_comparison.py"
+
+
+BASELINE_OUTPUTS = (
+    expand(
+        [f"{EV}model_comparison.html", f"{EV}model_comparison.tsv", f"{EV}model_comparison_tests.tsv"],
+        cohort=COHORT,
+    )
+    if BASELINE_CFG["enabled"]
+    else []
+)
+
+
+rule baseline:
+    input:
+        BASELINE_OUTPUTS,
