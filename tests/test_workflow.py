@@ -131,3 +131,31 @@ def test_ci_config_full_dag_and_report(tmp_path):
     rep = snakemake(tmp_path, "--report", tmp_path / "report.html", *cfg)
     assert rep.returncode == 0, rep.stdout[-2000:] + rep.stderr[-2000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
+
+
+@pytest.mark.slow
+def test_own_sheets_with_a_ratings_sheet_run_the_whole_dag(tmp_path):
+    """A user's own sample sheets and physician ratings (here written by the simulator into a folder of the
+    user's) go through the whole DAG, physician arm included."""
+    from nemg.simulate import simulate_cohort
+
+    data = tmp_path / "my_study"
+    simulate_cohort({"cohort": {"n_subjects": {"normal": 4, "myopathy": 4, "neuropathy": 4},
+                                "muscles_per_subject": [2, 3], "duration_s": [1.0, 1.5]},
+                     "artifacts": {"duration_s": [0.2, 0.5]}}, data, seed=3)
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "cohort": {"name": "mine", "source": "sheets",
+                   "sheets": {"subjects": str(data / "subjects.tsv"), "recordings": str(data / "recordings.tsv")}},
+        "folds": {"seeds": [0], "schemes": ["nested"], "nested": {"outer": 2, "inner": 2}},
+        "train": {"max_epochs": 1},
+        "evaluate": {"ratings": str(data / "ratings.tsv")},
+        "explain": {"steps": 20},
+    }))
+    res = snakemake(tmp_path, "--cores", "2", "--configfile", cfg, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    ev = tmp_path / "results" / "evaluate" / "mine"
+    assert (ev / "model_vs_physicians.tsv").stat().st_size > 50
+    t2 = pd.read_csv(ev / "table2.tsv", sep="\t")
+    assert "physicians_mean_ci_raters" in t2.columns
+    assert not (tmp_path / "results" / "cohort" / "mine" / "signals").exists()  # the user's files are not copied
