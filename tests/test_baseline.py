@@ -122,3 +122,18 @@ def test_comparison_table_and_paired_tests():
     assert same.loc[0, "mcnemar_p"] == 1.0 and same.loc[0, "difference"] == 0
     pc = bl.per_class_recall(cons, "logreg")
     assert list(pc["arm"]) == list(bl.MODELS)
+
+
+def test_single_class_training_set_predicts_that_class():
+    import numpy as np
+    import pandas as pd
+
+    from nemg.baseline import run_predictions
+
+    index = pd.DataFrame({"segment": range(6), "recording_id": ["a", "a", "b", "b", "c", "c"],
+                          "subject_id": ["A", "A", "B", "B", "C", "C"],
+                          "diagnosis": ["neuropathy", "neuropathy", "neuropathy", "neuropathy", "normal", "normal"]})
+    run = pd.DataFrame({"run_id": "r", "seed": 0, "subject_id": ["A", "B", "C"], "role": ["train", "val", "test"]})
+    out = run_predictions(np.random.default_rng(0).normal(size=(6, 4)), index, run, "logreg")
+    assert set(out["role"]) == {"val", "test"}
+    assert (out["p_neuropathy"] == 1.0).all() and (out["p_normal"] == 0.0).all()

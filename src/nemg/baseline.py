@@ -93,9 +93,17 @@ def run_predictions(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame
     if leaked:
         raise AssertionError(f"run {run_id}: test patients {sorted(leaked)} in the baseline's fit set")
     seed = int(run["seed"].iloc[0]) + int(p["seed_offset"])
-    clf = make_classifier(model, seed, p, n_jobs)
-    clf.fit(features[train], index.loc[train, "diagnosis"].to_numpy())
-    probs = _proba_3(clf, features[score])
+    y = index.loc[train, "diagnosis"].to_numpy()
+    if len(set(y)) < 2:
+        # tiny cohorts: a training set of one class can only ever predict that class (the CNN trained on the
+        # same patients learns the same); the scikit-learn solvers refuse to fit it, so say so and predict it
+        log.warning("run %s: baseline %s trained on a single class (%s); it predicts that class", run_id, model, y[0])
+        probs = np.zeros((int(score.sum()), len(PROB_COLS)))
+        probs[:, [c.removeprefix("p_") for c in PROB_COLS].index(y[0])] = 1.0
+    else:
+        clf = make_classifier(model, seed, p, n_jobs)
+        clf.fit(features[train], y)
+        probs = _proba_3(clf, features[score])
     out = index.loc[score, ["segment", "recording_id", "subject_id"]].copy()
     out.insert(0, "run_id", run_id)
     out["role"] = seg_role[score].to_numpy()
