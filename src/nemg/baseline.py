@@ -25,7 +25,7 @@ import pandas as pd
 
 from .metrics import CLASSES, summarize_runs
 from .stats import mcnemar_paired, paired_bootstrap_diff
-from .vote import PROB_COLS
+from .vote import PROB_COLS, proba_in_class_order
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +68,6 @@ def make_classifier(model: str, seed: int, params: Mapping | None = None, n_jobs
     raise ValueError(f"unknown baseline model {model!r}; expected one of {', '.join(MODELS)}")
 
 
-def _proba_3(clf, x: np.ndarray) -> np.ndarray:
-    """Probabilities in CLASSES order; a class absent from the fit gets 0."""
-    p = clf.predict_proba(x)
-    out = np.zeros((len(x), len(CLASSES)))
-    for j, c in enumerate(clf.classes_):
-        out[:, CLASSES.index(c)] = p[:, j]
-    return out
-
-
 def run_predictions(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame, model: str, *,
                     params: Mapping | None = None, n_jobs: int = 1, predict_train: bool = False) -> pd.DataFrame:
     """Segment-level probabilities of one run (``run``: that run's rows of the folds table)."""
@@ -103,7 +94,7 @@ def run_predictions(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame
     else:
         clf = make_classifier(model, seed, p, n_jobs)
         clf.fit(features[train], y)
-        probs = _proba_3(clf, features[score])
+        probs = proba_in_class_order(clf, features[score])
     out = index.loc[score, ["segment", "recording_id", "subject_id"]].copy()
     out.insert(0, "run_id", run_id)
     out["role"] = seg_role[score].to_numpy()

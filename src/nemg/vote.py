@@ -77,7 +77,7 @@ def fit_stage2(X: np.ndarray, y: np.ndarray, seed: int = 0):
     return LogisticRegression(max_iter=2000, random_state=seed).fit(X, y)
 
 
-def _proba_3(model, X: np.ndarray) -> np.ndarray:
+def proba_in_class_order(model, X: np.ndarray) -> np.ndarray:
     """Probabilities in CLASSES order; a class absent from the fit set gets probability 0."""
     p = model.predict_proba(X)
     out = np.zeros((len(X), len(CLASSES)))
@@ -118,7 +118,7 @@ def vote_run(predictions: pd.DataFrame, diagnosis: pd.Series, locations: pd.Seri
         if leaked:
             raise AssertionError(f"run {runs[0]}: stage-2 fit set contains test patients {sorted(leaked)}")
         model = fit_stage2(fit[cols].to_numpy(float), fit["subject_id"].map(diagnosis).to_numpy(), seed)
-        probs = _proba_3(model, test[cols].to_numpy(float))
+        probs = proba_in_class_order(model, test[cols].to_numpy(float))
     out = test[["run_id", "subject_id"]].copy()
     out["diagnosis"] = out["subject_id"].map(diagnosis)
     out["predicted"] = [CLASSES[i] for i in probs.argmax(axis=1)]
