@@ -27,8 +27,6 @@ from .recording import DEFAULT_MIN_DURATION_S, Recording, RecordingError, make_r
 FORMATS = ("wfdb", "asc", "edf", "bdf", "wav", "npy", "npz", "csv")
 #: formats whose files carry their own sampling rate
 SELF_DESCRIBING_RATE = {"wfdb", "edf", "bdf", "wav"}
-#: formats whose files state their physical units
-SELF_DESCRIBING_UNITS = {"wfdb", "edf", "bdf"}
 
 _RATE_RTOL = 1e-6
 
