@@ -4,7 +4,8 @@
 #   results/<stage>/<cohort>/...   artifacts; <cohort> is config["cohort"]["name"]
 #   logs/<stage>/<cohort>/...      one log per job (stderr of the rule's script)
 #   benchmarks/<stage>/<cohort>... runtime and memory of the heavy jobs
-# Stages so far: cohort (sample sheets) -> trim -> resample -> segment -> folds -> train -> evaluate.
+# Stages: cohort (sample sheets) -> trim -> resample -> segment -> folds -> train -> evaluate (+ explain,
+# baseline, external validation on other cohorts: results/external/<cohort>/).
 # Run:  snakemake --cores all                          (default: simulated cohort, config.yaml)
 #       snakemake --cores all --configfile configs/n2001.yaml    (a named alternative on top of config.yaml)
 
@@ -49,6 +50,10 @@ include: "workflow/rules/explain.smk"
 include: "workflow/rules/baseline.smk"
 
 
+##### external validation: train on every patient here, diagnose another cohort #####
+include: "workflow/rules/external.smk"
+
+
 ##### results/README.md (and snakemake --report) #####
 include: "workflow/rules/report.smk"
 
@@ -56,9 +61,8 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         final_outputs(),
-        TRAIN_OUTPUTS,
-        EVALUATE_OUTPUTS,
-        EXPLAIN_OUTPUTS,
-        BASELINE_OUTPUTS,
+        # external.only: an inference-only run (configs/emgdb.yaml) skips this cohort's cross-validation
+        [] if EXTERNAL["only"] else [TRAIN_OUTPUTS, EVALUATE_OUTPUTS, EXPLAIN_OUTPUTS, BASELINE_OUTPUTS],
+        EXTERNAL_OUTPUTS,
         "results/README.md",
     default_target: True

@@ -82,25 +82,105 @@ def test_ci_config_runs_to_folds(tmp_path):
     assert "leakage check failed" in out and "appears 2 times" in out
 
 
+N2001_FEW = ["N2001A01", "N2001A03", "N2001C01", "N2001C02", "N2001M02", "N2001M03"]
+MESSEKHER_FEW = ["healthy_01", "healthy_02", "myopathy_01", "myopathy_02", "neuropathy_01", "neuropathy_02"]
+
+
+def public(dataset, subjects, name=None):
+    """A cohort section on the public data found by these tests (not necessarily ../shared/data)."""
+    return {**({"name": name} if name else {}), "source": "public", "subjects": subjects,
+            "public": {"dataset": dataset, "data_dir": str(SHARED)}}
+
+
+def needs_shared(*folders):
+    missing = [f for f in folders if not (SHARED / f).is_dir()]
+    if missing:
+        pytest.skip(f"public data {missing} not found under {SHARED} (set NEMG_SHARED_DATA)")
+
+
+def check_external(workdir, train, tests, n_models):
+    """The external-validation table: one row per (test cohort, model); only test-cohort patients were voted,
+    and the test cohort was preprocessed under its own key, at the training run's rate."""
+    xv = Path(workdir) / "results" / "external" / train
+    table = pd.read_csv(xv / "external_validation.tsv", sep="\t")
+    assert sorted(set(table["test_cohort"])) == sorted(tests)
+    assert set(table["model"]) == {"nemgnet", "logreg", "rf"} and set(table["n_models"]) == {n_models}
+    assert table["accuracy_consensus"].between(0, 1).all()
+    assert (xv / "external_validation.html").stat().st_size > 1000
+    split = pd.read_csv(xv / "split.tsv", sep="\t", dtype={"subject_id": str})
+    for test in tests:
+        key = f"{test}_for_{train}"
+        test_subjects = pd.read_csv(Path(workdir) / "results" / "cohort" / key / "subjects.tsv", sep="\t")
+        pp = pd.read_csv(xv / test / "nemgnet" / "patient_predictions.tsv", sep="\t", dtype={"subject_id": str})
+        assert set(pp["subject_id"]) == set(test_subjects["subject_id"])
+        assert not set(pp["subject_id"]) & set(split["subject_id"])
+        sig = pd.read_csv(Path(workdir) / "results" / "resample" / key / "signals_index.tsv", sep="\t")
+        assert set(sig["fs_hz"]) == {10_000.0}
+    return table
+
+
 @pytest.mark.slow
 @pytest.mark.shared_data
-def test_n2001_subset_runs_to_folds(tmp_path):
-    if not (SHARED / "emglab_n2001").is_dir():
-        pytest.skip(f"public data not found at {SHARED} (set NEMG_SHARED_DATA)")
+def test_n2001_subset_whole_dag_with_external_validation(tmp_path):
+    """configs/n2001.yaml on six subjects: the whole DAG (no ratings sheet) plus its external validation on six
+    Messekher subjects."""
+    needs_shared("emglab_n2001", "messekher2023_needle_emg")
     cfg = tmp_path / "n2001_small.yaml"
     cfg.write_text(yaml.safe_dump({
-        "cohort": {"name": "n2001_small", "source": "public", "subjects": [
-            "N2001A01", "N2001A03", "N2001C01", "N2001C02", "N2001M02", "N2001M03"],
-            "public": {"dataset": "n2001", "data_dir": str(SHARED)}},
+        "cohort": public("n2001", N2001_FEW, "n2001_small"),
         "folds": {"seeds": [0], "schemes": ["nested"], "nested": {"outer": 2, "inner": 2}},
+        "external": {"cohorts": {"messekher2023": public("messekher2023", MESSEKHER_FEW)}, "seeds": [0, 1],
+                     "val_fraction": 0.34},
     }))
-    res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "n2001.yaml", cfg)
+    res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "n2001.yaml", cfg, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     folds = check_outputs(tmp_path, "n2001_small", 6)
     assert folds["run_id"].nunique() == 4
     sheet = pd.read_csv(tmp_path / "results" / "cohort" / "n2001_small" / "recordings.tsv", sep="\t")
     assert not (tmp_path / "results" / "cohort" / "n2001_small" / "signals").exists()  # data never copied
     assert len(sheet) == 48
+    assert (tmp_path / "results" / "evaluate" / "n2001_small" / "model_comparison.tsv").is_file()
+    check_external(tmp_path, "n2001_small", ["messekher2023"], 2)
+    assert "external validation" in (tmp_path / "results" / "README.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_messekher_subset_whole_dag_with_external_validation(tmp_path):
+    """configs/messekher.yaml on six subjects (ASCII recordings at 32 768 Hz), external validation on N2001."""
+    needs_shared("emglab_n2001", "messekher2023_needle_emg")
+    cfg = tmp_path / "messekher_small.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "cohort": public("messekher2023", MESSEKHER_FEW, "messekher_small"),
+        "folds": {"seeds": [0], "schemes": ["nested"], "nested": {"outer": 2, "inner": 2}},
+        "external": {"cohorts": {"n2001": public("n2001", N2001_FEW)}, "seeds": [0], "val_fraction": 0.34},
+    }))
+    res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "messekher.yaml", cfg, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    check_outputs(tmp_path, "messekher_small", 6)
+    t2 = pd.read_csv(tmp_path / "results" / "evaluate" / "messekher_small" / "table2.tsv", sep="\t")
+    assert "physicians_mean_ci_raters" not in t2.columns  # no ratings sheet for public data
+    check_external(tmp_path, "messekher_small", ["n2001"], 1)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_emgdb_inference_only_smoke(tmp_path):
+    """configs/emgdb.yaml with a six-subject N2001 training cohort: no cross-validation, the three emgdb
+    subjects (4 kHz, upsampled to the training rate) diagnosed by the N2001 model."""
+    needs_shared("emglab_n2001", "physionet_emgdb")
+    cfg = tmp_path / "emgdb_small.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "cohort": public("n2001", N2001_FEW),
+        "external": {"cohorts": {"emgdb": {"public": {"data_dir": str(SHARED)}}}, "val_fraction": 0.34},
+    }))
+    res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "emgdb.yaml", cfg, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    table = check_external(tmp_path, "n2001_emgdb", ["emgdb"], 1)
+    assert set(table["n_test_patients"]) == {3}
+    assert not (tmp_path / "results" / "train").exists()  # external.only: no cross-validation runs
+    readme = (tmp_path / "results" / "README.md").read_text()
+    assert "external validation" in readme and "Table 2" not in readme and "(missing)" not in readme
 
 
 @pytest.mark.slow

@@ -1,70 +1,74 @@
 # Cohort stage: whatever the source, it ends in results/cohort/<cohort>/{subjects,recordings}.tsv.
-# Exactly one of these rules exists per run, chosen by config["cohort"]["source"].
+# One rule per source; each is constrained to the cohorts of its source (this run's cohort and any external
+# test cohort, see common.smk), so a run can mix e.g. a public training cohort with your own test sheets.
 
-if SOURCE == "simulated":
 
-    rule simulate_cohort:
-        output:
-            subjects=cohort_sheet("subjects"),
-            recordings=cohort_sheet("recordings"),
-            ratings=cohort_sheet("ratings"),
-            signals=directory("results/cohort/{cohort}/signals"),
-        params:
-            sim=simulation_params(),
-            seed=config["cohort"]["seed"],
-            keep=config["cohort"]["subjects"],
-        log:
-            "logs/cohort/{cohort}/simulate_cohort.log",
-        benchmark:
-            "benchmarks/cohort/{cohort}/simulate_cohort.tsv"
-        threads: 4
-        resources:
-            mem_mb=4000,
-            runtime=60,
-        conda:
-            "../../envs/preprocess.yaml"
-        script:
-            "../scripts/simulate_cohort.py"
+rule simulate_cohort:
+    output:
+        subjects=cohort_sheet("subjects"),
+        recordings=cohort_sheet("recordings"),
+        ratings=cohort_sheet("ratings"),
+        signals=directory("results/cohort/{cohort}/signals"),
+    wildcard_constraints:
+        cohort=cohort_regex(cohorts_from("simulated")),
+    params:
+        sim=simulation_params(),
+        seed=lambda wildcards: COHORTS[wildcards.cohort]["seed"],
+        keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
+    log:
+        "logs/cohort/{cohort}/simulate_cohort.log",
+    benchmark:
+        "benchmarks/cohort/{cohort}/simulate_cohort.tsv"
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/simulate_cohort.py"
 
-elif SOURCE == "public":
 
-    rule import_cohort:
-        output:
-            subjects=cohort_sheet("subjects"),
-            recordings=cohort_sheet("recordings"),
-        params:
-            dataset=config["cohort"]["public"]["dataset"],
-            source_dir=public_source_dir(),
-            keep=config["cohort"]["subjects"],
-        log:
-            "logs/cohort/{cohort}/import_cohort.log",
-        threads: 1
-        resources:
-            mem_mb=1000,
-            runtime=10,
-        conda:
-            "../../envs/preprocess.yaml"
-        script:
-            "../scripts/import_cohort.py"
+rule import_cohort:
+    output:
+        subjects=cohort_sheet("subjects"),
+        recordings=cohort_sheet("recordings"),
+    wildcard_constraints:
+        cohort=cohort_regex(cohorts_from("public")),
+    params:
+        dataset=lambda wildcards: COHORTS[wildcards.cohort]["public"]["dataset"],
+        source_dir=lambda wildcards: public_source_dir(wildcards.cohort),
+        keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
+    log:
+        "logs/cohort/{cohort}/import_cohort.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/import_cohort.py"
 
-else:
 
-    rule register_sheets:
-        input:
-            subjects=user_sheet("subjects"),
-            recordings=user_sheet("recordings"),
-        output:
-            subjects=cohort_sheet("subjects"),
-            recordings=cohort_sheet("recordings"),
-        params:
-            keep=config["cohort"]["subjects"],
-        log:
-            "logs/cohort/{cohort}/register_sheets.log",
-        threads: 1
-        resources:
-            mem_mb=1000,
-            runtime=10,
-        conda:
-            "../../envs/preprocess.yaml"
-        script:
-            "../scripts/register_sheets.py"
+rule register_sheets:
+    input:
+        subjects=user_sheet("subjects"),
+        recordings=user_sheet("recordings"),
+    output:
+        subjects=cohort_sheet("subjects"),
+        recordings=cohort_sheet("recordings"),
+    wildcard_constraints:
+        cohort=cohort_regex(cohorts_from("sheets")),
+    params:
+        keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
+    log:
+        "logs/cohort/{cohort}/register_sheets.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/register_sheets.py"

@@ -4,6 +4,8 @@ import re
 import sys
 from pathlib import Path
 
+import yaml
+
 # The library lives in src/; put it first on the path of this process and of every job (scripts run as
 # subprocesses, possibly in a conda env that does not have nemg installed).
 SRC = str(Path(workflow.basedir) / "src")
@@ -21,9 +23,32 @@ REPO = Path(workflow.basedir)
 COHORT = config["cohort"]["name"]
 SOURCE = config["cohort"]["source"]
 
+# External validation (workflow/rules/external.smk): test cohorts preprocessed for this run's model live under
+# results/<stage>/<test>_for_<cohort>/. Each has its own cohort section (source, data folder, subjects); every
+# other setting is this run's.
+from nemg.external import cohort_key, external_cohorts, external_settings
+
+EXTERNAL = external_settings(config)
+try:
+    with open(REPO / "config.yaml") as _fh:  # external config files are overlays on config.yaml, like --configfile
+        _base_cohort = yaml.safe_load(_fh)["cohort"]
+    EXTERNAL_COHORTS = external_cohorts(config, REPO, base_cohort=_base_cohort)
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+COHORTS = {COHORT: config["cohort"], **{cohort_key(n, COHORT): c for n, c in EXTERNAL_COHORTS.items()}}
+
+
+def cohort_regex(names):
+    """A wildcard constraint matching exactly ``names`` (a pattern that never matches when there are none)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+def cohorts_from(source):
+    return [name for name, c in COHORTS.items() if c["source"] == source]
+
 
 wildcard_constraints:
-    cohort=re.escape(COHORT),
+    cohort=cohort_regex(COHORTS),
 
 
 def cohort_sheet(name):
@@ -31,16 +56,17 @@ def cohort_sheet(name):
     return f"results/cohort/{{cohort}}/{name}.tsv"
 
 
-def public_source_dir():
+def public_source_dir(cohort):
     """The public data set's folder (never copied; the sheets point into it)."""
     from nemg.datasets import get
 
-    pub = config["cohort"]["public"]
+    pub = COHORTS[cohort]["public"]
     return str(resolve_path(pub["data_dir"], REPO) / get(pub["dataset"]).folder)
 
 
 def user_sheet(key):
-    return str(resolve_path(config["cohort"]["sheets"][key], REPO))
+    """Input function: the cohort's own subjects / recordings sheet."""
+    return lambda wildcards: str(resolve_path(COHORTS[wildcards.cohort]["sheets"][key], REPO))
 
 
 def simulation_params():
@@ -81,3 +107,18 @@ def ratings_path():
 def report_item(path, caption, category="Tables"):
     """A report() output with its caption file workflow/report/<caption>.rst."""
     return report(path, caption=f"../report/{caption}.rst", category=category)
+
+
+def test_path(pattern):
+    """Input function: a test cohort's artifact, preprocessed for this run (results/<stage>/<test>_for_<cohort>)."""
+    return lambda wildcards: pattern.format(cohort=cohort_key(wildcards.test, wildcards.cohort))
+
+
+def external_arm_predictions(wildcards):
+    """Input function of external_vote (EXT_RUN_IDS and XV come from external.smk)."""
+    if wildcards.arm == "nemgnet":
+        # validation (stage-2 fit) scores of the training cohort + the test cohort's scores, per model
+        return expand(f"{XV}models/{{ext_run}}/predictions.tsv", cohort=wildcards.cohort, ext_run=EXT_RUN_IDS) + \
+            expand(f"{XV}{{test}}/nemgnet/{{ext_run}}_predictions.tsv", cohort=wildcards.cohort,
+                   test=wildcards.test, ext_run=EXT_RUN_IDS)
+    return [f"results/external/{wildcards.cohort}/{wildcards.test}/{wildcards.arm}/predictions.tsv"]

@@ -3,10 +3,17 @@
 
 _ev = f"results/evaluate/{COHORT}"
 _fig = f"results/figures/{COHORT}"
-RESULTS_ITEMS = [
-    {"item": "Table 1", "what": "demographics per class with tests", "files": [f"{_ev}/table1.tsv", f"{_ev}/table1.html"]},
+_xv = f"results/external/{COHORT}"
+_preprocessing_items = [
     {"item": "S1 Table", "what": "recordings, proximal/distal and duration per class",
      "files": [f"results/segment/{COHORT}/s1_table.tsv"]},
+]
+_external_items = [
+    {"item": "external validation", "what": "trained on every patient here, tested on other cohorts (docs/external.md)",
+     "files": [f"{_xv}/external_validation.tsv", f"{_xv}/external_validation.html"]},
+] if EXT_TESTS else []
+_cv_items = [
+    {"item": "Table 1", "what": "demographics per class with tests", "files": [f"{_ev}/table1.tsv", f"{_ev}/table1.html"]},
     {"item": "Table 2", "what": "model vs physicians, mean (95 % CI)", "files": [f"{_ev}/table2.tsv", f"{_ev}/table2.html"]},
     {"item": "S2 Table", "what": "divide-and-vote with vs without muscle location",
      "files": [f"{_ev}/s2_table.tsv", f"{_ev}/s2_table.html"]},
@@ -36,6 +43,8 @@ RESULTS_ITEMS = [
      "files": [f"{_ev}/per_run_metrics.tsv", f"{_ev}/bootstrap_ci.tsv", f"{_ev}/patient_predictions.tsv"]},
 ] + ([{"item": "physician arm", "what": "per-rater metrics; paired tests and Fleiss' kappa",
        "files": [f"{_ev}/physician_metrics.tsv", f"{_ev}/model_vs_physicians.tsv"]}] if RATINGS else [])
+# external.only (inference-only runs) has no cross-validation of its own cohort
+RESULTS_ITEMS = _preprocessing_items + ([] if EXTERNAL["only"] else _cv_items) + _external_items
 
 
 rule results_readme:

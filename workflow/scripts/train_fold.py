@@ -1,4 +1,4 @@
-"""Rule train_fold: train one run of the folds table (resumes from last.pt after an interruption)."""
+"""Rules train_fold and train_external: train one run of a folds table (resumes from last.pt after an interruption)."""
 import logging
 import sys
 from pathlib import Path
@@ -8,11 +8,13 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 from nemg.train import train_run
 
+wc = snakemake.wildcards
+run_id = wc.run_id if hasattr(wc, "run_id") else wc.ext_run  # cross-validation or external run
 result = train_run(
     snakemake.input.segments,
     snakemake.input.index,
     snakemake.input.folds,
-    snakemake.wildcards.run_id,
+    run_id,
     Path(snakemake.output.best).parent,
     model_cfg=snakemake.params.model,
     train_cfg=snakemake.params.train,

@@ -1,0 +1,186 @@
+"""External validation (nemg.external): the split, cohort config entries, scoring another cohort, the vote."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from nemg.config import ConfigError, load_config
+from nemg.external import (baseline_external_predictions, check_disjoint, cohort_key, display_table, evaluate_arm,
+                           external_cohorts, external_patient_predictions, external_split, predict_cohort,
+                           summary_rows)
+from nemg.folds import FoldError
+from nemg.model import CLASSES
+from nemg.train import train_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+WINDOW = 400
+SHAPES = {"normal": (4, 100.0), "myopathy": (1, 60.0), "neuropathy": (12, 300.0)}
+
+
+def subjects(n_per_class, prefix=""):
+    return pd.DataFrame([(f"{prefix}{c[:3]}{i}", c) for c in CLASSES for i in range(n_per_class)],
+                        columns=["subject_id", "diagnosis"])
+
+
+def write_store(d, subj, rng, n_seg=8):
+    """Class c = spikes of width 1, 4 or 12 samples and amplitude 60-300 µV plus noise; one recording per subject."""
+    x, index = [], []
+    for sid, cls in zip(subj["subject_id"], subj["diagnosis"]):
+        width, amp = SHAPES[cls]
+        kernel = np.hanning(width + 2)[1:-1] if width > 1 else np.ones(1)
+        for j in range(n_seg):
+            spikes = np.zeros(WINDOW)
+            spikes[rng.choice(WINDOW, 8, replace=False)] = rng.choice([-1, 1], 8) * amp
+            x.append(np.convolve(spikes, kernel, mode="same") + rng.normal(0, 10, WINDOW))
+            index.append((len(index), f"{sid}_r", sid, cls, "proximal", "biceps", j * 100))
+    d.mkdir(parents=True, exist_ok=True)
+    np.save(d / "segments.npy", np.asarray(x, dtype=np.float32))
+    idx = pd.DataFrame(index, columns=["segment", "recording_id", "subject_id", "diagnosis", "location", "muscle",
+                                       "offset_samples"])
+    idx.to_csv(d / "segments_index.tsv", sep="\t", index=False)
+    recordings = idx.drop_duplicates("recording_id")[["recording_id", "subject_id", "location"]]
+    return idx, recordings
+
+
+@pytest.fixture(scope="module")
+def cohorts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("external")
+    rng = np.random.default_rng(0)
+    a, b = subjects(5, "A"), subjects(2, "B")
+    a_idx, a_rec = write_store(d / "a", a, rng)
+    b_idx, b_rec = write_store(d / "b", b, rng)
+    split = external_split(a, [0], 0.2)
+    split.to_csv(d / "split.tsv", sep="\t", index=False)
+    torch.set_num_threads(1)
+    run_dir = d / "models" / "ext_s0"
+    train_run(d / "a" / "segments.npy", d / "a" / "segments_index.tsv", d / "split.tsv", "ext_s0", run_dir,
+              model_cfg={"preset": "small"}, train_cfg={"batch_size": 8, "max_epochs": 6, "eval_every": 4,
+                                                      "num_threads": 1, "progress": False})
+    return {"dir": d, "a": a, "b": b, "a_idx": a_idx, "b_idx": b_idx, "a_rec": a_rec, "b_rec": b_rec,
+            "split": split, "best": run_dir / "best.pt", "val_predictions": run_dir / "predictions.tsv"}
+
+
+# ------------------------------------------------------------------------------------------------------ split
+def test_split_is_stratified_complete_and_seeded():
+    subj = subjects(10)
+    split = external_split(subj, [0, 1], 0.2)
+    assert set(split["role"]) == {"train", "val"} and set(split["scheme"]) == {"external"}
+    for rid, g in split.groupby("run_id"):
+        assert sorted(g["subject_id"]) == sorted(subj["subject_id"])  # every patient, once
+        val = g[g["role"] == "val"]
+        assert val["diagnosis"].value_counts().to_dict() == {c: 2 for c in CLASSES}  # a fifth of each class
+    a, b = (split[split.run_id == r].set_index("subject_id")["role"] for r in ("ext_s0", "ext_s1"))
+    assert not a.equals(b)  # seeds draw different validation patients
+    again = external_split(subj.sample(frac=1, random_state=3), [0, 1], 0.2)
+    pd.testing.assert_frame_equal(split, again)  # input order does not matter
+
+
+def test_split_errors():
+    with pytest.raises(FoldError, match="val_fraction"):
+        external_split(subjects(5), [0], 1.0)
+    with pytest.raises(FoldError, match="too few"):
+        external_split(subjects(1).iloc[:2], [0], 0.2)
+    lonely = pd.concat([subjects(5).query("diagnosis != 'myopathy'"),
+                        pd.DataFrame({"subject_id": ["m0"], "diagnosis": ["myopathy"]})])
+    with pytest.raises(FoldError, match="no training patients of class"):
+        external_split(lonely, [0], 0.2)  # the only myopathy patient lands in validation
+
+
+def test_shared_subject_ids_are_refused():
+    with pytest.raises(ValueError, match=r"1 subject id\(s\) appear in both cohorts \(x1\)"):
+        check_disjoint(pd.DataFrame({"subject_id": ["x1", "x2"]}), pd.DataFrame({"subject_id": ["x1", "y"]}),
+                       "a", "b")
+
+
+# -------------------------------------------------------------------------------------------- configuration
+def test_external_cohort_entries_from_files_and_inline(tmp_path):
+    cfg = load_config(REPO / "config.yaml", REPO / "configs" / "n2001.yaml")
+    base = yaml.safe_load((REPO / "config.yaml").read_text())["cohort"]
+    cfg["external"] = {"cohorts": {"mess": "configs/messekher.yaml",
+                                   "mine": {"source": "sheets", "sheets": {"subjects": "s.tsv",
+                                                                          "recordings": "r.tsv"}}}}
+    out = external_cohorts(cfg, REPO, base_cohort=base)
+    assert out["mess"]["name"] == "mess" and out["mess"]["public"]["dataset"] == "messekher2023"
+    assert out["mess"]["subjects"] == []  # config.yaml's default filled in, as --configfile would
+    assert out["mine"]["source"] == "sheets" and out["mine"]["sheets"]["subjects"] == "s.tsv"
+    assert cohort_key("mess", "n2001") == "mess_for_n2001"
+
+
+def test_bad_external_entries_are_each_named(tmp_path):
+    cfg = load_config(REPO / "config.yaml", REPO / "configs" / "n2001.yaml")
+    cfg["external"] = {"cohorts": {"n2001": "configs/messekher.yaml", "gone": "configs/nope.yaml",
+                                   "typo": {"source": "public", "pubic": {}}, "num": 3}}
+    with pytest.raises(ConfigError) as err:
+        external_cohorts(cfg, REPO)
+    msg = str(err.value)
+    assert "external.cohorts.n2001: is this run's own cohort" in msg
+    assert "external.cohorts.gone: config file not found" in msg and "nope.yaml" in msg
+    assert "external.cohorts.typo" in msg and "'pubic'" in msg
+    assert "external.cohorts.num: expected a config file path or a cohort section" in msg
+
+
+# ------------------------------------------------------------------------------------------------ the model
+def test_predict_cohort_scores_every_test_segment(cohorts):
+    d = cohorts["dir"]
+    pred = predict_cohort(cohorts["best"], d / "b" / "segments.npy", d / "b" / "segments_index.tsv", device="cpu",
+                          num_threads=1)
+    assert len(pred) == len(cohorts["b_idx"]) and set(pred["role"]) == {"test"}
+    assert set(pred["run_id"]) == {"ext_s0"}
+    probs = pred[[f"p_{c}" for c in CLASSES]].to_numpy()
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    again = predict_cohort(cohorts["best"], d / "b" / "segments.npy", d / "b" / "segments_index.tsv",
+                           device="cpu", num_threads=1)
+    pd.testing.assert_frame_equal(pred, again)  # CPU inference is deterministic
+
+
+def test_window_mismatch_names_the_file(cohorts, tmp_path):
+    np.save(tmp_path / "segments.npy", np.zeros((len(cohorts["b_idx"]), 200), np.float32))
+    cohorts["b_idx"].to_csv(tmp_path / "segments_index.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"segments\.npy: segments of 200 samples, but .*best\.pt was trained on 400"):
+        predict_cohort(cohorts["best"], tmp_path / "segments.npy", tmp_path / "segments_index.tsv", device="cpu")
+
+
+def test_vote_fits_stage2_on_training_cohort_and_scores_only_the_test_cohort(cohorts):
+    d = cohorts["dir"]
+    val = pd.read_csv(cohorts["val_predictions"], sep="\t", dtype={"subject_id": str, "recording_id": str})
+    assert set(val["role"]) == {"val"}  # no test role inside the training cohort
+    test = predict_cohort(cohorts["best"], d / "b" / "segments.npy", d / "b" / "segments_index.tsv", device="cpu")
+    pp = external_patient_predictions(pd.concat([val, test]), cohorts["a"], cohorts["a_rec"], cohorts["b"],
+                                      cohorts["b_rec"], methods=["logreg", "argmax"], fit_on="val", seed=0)
+    assert set(pp["subject_id"]) == set(cohorts["b"]["subject_id"])
+    assert len(pp) == 6 * 2 * 2  # patients x methods x with/without location
+    res = evaluate_arm(pp, n_boot=50)
+    row = summary_rows("a", "b", "nemgnet", res["per_run"], res["bootstrap"], res["consensus"], "logreg")
+    assert row["n_test_patients"] == 6 and row["n_models"] == 1 and 0 <= row["accuracy_consensus"] <= 1
+    assert {f"recall_{c}" for c in CLASSES} <= set(row)
+    shown = display_table(pd.DataFrame([row]))
+    assert shown.loc[0, "training -> test"] == "a -> b"
+    # the same patients in both cohorts are refused
+    with pytest.raises(ValueError, match="appear in both cohorts"):
+        external_patient_predictions(pd.concat([val, test]), cohorts["a"], cohorts["a_rec"], cohorts["a"],
+                                     cohorts["a_rec"], methods=["argmax"], fit_on="val")
+
+
+# --------------------------------------------------------------------------------------------- the baseline
+def test_baseline_transfers_a_separable_feature(cohorts):
+    a_idx, b_idx = cohorts["a_idx"], cohorts["b_idx"]
+    rng = np.random.default_rng(1)
+    level = {"normal": 1.0, "myopathy": 5.0, "neuropathy": 25.0}
+
+    def feats(idx):  # one feature that separates the classes in both cohorts, one of noise
+        return np.column_stack([idx["diagnosis"].map(level) * rng.uniform(0.8, 1.2, len(idx)),
+                                rng.uniform(1, 2, len(idx))])
+
+    pred = baseline_external_predictions(feats(a_idx), a_idx, feats(b_idx), b_idx, cohorts["split"], "logreg")
+    assert set(pred["role"]) == {"val", "test"}
+    test = pred[pred["role"] == "test"]
+    assert set(test["subject_id"]) == set(cohorts["b"]["subject_id"]) and len(test) == len(b_idx)
+    called = np.array(CLASSES)[test[[f"p_{c}" for c in CLASSES]].to_numpy().argmax(1)]
+    truth = test["subject_id"].map(cohorts["b"].set_index("subject_id")["diagnosis"]).to_numpy()
+    assert (called == truth).mean() > 0.95
+    with pytest.raises(ValueError, match="test cohort: 3 feature rows"):
+        baseline_external_predictions(feats(a_idx), a_idx, np.ones((3, 2)), b_idx, cohorts["split"], "logreg")

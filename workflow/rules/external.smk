@@ -1,0 +1,205 @@
+# External validation (issue 7, item 3): train nEMGNet (and the classical baseline) on every patient of this
+# run's cohort, diagnose every patient of each cohort in external.cohorts, one metrics table per run.
+# Library: nemg.external (docs/external.md).
+#
+# results/external/<cohort>/split.tsv                      training / validation patients per seed (no test role)
+# results/external/<cohort>/models/ext_s<seed>/            best.pt, curve.tsv, predictions.tsv (validation patients)
+# results/external/<cohort>/<test>/<model>/                segment and patient predictions of the test cohort
+# results/external/<cohort>/<test>/                        per-run metrics, consensus, bootstrap CIs, paired tests
+# results/external/<cohort>/external_validation.{tsv,html} the table (in the report)
+# The test cohort itself is preprocessed under results/<stage>/<test>_for_<cohort>/ with THIS run's settings.
+#
+# Needs TRAIN_CFG/MODEL_CFG/TRAIN_THREADS/TRAIN_ON_GPU (train.smk), EVAL (evaluate.smk) and BASELINE_CFG
+# (baseline.smk): include after them.
+
+from nemg.external import run_id as ext_run_id
+
+EXT_RUN_IDS = [ext_run_id(s) for s in EXTERNAL["seeds"]]
+EXT_TESTS = list(EXTERNAL_COHORTS)
+EXT_ARMS = ["nemgnet"] + (list(BASELINE_CFG["models"]) if BASELINE_CFG["enabled"] else [])
+XV = "results/external/{cohort}/"
+EXTERNAL_OUTPUTS = (
+    expand([f"{XV}external_validation.tsv", f"{XV}external_validation.html"], cohort=COHORT) if EXT_TESTS else []
+)
+
+
+wildcard_constraints:
+    ext_run=r"ext_s\d+",
+    test=cohort_regex(EXT_TESTS),
+    arm=cohort_regex(EXT_ARMS),
+
+
+rule external_split:
+    input:
+        subjects=cohort_sheet("subjects"),
+        segments_index="results/segment/{cohort}/segments_index.tsv",
+    output:
+        split=f"{XV}split.tsv",
+    params:
+        seeds=EXTERNAL["seeds"],
+        val_fraction=EXTERNAL["val_fraction"],
+    log:
+        "logs/external/{cohort}/split.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/external_split.py"
+
+
+rule train_external:
+    input:
+        segments="results/segment/{cohort}/segments.npy",
+        index="results/segment/{cohort}/segments_index.tsv",
+        folds=f"{XV}split.tsv",
+    output:
+        best=f"{XV}models/{{ext_run}}/best.pt",
+        curve=f"{XV}models/{{ext_run}}/curve.tsv",
+        predictions=f"{XV}models/{{ext_run}}/predictions.tsv",
+    params:
+        model=MODEL_CFG,
+        train=lambda wildcards, threads: {**TRAIN_CFG, "num_threads": threads},
+    log:
+        "logs/external/{cohort}/train_{ext_run}.log",
+    benchmark:
+        "benchmarks/external/{cohort}/train_{ext_run}.tsv"
+    threads: TRAIN_THREADS
+    resources:
+        gpu=1 if TRAIN_ON_GPU else 0,
+        mem_mb=16000 if TRAIN_ON_GPU else 2000,
+        runtime=600 if TRAIN_ON_GPU else 30,
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train_fold.py"  # the same training loop as the cross-validation runs
+
+
+rule predict_external:
+    input:
+        best=f"{XV}models/{{ext_run}}/best.pt",
+        segments=test_path("results/segment/{cohort}/segments.npy"),
+        index=test_path("results/segment/{cohort}/segments_index.tsv"),
+    output:
+        predictions=f"{XV}{{test}}/nemgnet/{{ext_run}}_predictions.tsv",
+    params:
+        batch_size=TRAIN_CFG.get("eval_batch_size", 256),
+        device=TRAIN_CFG.get("device", "auto"),
+    log:
+        "logs/external/{cohort}/{test}_predict_{ext_run}.log",
+    benchmark:
+        "benchmarks/external/{cohort}/{test}_predict_{ext_run}.tsv"
+    threads: TRAIN_THREADS
+    resources:
+        gpu=1 if TRAIN_ON_GPU else 0,
+        mem_mb=8000 if TRAIN_ON_GPU else 2000,
+        runtime=60,
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/predict_external.py"
+
+
+rule external_baseline_predictions:
+    input:
+        train_features="results/baseline/{cohort}/features.npy",
+        train_names="results/baseline/{cohort}/feature_names.txt",
+        train_index="results/segment/{cohort}/segments_index.tsv",
+        test_features=test_path("results/baseline/{cohort}/features.npy"),
+        test_names=test_path("results/baseline/{cohort}/feature_names.txt"),
+        test_index=test_path("results/segment/{cohort}/segments_index.tsv"),
+        split=f"{XV}split.tsv",
+    output:
+        predictions=f"{XV}{{test}}/{{baseline_model}}/predictions.tsv",
+    params:
+        classifier=BASELINE_CLF,
+        predict_train=EVAL["stage2_fit_on"] == "train",
+    log:
+        "logs/external/{cohort}/{test}_{baseline_model}_predictions.log",
+    benchmark:
+        "benchmarks/external/{cohort}/{test}_{baseline_model}_predictions.tsv"
+    threads: lambda wildcards: int(BASELINE_CFG["threads"]) if wildcards.baseline_model == "rf" else 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/external_baseline_predictions.py"
+
+
+rule external_vote:
+    input:
+        predictions=external_arm_predictions,
+        train_subjects=cohort_sheet("subjects"),
+        train_recordings=cohort_sheet("recordings"),
+        test_subjects=test_path("results/cohort/{cohort}/subjects.tsv"),
+        test_recordings=test_path("results/cohort/{cohort}/recordings.tsv"),
+    output:
+        patients=f"{XV}{{test}}/{{arm}}/patient_predictions.tsv",
+    params:
+        methods=EVAL["methods"],
+        fit_on=EVAL["stage2_fit_on"],
+        seed=EVAL["seed"],
+    log:
+        "logs/external/{cohort}/{test}_{arm}_vote.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/external_vote.py"
+
+
+rule external_evaluate:
+    input:
+        patients=expand(f"{XV}{{test}}/{{arm}}/patient_predictions.tsv", arm=EXT_ARMS, allow_missing=True),
+    output:
+        per_run=f"{XV}{{test}}/per_run_metrics.tsv",
+        consensus=f"{XV}{{test}}/patient_consensus.tsv",
+        bootstrap=f"{XV}{{test}}/bootstrap_ci.tsv",
+        summary=f"{XV}{{test}}/summary.tsv",
+        tests=f"{XV}{{test}}/model_tests.tsv",
+    params:
+        arms=EXT_ARMS,
+        method=EVAL["primary_method"],
+        n_boot=EVAL["n_bootstrap"],
+        seed=EVAL["seed"],
+    log:
+        "logs/external/{cohort}/{test}_evaluate.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/external_evaluate.py"
+
+
+rule external_table:
+    input:
+        summaries=expand(f"{XV}{{test}}/summary.tsv", test=EXT_TESTS, allow_missing=True),
+        tests=expand(f"{XV}{{test}}/model_tests.tsv", test=EXT_TESTS, allow_missing=True),
+    output:
+        tsv=f"{XV}external_validation.tsv",
+        html=report_item(f"{XV}external_validation.html", "external_validation"),
+    log:
+        "logs/external/{cohort}/external_table.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/external_table.py"
+
+
+rule external:
+    input:
+        EXTERNAL_OUTPUTS,

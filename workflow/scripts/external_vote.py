@@ -1,0 +1,20 @@
+"""Rule external_vote: divide-and-vote, stage 2 fit on training-cohort patients, applied to the test cohort."""
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+import pandas as pd
+
+from nemg.evaluate import read_predictions
+from nemg.external import external_patient_predictions
+
+inp = snakemake.input
+read = lambda p: pd.read_csv(p, sep="\t", dtype={"recording_id": str, "subject_id": str})  # noqa: E731
+pp = external_patient_predictions(read_predictions(inp.predictions), read(inp.train_subjects),
+                                  read(inp.train_recordings), read(inp.test_subjects), read(inp.test_recordings),
+                                  methods=snakemake.params.methods, fit_on=snakemake.params.fit_on,
+                                  seed=snakemake.params.seed)
+pp.to_csv(snakemake.output.patients, sep="\t", index=False, float_format="%.6g")
+logging.info("%d patient predictions from %d models", len(pp), pp["run_id"].nunique())

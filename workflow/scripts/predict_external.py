@@ -1,0 +1,14 @@
+"""Rule predict_external: segment probabilities of a test cohort under one externally trained nEMGNet."""
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from nemg.external import predict_cohort
+
+pred = predict_cohort(snakemake.input.best, snakemake.input.segments, snakemake.input.index,
+                      batch_size=int(snakemake.params.batch_size), device=str(snakemake.params.device),
+                      num_threads=snakemake.threads)
+pred.to_csv(snakemake.output.predictions, sep="\t", index=False, float_format="%.6g")
+logging.info("%d segments of %d subjects scored", len(pred), pred["subject_id"].nunique())
