@@ -67,9 +67,9 @@ def test_stage2_never_sees_a_test_patient(monkeypatch):
     seen = {}
     real_fit = vote.fit_stage2
 
-    def spy(X, y, seed=0):
+    def spy(X, y, seed=0, class_weight=None):
         seen["n"] = len(X)
-        return real_fit(X, y, seed)
+        return real_fit(X, y, seed, class_weight)
 
     monkeypatch.setattr(vote, "fit_stage2", spy)
     vote_run(pred, diag)
@@ -85,3 +85,30 @@ def test_fit_on_train_needs_train_predictions():
     pred, diag = _run()
     with pytest.raises(ValueError, match="no 'train' predictions"):
         vote_run(pred, diag, fit_on="train")
+
+
+def test_balanced_stage2_calls_a_rare_class():
+    """Messekher-like skew: 2 normal vs 20 patients in the fit set, normal scores only mildly distinct. The
+    unweighted logistic regression calls (almost) nobody normal; the balanced one recovers the normal patients."""
+    rng = np.random.default_rng(3)
+    classes = ["normal", "myopathy", "neuropathy"]
+    rows, diag, seg = [], {}, 0
+    plan = {"val": {"normal": 2, "myopathy": 10, "neuropathy": 10}, "test": {"normal": 6, "myopathy": 6, "neuropathy": 6}}
+    for role, counts in plan.items():
+        for c, n in counts.items():
+            for i in range(n):
+                sid = f"{role}_{c}{i}"
+                diag[sid] = c
+                p = rng.dirichlet(np.ones(3) * 4) * 0.8
+                p[classes.index(c)] += 0.2
+                rows.append(("run", seg, f"{sid}_r", sid, role, *p))
+                seg += 1
+    pred, diag = _pred(rows), pd.Series(diag)
+
+    def normal_recall(class_weight):
+        out = vote_run(pred, diag, class_weight=class_weight).set_index("subject_id")
+        normal = out[out["diagnosis"] == "normal"]
+        return (normal["predicted"] == "normal").mean()
+
+    assert normal_recall(None) <= 1 / 6
+    assert normal_recall("balanced") >= 0.5

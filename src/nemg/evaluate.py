@@ -38,7 +38,7 @@ def read_predictions(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 def patient_predictions(predictions: pd.DataFrame, subjects: pd.DataFrame, recordings: pd.DataFrame, *,
                         methods: Sequence[str] = ("logreg", "argmax"), fit_on: str = "val",
-                        seed: int = 0) -> pd.DataFrame:
+                        seed: int = 0, class_weight: str | None = None) -> pd.DataFrame:
     """Divide-and-vote for every run, method and location variant; one row per (run, variant, test patient).
 
     Runs without validation patients (repeated k-fold) cannot fit a stage-2 classifier on validation scores:
@@ -55,7 +55,7 @@ def patient_predictions(predictions: pd.DataFrame, subjects: pd.DataFrame, recor
             for with_location in (False, True):
                 try:
                     out.append(vote_run(run, diagnosis, locations, method=method, fit_on=fit_on,
-                                        with_location=with_location, seed=seed))
+                                        with_location=with_location, seed=seed, class_weight=class_weight))
                 except Stage2FitError as exc:
                     # tiny cohorts: an inner-validation set of one class cannot train a classifier; the run
                     # keeps its argmax result and the gap is logged, never filled with a guess

@@ -31,7 +31,10 @@ def write_results_readme(items: list[dict], out: str | Path, *, cohort: str, not
     lines += ["", "Intermediate artifacts for audit: `results/cohort/` (sample sheets, signals), `results/trim/`",
               "(trimmed signals, QC), `results/resample/`, `results/segment/` (segment store and index),",
               "`results/folds/` (folds table, leakage check), `results/train/<cohort>/<run_id>/` (checkpoint,",
-              "training curve, segment predictions), `results/evaluate/` (patient predictions, metrics).", ""]
+              "training curve, segment predictions), `results/evaluate/` (patient predictions, metrics),",
+              "`results/baseline/` (features, classical-baseline predictions), `results/external/<cohort>/`",
+              "(external-validation split, models, test-cohort predictions; test cohorts are preprocessed under",
+              "`results/<stage>/<test>_for_<cohort>/`).", ""]
     text = "\n".join(lines)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

@@ -5,21 +5,28 @@ from what actually reaches the model, i.e. the trimmed recordings that yield at 
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 #: Row order of the paper's S1 Table.
 S1_ORDER = ("myopathy", "neuropathy", "normal")
 
 
 def subset_sheets(subjects_tsv: str | Path, recordings_tsv: str | Path, keep: Iterable[str] | None,
-                  out_subjects: str | Path | None = None, out_recordings: str | Path | None = None) -> int:
+                  out_subjects: str | Path | None = None, out_recordings: str | Path | None = None,
+                  recordings_where: Mapping[str, Iterable] | None = None) -> int:
     """Keep only the subjects in ``keep`` (all when empty) in both sheets; written in place by default.
 
-    Relative recording paths are rewritten to stay correct when the output lies in another folder. Unknown
-    subject ids are an error naming the sheet. Returns the number of subjects kept.
+    ``recordings_where`` (column -> allowed values) keeps only matching recordings, e.g.
+    ``{"contraction_level": ["low"]}`` to take contraction level out of N2001's class differences; subjects
+    left without a recording are dropped and logged. Relative recording paths are rewritten to stay correct when
+    the output lies in another folder. Unknown subject ids or columns, and a filter that empties the cohort or a
+    whole diagnosis class, are errors naming the sheet. Returns the number of subjects kept.
     """
     subjects_tsv, recordings_tsv = Path(subjects_tsv), Path(recordings_tsv)
     out_subjects = Path(out_subjects or subjects_tsv)
@@ -35,6 +42,8 @@ def subset_sheets(subjects_tsv: str | Path, recordings_tsv: str | Path, keep: It
                              f"{' ...' if len(subj) > 30 else ''}")
         subj = subj[subj["subject_id"].isin(keep)]
         rec = rec[rec["subject_id"].isin(keep)]
+    if recordings_where:
+        subj, rec = _filter_recordings(subj, rec, recordings_where, recordings_tsv)
     if out_recordings.parent.resolve() != recordings_tsv.parent.resolve():
         base = recordings_tsv.parent.resolve()
         rec = rec.assign(path=[p if Path(p).is_absolute() else str((base / p).resolve()) for p in rec["path"]])
@@ -43,6 +52,31 @@ def subset_sheets(subjects_tsv: str | Path, recordings_tsv: str | Path, keep: It
     subj.to_csv(out_subjects, sep="\t", index=False)
     rec.to_csv(out_recordings, sep="\t", index=False)
     return len(subj)
+
+
+def _filter_recordings(subj: pd.DataFrame, rec: pd.DataFrame, where: Mapping[str, Iterable],
+                       recordings_tsv: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    missing = sorted(set(where) - set(rec.columns))
+    if missing:
+        raise ValueError(f"{recordings_tsv}: cohort.recordings_where names column(s) {', '.join(missing)} that the "
+                         f"recordings sheet lacks; its columns: {', '.join(rec.columns)}")
+    mask = pd.Series(True, index=rec.index)
+    for col, values in where.items():
+        mask &= rec[col].isin([str(v) for v in values])
+    kept = rec[mask]
+    if kept.empty:
+        raise ValueError(f"{recordings_tsv}: no recording matches cohort.recordings_where {dict(where)}")
+    lost_classes = sorted(set(subj["diagnosis"]) - set(subj.loc[subj["subject_id"].isin(kept["subject_id"]),
+                                                                 "diagnosis"]))
+    if lost_classes:
+        raise ValueError(f"{recordings_tsv}: cohort.recordings_where {dict(where)} leaves no recording of class(es) "
+                         f"{', '.join(lost_classes)}")
+    dropped = sorted(set(subj["subject_id"]) - set(kept["subject_id"]))
+    if dropped:
+        log.warning("%s: %d subject(s) have no recording matching %s and are left out: %s", recordings_tsv,
+                    len(dropped), dict(where), ", ".join(dropped))
+    log.info("%s: %d of %d recordings match %s", recordings_tsv, len(kept), len(rec), dict(where))
+    return subj[subj["subject_id"].isin(kept["subject_id"])], kept
 
 
 def s1_table(signals_index: str | Path | pd.DataFrame, segments_index: str | Path | pd.DataFrame) -> pd.DataFrame:

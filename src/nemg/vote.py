@@ -68,13 +68,17 @@ class Stage2FitError(ValueError):
     """The stage-2 classifier cannot be fit on this run's fit set (e.g. a single class)."""
 
 
-def fit_stage2(X: np.ndarray, y: np.ndarray, seed: int = 0):
-    """Multinomial logistic regression on patient features (deterministic lbfgs)."""
+def fit_stage2(X: np.ndarray, y: np.ndarray, seed: int = 0, class_weight: str | None = None):
+    """Multinomial logistic regression on patient features (deterministic lbfgs).
+
+    ``class_weight='balanced'`` weighs each patient by the inverse of its class's share of the fit set: with
+    1 normal patient in 8 (Messekher) the unweighted fit never calls anyone normal.
+    """
     from sklearn.linear_model import LogisticRegression
 
     if len(set(y)) < 2:
         raise Stage2FitError(f"the stage-2 classifier needs patients of at least two classes to fit, got {sorted(set(y))}")
-    return LogisticRegression(max_iter=2000, random_state=seed).fit(X, y)
+    return LogisticRegression(max_iter=2000, random_state=seed, class_weight=class_weight).fit(X, y)
 
 
 def proba_in_class_order(model, X: np.ndarray) -> np.ndarray:
@@ -88,7 +92,7 @@ def proba_in_class_order(model, X: np.ndarray) -> np.ndarray:
 
 def vote_run(predictions: pd.DataFrame, diagnosis: pd.Series, locations: pd.Series | None = None, *,
              method: str = "logreg", fit_on: str = "val", with_location: bool = False,
-             seed: int = 0) -> pd.DataFrame:
+             seed: int = 0, class_weight: str | None = None) -> pd.DataFrame:
     """Patient predictions for the test patients of one run.
 
     ``predictions``: that run's segment scores (roles val/test, plus train when ``fit_on='train'``);
@@ -117,7 +121,8 @@ def vote_run(predictions: pd.DataFrame, diagnosis: pd.Series, locations: pd.Seri
         leaked = set(fit["subject_id"]) & set(test["subject_id"])
         if leaked:
             raise AssertionError(f"run {runs[0]}: stage-2 fit set contains test patients {sorted(leaked)}")
-        model = fit_stage2(fit[cols].to_numpy(float), fit["subject_id"].map(diagnosis).to_numpy(), seed)
+        model = fit_stage2(fit[cols].to_numpy(float), fit["subject_id"].map(diagnosis).to_numpy(), seed,
+                           class_weight)
         probs = proba_in_class_order(model, test[cols].to_numpy(float))
     out = test[["run_id", "subject_id"]].copy()
     out["diagnosis"] = out["subject_id"].map(diagnosis)

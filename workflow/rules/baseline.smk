@@ -93,6 +93,7 @@ rule baseline_vote:
         methods=EVAL["methods"],
         fit_on=EVAL["stage2_fit_on"],
         seed=EVAL["seed"],
+        class_weight=STAGE2_CLASS_WEIGHT,
     log:
         "logs/baseline/{cohort}/{baseline_model}_vote.log",
     threads: 1

@@ -15,6 +15,7 @@ rule simulate_cohort:
         sim=simulation_params(),
         seed=lambda wildcards: COHORTS[wildcards.cohort]["seed"],
         keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
+        where=lambda wildcards: COHORTS[wildcards.cohort].get("recordings_where") or {},
     log:
         "logs/cohort/{cohort}/simulate_cohort.log",
     benchmark:
@@ -39,6 +40,7 @@ rule import_cohort:
         dataset=lambda wildcards: COHORTS[wildcards.cohort]["public"]["dataset"],
         source_dir=lambda wildcards: public_source_dir(wildcards.cohort),
         keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
+        where=lambda wildcards: COHORTS[wildcards.cohort].get("recordings_where") or {},
     log:
         "logs/cohort/{cohort}/import_cohort.log",
     threads: 1
@@ -62,6 +64,7 @@ rule register_sheets:
         cohort=cohort_regex(cohorts_from("sheets")),
     params:
         keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
+        where=lambda wildcards: COHORTS[wildcards.cohort].get("recordings_where") or {},
     log:
         "logs/cohort/{cohort}/register_sheets.log",
     threads: 1

@@ -14,6 +14,8 @@ if EVAL["primary_method"] not in EVAL["methods"]:
                         f"{EVAL['methods']}")
 
 
+# none: the released code's plain logistic regression; balanced: weigh patients by inverse class frequency
+STAGE2_CLASS_WEIGHT = None if EVAL.get("stage2_class_weight", "none") == "none" else "balanced"
 RATINGS = ratings_path()
 PHYSICIAN_NOTE = ("Physicians are SIMULATED raters (nemg.simulate), not real physicians."
                   if EVAL["ratings"] == "auto" and SOURCE == "simulated" else "")
@@ -31,6 +33,7 @@ rule vote:
         methods=EVAL["methods"],
         fit_on=EVAL["stage2_fit_on"],
         seed=EVAL["seed"],
+        class_weight=STAGE2_CLASS_WEIGHT,
     log:
         "logs/evaluate/{cohort}/vote.log",
     benchmark:

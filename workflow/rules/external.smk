@@ -143,6 +143,7 @@ rule external_vote:
         methods=EVAL["methods"],
         fit_on=EVAL["stage2_fit_on"],
         seed=EVAL["seed"],
+        class_weight=STAGE2_CLASS_WEIGHT,
     log:
         "logs/external/{cohort}/{test}_{arm}_vote.log",
     threads: 1

@@ -13,4 +13,4 @@ from nemg.tables import subset_sheets
 subjects, recordings = import_dataset(
     snakemake.params.dataset, snakemake.params.source_dir, Path(snakemake.output.subjects).parent
 )
-subset_sheets(subjects, recordings, snakemake.params.keep)
+subset_sheets(subjects, recordings, snakemake.params.keep, recordings_where=snakemake.params.where)

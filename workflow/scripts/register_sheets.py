@@ -12,4 +12,4 @@ cohort = read_cohort(snakemake.input.subjects, snakemake.input.recordings)
 for w in cohort.warnings:
     logging.warning(w)
 subset_sheets(snakemake.input.subjects, snakemake.input.recordings, snakemake.params.keep,
-              snakemake.output.subjects, snakemake.output.recordings)
+              snakemake.output.subjects, snakemake.output.recordings, recordings_where=snakemake.params.where)

@@ -12,5 +12,6 @@ from nemg.tables import subset_sheets
 
 out_dir = Path(snakemake.output.subjects).parent
 paths = simulate_cohort(snakemake.params.sim, out_dir, snakemake.params.seed, n_jobs=snakemake.threads)
-if snakemake.params.keep:
-    subset_sheets(paths["subjects"], paths["recordings"], snakemake.params.keep)
+if snakemake.params.keep or snakemake.params.where:
+    subset_sheets(paths["subjects"], paths["recordings"], snakemake.params.keep,
+                  recordings_where=snakemake.params.where)
