@@ -184,3 +184,56 @@ def test_baseline_transfers_a_separable_feature(cohorts):
     assert (called == truth).mean() > 0.95
     with pytest.raises(ValueError, match="test cohort: 3 feature rows"):
         baseline_external_predictions(feats(a_idx), a_idx, np.ones((3, 2)), b_idx, cohorts["split"], "logreg")
+
+
+# ------------------------------------------------------------------------------------- amplitude calibration
+def signal_store(d, amplitudes, fs=10_000.0, seconds=1.0, offset=0.0, drift=50.0, seed=0):
+    """One recording per amplitude: Gaussian noise of that RMS plus a DC offset and a slow drift."""
+    from nemg.segment import write_signal_store
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(fs * seconds)) / fs
+    arrays = [(rng.normal(0, a, len(t)) + offset + drift * t).astype(np.float32) for a in amplitudes]
+    idx = pd.DataFrame({"recording_id": [f"r{i}" for i in range(len(arrays))],
+                        "subject_id": [f"s{i}" for i in range(len(arrays))], "diagnosis": "normal",
+                        "location": "proximal", "muscle": "biceps", "fs_hz": fs})
+    d.mkdir(parents=True, exist_ok=True)
+    write_signal_store(arrays, idx, d / "signals.npy", d / "signals_index.tsv")
+    return d / "signals.npy", d / "signals_index.tsv"
+
+
+def test_median_frame_rms_ignores_offset_drift_and_an_odd_recording(tmp_path):
+    from nemg.external import median_frame_rms
+
+    store = signal_store(tmp_path / "a", [40, 50, 60, 5000], offset=300.0)
+    assert median_frame_rms(*store) == pytest.approx(55, rel=0.03)  # median of 40, 50, 60, 5000 recordings
+
+
+def test_amplitude_gain_and_calibrated_segments(tmp_path):
+    from nemg.external import amplitude_gain
+    from nemg.segment import segment_store
+
+    train = signal_store(tmp_path / "train", [40, 50, 60])
+    test = signal_store(tmp_path / "test", [400, 500, 600], seed=1)
+    g = amplitude_gain(*train, *test)
+    assert list(g.columns) == ["calibration", "train_median_rms_uv", "test_median_rms_uv", "gain"]
+    assert g["gain"].iloc[0] == pytest.approx(0.1, rel=0.03)
+    plain = segment_store(*test, 0.4, 0.1, tmp_path / "p.npy", tmp_path / "p.tsv")
+    segment_store(*test, 0.4, 0.1, tmp_path / "c.npy", tmp_path / "c.tsv", gain=float(g["gain"].iloc[0]))
+    np.testing.assert_allclose(np.load(tmp_path / "c.npy"), np.load(tmp_path / "p.npy") * g["gain"].iloc[0],
+                               rtol=1e-5)
+    assert len(plain) == 3 * 7
+    with pytest.raises(ValueError, match="gain must be a positive finite number"):
+        segment_store(*test, 0.4, 0.1, tmp_path / "x.npy", tmp_path / "x.tsv", gain=0.0)
+    silent = signal_store(tmp_path / "silent", [0, 0], offset=7.0, drift=0.0)  # a flat line
+    with pytest.raises(ValueError, match="non-zero amplitude"):
+        amplitude_gain(*train, *silent)
+
+
+def test_external_test_ids():
+    from nemg.external import external_test_ids
+
+    assert external_test_ids(["m", "n"], ["none", "median_rms"]) == {
+        "m": ("m", "none"), "m.rms": ("m", "median_rms"), "n": ("n", "none"), "n.rms": ("n", "median_rms")}
+    with pytest.raises(ValueError, match="unknown external.amplitude_calibration 'zscore'"):
+        external_test_ids(["m"], ["zscore"])

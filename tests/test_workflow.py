@@ -130,7 +130,7 @@ def test_n2001_subset_whole_dag_with_external_validation(tmp_path):
         "cohort": public("n2001", N2001_FEW, "n2001_small"),
         "folds": {"seeds": [0], "schemes": ["nested"], "nested": {"outer": 2, "inner": 2}},
         "external": {"cohorts": {"messekher2023": public("messekher2023", MESSEKHER_FEW)}, "seeds": [0, 1],
-                     "val_fraction": 0.34},
+                     "val_fraction": 0.34, "amplitude_calibration": ["none", "median_rms"]},
     }))
     res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "n2001.yaml", cfg, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -140,7 +140,16 @@ def test_n2001_subset_whole_dag_with_external_validation(tmp_path):
     assert not (tmp_path / "results" / "cohort" / "n2001_small" / "signals").exists()  # data never copied
     assert len(sheet) == 48
     assert (tmp_path / "results" / "evaluate" / "n2001_small" / "model_comparison.tsv").is_file()
-    check_external(tmp_path, "n2001_small", ["messekher2023"], 2)
+    table = check_external(tmp_path, "n2001_small", ["messekher2023", "messekher2023.rms"], 2)
+    # the calibrated variant: the same segments, times one gain that brings Messekher's RMS to N2001's
+    gain = pd.read_csv(tmp_path / "results" / "external" / "n2001_small" / "messekher2023.rms" / "amplitude_gain.tsv",
+                       sep="\t")["gain"].iloc[0]
+    assert 0.01 < gain < 0.5  # Messekher is recorded several times louder than N2001
+    seg = tmp_path / "results" / "segment"
+    plain = np.load(seg / "messekher2023_for_n2001_small" / "segments.npy", mmap_mode="r")
+    scaled = np.load(seg / "messekher2023.rms_for_n2001_small" / "segments.npy", mmap_mode="r")
+    np.testing.assert_allclose(scaled[:50], plain[:50] * gain, rtol=1e-4, atol=1e-3)
+    assert set(table.loc[table["test_cohort"] == "messekher2023.rms", "calibration"]) == {"median_rms"}
     assert "external validation" in (tmp_path / "results" / "README.md").read_text()
 
 
@@ -176,11 +185,15 @@ def test_emgdb_inference_only_smoke(tmp_path):
     }))
     res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "emgdb.yaml", cfg, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    table = check_external(tmp_path, "n2001_emgdb", ["emgdb"], 1)
+    table = check_external(tmp_path, "n2001_emgdb", ["emgdb", "emgdb.rms"], 1)
     assert set(table["n_test_patients"]) == {3}
     assert not (tmp_path / "results" / "train").exists()  # external.only: no cross-validation runs
     readme = (tmp_path / "results" / "README.md").read_text()
     assert "external validation" in readme and "Table 2" not in readme and "(missing)" not in readme
+    rep = snakemake(tmp_path, "--report", tmp_path / "report.html", "--configfile", REPO / "configs" / "emgdb.yaml",
+                    cfg)
+    assert rep.returncode == 0, rep.stdout[-2000:] + rep.stderr[-2000:]
+    assert "external_validation.html" in (tmp_path / "report.html").read_text(errors="replace")
 
 
 @pytest.mark.slow

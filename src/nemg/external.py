@@ -29,7 +29,10 @@ from .vote import CLASSES, PROB_COLS
 log = logging.getLogger(__name__)
 
 SCHEME = "external"
-EXTERNAL_DEFAULTS: dict[str, Any] = {"cohorts": {}, "seeds": [0], "val_fraction": 0.2, "only": False}
+EXTERNAL_DEFAULTS: dict[str, Any] = {"cohorts": {}, "seeds": [0], "val_fraction": 0.2, "only": False,
+                                     "amplitude_calibration": ["none"]}
+#: amplitude calibration -> suffix of the test id (``<name>.<suffix>``); "none" keeps the plain name
+CALIBRATIONS = {"none": "", "median_rms": "rms"}
 
 
 def run_id(seed: int) -> str:
@@ -46,6 +49,18 @@ def cohort_key(test: str, train: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- configuration
+def external_test_ids(names: Iterable[str], calibrations: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """test id -> (external cohort name, amplitude calibration): ``name`` uncalibrated, ``name.rms`` calibrated."""
+    out = {}
+    for cal in calibrations:
+        if cal not in CALIBRATIONS:
+            raise ValueError(f"unknown external.amplitude_calibration {cal!r}; expected {', '.join(CALIBRATIONS)}")
+    for name in names:
+        for cal in calibrations:
+            out[name if cal == "none" else f"{name}.{CALIBRATIONS[cal]}"] = (name, cal)
+    return out
+
+
 def external_settings(config: Mapping) -> dict:
     return {**EXTERNAL_DEFAULTS, **dict(config.get("external") or {})}
 
@@ -139,6 +154,43 @@ def check_disjoint(train_subjects: pd.DataFrame, test_subjects: pd.DataFrame, tr
                          f"if they are different people, give them distinct ids in one cohort's sheets")
 
 
+# ------------------------------------------------------------------------------------- amplitude calibration
+def median_frame_rms(signals: str | Path, index: str | Path, frame_s: float = 0.1) -> float:
+    """Median over recordings of each recording's median RMS in ``frame_s`` frames (frame mean removed).
+
+    Label-free and robust: the frame median ignores bursts and artifacts inside a recording, removing each
+    frame's mean ignores DC offset and slow drift, the median over recordings ignores odd recordings.
+    """
+    from .segment import iter_signals, read_signal_store
+
+    arr, idx = read_signal_store(signals, index)
+    per_recording = []
+    for row, x in iter_signals(arr, idx):
+        n = int(round(frame_s * float(row["fs_hz"])))
+        k = len(x) // n
+        if k == 0:
+            continue
+        frames = np.asarray(x[:k * n], dtype=np.float64).reshape(k, n)
+        frames = frames - frames.mean(axis=1, keepdims=True)
+        per_recording.append(float(np.median(np.sqrt((frames ** 2).mean(axis=1)))))
+    if not per_recording or not np.median(per_recording) > 0:
+        raise ValueError(f"{signals}: no recording long enough ({frame_s} s) with a non-zero amplitude to calibrate")
+    return float(np.median(per_recording))
+
+
+def amplitude_gain(train_signals, train_index, test_signals, test_index) -> pd.DataFrame:
+    """The factor that brings the test cohort's typical amplitude to the training cohort's (``median_rms``).
+
+    One scalar per test cohort, from unlabelled signals only (no diagnosis is used): what a site would do by
+    matching its amplifier chain to the reference lab's. It cannot undo differences in the class mix or in the
+    contraction protocol, and it changes absolute amplitudes, the cue the diagnosis rests on.
+    """
+    train_rms = median_frame_rms(train_signals, train_index)
+    test_rms = median_frame_rms(test_signals, test_index)
+    return pd.DataFrame([{"calibration": "median_rms", "train_median_rms_uv": train_rms,
+                          "test_median_rms_uv": test_rms, "gain": train_rms / test_rms}])
+
+
 # ---------------------------------------------------------------------------------------------- predictions
 def predict_cohort(checkpoint: str | Path, segments_npy: str | Path, index_tsv: str | Path, *,
                    batch_size: int = 256, device: str = "auto", num_threads: int | None = None) -> pd.DataFrame:
@@ -219,7 +271,7 @@ def evaluate_arm(pp: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> dict
 
 
 def summary_rows(train: str, test: str, arm: str, per_run: pd.DataFrame, boot: pd.DataFrame,
-                 cons: pd.DataFrame, method: str) -> dict:
+                 cons: pd.DataFrame, method: str, calibration: str = "none", gain: float = 1.0) -> dict:
     """One row of the external-validation table: a (training -> test, model) pair, the primary variant."""
     from .metrics import summarize_runs
 
@@ -228,7 +280,8 @@ def summary_rows(train: str, test: str, arm: str, per_run: pd.DataFrame, boot: p
     if runs.empty:
         raise ValueError(f"{arm} {train} -> {test}: no results for stage-2 method {method!r} without location")
     s = summarize_runs(runs, METRICS).set_index("metric")
-    row = {"train_cohort": train, "test_cohort": test, "model": arm, "method": method,
+    row = {"train_cohort": train, "test_cohort": test, "calibration": calibration, "gain": gain,
+           "model": arm, "method": method,
            "n_models": int(runs["run_id"].nunique()), "n_test_patients": int(c["subject_id"].nunique())}
     for k in ("accuracy", "f1"):
         row[f"{k}_mean"] = s.loc[k, "mean"]
@@ -244,12 +297,14 @@ def summary_rows(train: str, test: str, arm: str, per_run: pd.DataFrame, boot: p
 
 def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The external-validation table with estimate (95 % CI) strings, for the HTML page and the README."""
-    def f(r, k, a, b):
-        return f"{r[k]:.3f} ({r[a]:.3f}-{r[b]:.3f})"
+    def f(r, k, a, b):  # a t-interval over 2-3 models can leave [0, 1]; a proportion cannot
+        return f"{r[k]:.3f} ({max(0.0, r[a]):.3f}-{min(1.0, r[b]):.3f})"
 
     rows = []
     for _, r in summary.iterrows():
-        rows.append({"training -> test": f"{r['train_cohort']} -> {r['test_cohort']}", "model": r["model"],
+        cal = "none" if r.get("calibration", "none") == "none" else f"{r['calibration']} (x{r['gain']:.3g})"
+        rows.append({"training -> test": f"{r['train_cohort']} -> {r['test_cohort']}", "amplitude calibration": cal,
+                     "model": r["model"],
                      "models": r["n_models"], "test patients": r["n_test_patients"],
                      "accuracy, mean over models (95 % CI)": f(r, "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high"),
                      "accuracy, consensus (bootstrap 95 % CI)": f(r, "accuracy_consensus", "accuracy_boot_low",
@@ -259,6 +314,7 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["EXTERNAL_DEFAULTS", "PROB_COLS", "baseline_external_predictions", "check_disjoint", "cohort_key",
-           "display_table", "evaluate_arm", "external_cohorts", "external_patient_predictions",
-           "external_settings", "external_split", "predict_cohort", "run_id", "summary_rows"]
+__all__ = ["CALIBRATIONS", "EXTERNAL_DEFAULTS", "PROB_COLS", "amplitude_gain", "baseline_external_predictions",
+           "check_disjoint", "cohort_key", "display_table", "evaluate_arm", "external_cohorts",
+           "external_patient_predictions", "external_settings", "external_split", "external_test_ids",
+           "median_frame_rms", "predict_cohort", "run_id", "summary_rows"]

@@ -114,12 +114,15 @@ def segment_signal(x: np.ndarray, window: int, hop: int) -> np.ndarray:
 
 
 def segment_store(signals: str | Path, index: str | Path, window_s: float, hop_s: float,
-                  out_segments: str | Path, out_index: str | Path) -> pd.DataFrame:
+                  out_segments: str | Path, out_index: str | Path, gain: float = 1.0) -> pd.DataFrame:
     """Cut every recording of a (resampled) signal store into windows; write the segment store.
 
     All recordings must share one sampling rate. Recordings shorter than one window give no segment and are
-    logged by name. Returns the segment index.
+    logged by name. ``gain`` multiplies every sample (amplitude calibration of an external test cohort; 1 for
+    everything else). Returns the segment index.
     """
+    if not (np.isfinite(gain) and gain > 0):
+        raise ValueError(f"{signals}: amplitude gain must be a positive finite number, got {gain}")
     arr, idx = read_signal_store(signals, index)
     rates = sorted(set(idx["fs_hz"].astype(float)))
     if len(rates) != 1:
@@ -138,7 +141,8 @@ def segment_store(signals: str | Path, index: str | Path, window_s: float, hop_s
             log.warning("recording %s: %d samples < one window (%d); no segment", row["recording_id"],
                         int(row["n_samples"]), window)
             continue
-        out[pos:pos + k] = segment_signal(x, window, hop)
+        out[pos:pos + k] = segment_signal(x, window, hop) * np.float32(gain) if gain != 1 else \
+            segment_signal(x, window, hop)
         for j, off in enumerate(segment_offsets(int(row["n_samples"]), window, hop)):
             rows.append((pos + j, row["recording_id"], row["subject_id"], row["diagnosis"], row["location"],
                          row["muscle"], int(off)))
@@ -147,7 +151,8 @@ def segment_store(signals: str | Path, index: str | Path, window_s: float, hop_s
     del out
     seg_index = pd.DataFrame(rows, columns=list(SEGMENT_INDEX_COLUMNS))
     seg_index.to_csv(out_index, sep="\t", index=False)
-    log.info("%d recordings -> %d segments of %d samples (hop %d) at %g Hz", len(idx), total, window, hop, fs)
+    log.info("%d recordings -> %d segments of %d samples (hop %d) at %g Hz%s", len(idx), total, window, hop, fs,
+             f", amplitudes x {gain:.4g}" if gain != 1 else "")
     return seg_index
 
 

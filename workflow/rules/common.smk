@@ -26,7 +26,7 @@ SOURCE = config["cohort"]["source"]
 # External validation (workflow/rules/external.smk): test cohorts preprocessed for this run's model live under
 # results/<stage>/<test>_for_<cohort>/. Each has its own cohort section (source, data folder, subjects); every
 # other setting is this run's.
-from nemg.external import cohort_key, external_cohorts, external_settings
+from nemg.external import cohort_key, external_cohorts, external_settings, external_test_ids
 
 EXTERNAL = external_settings(config)
 try:
@@ -35,7 +35,12 @@ try:
     EXTERNAL_COHORTS = external_cohorts(config, REPO, base_cohort=_base_cohort)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
-COHORTS = {COHORT: config["cohort"], **{cohort_key(n, COHORT): c for n, c in EXTERNAL_COHORTS.items()}}
+# test id -> (external cohort, amplitude calibration): "<name>" as recorded, "<name>.rms" amplitude-calibrated
+EXT_TEST_IDS = external_test_ids(EXTERNAL_COHORTS, EXTERNAL["amplitude_calibration"])
+COHORTS = {COHORT: config["cohort"],
+           **{cohort_key(t, COHORT): EXTERNAL_COHORTS[name] for t, (name, _) in EXT_TEST_IDS.items()}}
+# cohort key of a calibrated test cohort -> its test id (its segments are scaled by the gain of rule external_gain)
+CALIBRATED = {cohort_key(t, COHORT): t for t, (_, cal) in EXT_TEST_IDS.items() if cal != "none"}
 
 
 def cohort_regex(names):
@@ -122,3 +127,16 @@ def external_arm_predictions(wildcards):
             expand(f"{XV}{{test}}/nemgnet/{{ext_run}}_predictions.tsv", cohort=wildcards.cohort,
                    test=wildcards.test, ext_run=EXT_RUN_IDS)
     return [f"results/external/{wildcards.cohort}/{wildcards.test}/{wildcards.arm}/predictions.tsv"]
+
+
+def amplitude_gain_file(wildcards):
+    """Input function of rule segment: the gain of an amplitude-calibrated test cohort, nothing otherwise."""
+    if wildcards.cohort in CALIBRATED:
+        return [f"results/external/{COHORT}/{CALIBRATED[wildcards.cohort]}/amplitude_gain.tsv"]
+    return []
+
+
+def external_gain_file(wildcards):
+    """Input function of rule external_evaluate: the test cohort's gain file when it is calibrated."""
+    return [f"results/external/{wildcards.cohort}/{wildcards.test}/amplitude_gain.tsv"] \
+        if EXT_TEST_IDS[wildcards.test][1] != "none" else []

@@ -6,6 +6,7 @@
 # results/external/<cohort>/models/ext_s<seed>/            best.pt, curve.tsv, predictions.tsv (validation patients)
 # results/external/<cohort>/<test>/<model>/                segment and patient predictions of the test cohort
 # results/external/<cohort>/<test>/                        per-run metrics, consensus, bootstrap CIs, paired tests
+# (<test> = <name>, or <name>.rms for the amplitude-calibrated variant: segments x amplitude_gain.tsv's gain)
 # results/external/<cohort>/external_validation.{tsv,html} the table (in the report)
 # The test cohort itself is preprocessed under results/<stage>/<test>_for_<cohort>/ with THIS run's settings.
 #
@@ -15,7 +16,7 @@
 from nemg.external import run_id as ext_run_id
 
 EXT_RUN_IDS = [ext_run_id(s) for s in EXTERNAL["seeds"]]
-EXT_TESTS = list(EXTERNAL_COHORTS)
+EXT_TESTS = list(EXT_TEST_IDS)  # "<name>" and, with external.amplitude_calibration, "<name>.rms"
 EXT_ARMS = ["nemgnet"] + (list(BASELINE_CFG["models"]) if BASELINE_CFG["enabled"] else [])
 XV = "results/external/{cohort}/"
 EXTERNAL_OUTPUTS = (
@@ -156,9 +157,30 @@ rule external_vote:
         "../scripts/external_vote.py"
 
 
+rule external_gain:
+    input:
+        train_signals="results/resample/{cohort}/signals.npy",
+        train_index="results/resample/{cohort}/signals_index.tsv",
+        test_signals=test_path("results/resample/{cohort}/signals.npy"),
+        test_index=test_path("results/resample/{cohort}/signals_index.tsv"),
+    output:
+        gain=f"{XV}{{test}}/amplitude_gain.tsv",
+    log:
+        "logs/external/{cohort}/{test}_gain.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/external_gain.py"
+
+
 rule external_evaluate:
     input:
         patients=expand(f"{XV}{{test}}/{{arm}}/patient_predictions.tsv", arm=EXT_ARMS, allow_missing=True),
+        gain=external_gain_file,
     output:
         per_run=f"{XV}{{test}}/per_run_metrics.tsv",
         consensus=f"{XV}{{test}}/patient_consensus.tsv",
@@ -167,6 +189,7 @@ rule external_evaluate:
         tests=f"{XV}{{test}}/model_tests.tsv",
     params:
         arms=EXT_ARMS,
+        calibration=lambda wildcards: EXT_TEST_IDS[wildcards.test][1],
         method=EVAL["primary_method"],
         n_boot=EVAL["n_bootstrap"],
         seed=EVAL["seed"],

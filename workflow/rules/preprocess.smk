@@ -81,6 +81,7 @@ rule segment:
     input:
         signals="results/resample/{cohort}/signals.npy",
         index="results/resample/{cohort}/signals_index.tsv",
+        gain=amplitude_gain_file,  # only for amplitude-calibrated external test cohorts (external.smk)
     output:
         segments="results/segment/{cohort}/segments.npy",
         index="results/segment/{cohort}/segments_index.tsv",

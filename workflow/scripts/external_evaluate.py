@@ -12,6 +12,7 @@ from nemg.external import evaluate_arm, summary_rows
 
 p, out = snakemake.params, snakemake.output
 train, test = snakemake.wildcards.cohort, snakemake.wildcards.test
+gain = float(pd.read_csv(snakemake.input.gain[0], sep="\t")["gain"].iloc[0]) if snakemake.input.gain else 1.0
 per_run, cons, boot, rows = [], {}, [], []
 for arm, path in zip(p.arms, snakemake.input.patients):
     pp = pd.read_csv(path, sep="\t", dtype={"subject_id": str, "run_id": str})
@@ -19,7 +20,8 @@ for arm, path in zip(p.arms, snakemake.input.patients):
     per_run.append(res["per_run"].assign(model=arm))
     boot.append(res["bootstrap"].assign(model=arm))
     cons[arm] = res["consensus"]
-    rows.append(summary_rows(train, test, arm, res["per_run"], res["bootstrap"], res["consensus"], p.method))
+    rows.append(summary_rows(train, test, arm, res["per_run"], res["bootstrap"], res["consensus"], p.method,
+                             calibration=p.calibration, gain=gain))
 pd.concat(per_run).to_csv(out.per_run, sep="\t", index=False, float_format="%.6g")
 pd.concat([c.assign(model=a) for a, c in cons.items()]).to_csv(out.consensus, sep="\t", index=False,
                                                                float_format="%.6g")

@@ -1,0 +1,13 @@
+"""Rule external_gain: one amplitude factor bringing a test cohort's typical RMS to the training cohort's."""
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from nemg.external import amplitude_gain
+
+inp = snakemake.input
+gain = amplitude_gain(inp.train_signals, inp.train_index, inp.test_signals, inp.test_index)
+gain.to_csv(snakemake.output.gain, sep="\t", index=False, float_format="%.6g")
+logging.info("\n%s", gain.to_string(index=False))
