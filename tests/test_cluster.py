@@ -23,7 +23,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 SLURM_PROFILE = REPO / "profiles" / "slurm"
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk")) + [REPO / "Snakefile"]
 ENV_GROUPS = {"preprocess.yaml", "train.yaml", "plots.yaml"}  # data/preprocess, torch training, stats + plots
-GPU_RULES = {"train_fold", "fig3_optimize_inputs"}  # the torch jobs (envs/train.yaml) that want a GPU
+GPU_RULES = {"train_fold", "fig3_optimize_inputs", "train_external", "predict_external"}  # torch jobs wanting a GPU
 
 
 def snakemake(workdir, *args, timeout=600, env=None):
@@ -116,12 +116,16 @@ def job_resources(dry_run_stdout):
     return out
 
 
-@pytest.mark.parametrize("how", ["--profile", "--workflow-profile"])
-def test_slurm_profile_dry_run_requests_gpus_for_the_training_jobs_only(how, tmp_path):
-    res = snakemake(tmp_path, how, SLURM_PROFILE, "-n", "--configfile", REPO / "configs" / "ci.yaml")
+@pytest.mark.parametrize("how, cfg", [("--profile", "ci"), ("--workflow-profile", "ci"),
+                                      ("--workflow-profile", "n2001")])
+def test_slurm_profile_dry_run_requests_gpus_for_the_training_jobs_only(how, cfg, tmp_path):
+    res = snakemake(tmp_path, how, SLURM_PROFILE, "-n", "--configfile", REPO / "configs" / f"{cfg}.yaml")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     jobs = job_resources(res.stdout)
-    assert len(jobs.get("train_fold", [])) == 6  # nested 2 x 2 + repeated 2-fold
+    if cfg == "ci":
+        assert len(jobs.get("train_fold", [])) == 6  # nested 2 x 2 + repeated 2-fold
+    else:  # n2001 also validates on Messekher: 3 seeds trained on all of N2001, scoring 2 test variants
+        assert len(jobs.get("train_external", [])) == 3 and len(jobs.get("predict_external", [])) == 6
     for rule, lines in jobs.items():
         for line in lines:
             gpu = re.search(r"\bgpu=(\d+)", line)
