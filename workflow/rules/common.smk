@@ -130,13 +130,13 @@ def external_arm_predictions(wildcards):
 
 
 def amplitude_gain_file(wildcards):
-    """Input function of rule segment: the gain of an amplitude-calibrated test cohort, nothing otherwise."""
+    """Input function of the segment rule: the gain of an amplitude-calibrated test cohort, nothing otherwise."""
     if wildcards.cohort in CALIBRATED:
         return [f"results/external/{COHORT}/{CALIBRATED[wildcards.cohort]}/amplitude_gain.tsv"]
     return []
 
 
 def external_gain_file(wildcards):
-    """Input function of rule external_evaluate: the test cohort's gain file when it is calibrated."""
+    """Input function of the external_evaluate rule: the test cohort's gain file when it is calibrated."""
     return [f"results/external/{wildcards.cohort}/{wildcards.test}/amplitude_gain.tsv"] \
         if EXT_TEST_IDS[wildcards.test][1] != "none" else []
