@@ -109,7 +109,11 @@ def check_external(workdir, train, tests, n_models):
     assert (xv / "external_validation.html").stat().st_size > 1000
     split = pd.read_csv(xv / "split.tsv", sep="\t", dtype={"subject_id": str})
     for test in tests:
-        key = f"{test}_for_{train}"
+        # a calibrated variant "<name>.rms" shares its uncalibrated twin's sheets and resampled signals
+        key = f"{test.removesuffix('.rms')}_for_{train}"
+        if test.endswith(".rms"):
+            assert not (Path(workdir) / "results" / "trim" / f"{test}_for_{train}").exists()  # not preprocessed twice
+            assert (Path(workdir) / "results" / "segment" / f"{test}_for_{train}" / "segments.npy").is_file()
         test_subjects = pd.read_csv(Path(workdir) / "results" / "cohort" / key / "subjects.tsv", sep="\t")
         pp = pd.read_csv(xv / test / "nemgnet" / "patient_predictions.tsv", sep="\t", dtype={"subject_id": str})
         assert set(pp["subject_id"]) == set(test_subjects["subject_id"])

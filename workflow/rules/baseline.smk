@@ -34,7 +34,7 @@ rule baseline_features:
     input:
         segments="results/segment/{cohort}/segments.npy",
         index="results/segment/{cohort}/segments_index.tsv",
-        signals_index="results/resample/{cohort}/signals_index.tsv",  # the sampling rate of the segments
+        signals_index=resampled("signals_index.tsv"),  # the sampling rate of the segments
     output:
         features=f"{BL}features.npy",
         names=f"{BL}feature_names.txt",

@@ -38,9 +38,13 @@ except ConfigError as exc:
 # test id -> (external cohort, amplitude calibration): "<name>" as recorded, "<name>.rms" amplitude-calibrated
 EXT_TEST_IDS = external_test_ids(EXTERNAL_COHORTS, EXTERNAL["amplitude_calibration"])
 COHORTS = {COHORT: config["cohort"],
+           **{cohort_key(name, COHORT): c for name, c in EXTERNAL_COHORTS.items()},
            **{cohort_key(t, COHORT): EXTERNAL_COHORTS[name] for t, (name, _) in EXT_TEST_IDS.items()}}
 # cohort key of a calibrated test cohort -> its test id (its segments are scaled by the gain of rule external_gain)
 CALIBRATED = {cohort_key(t, COHORT): t for t, (_, cal) in EXT_TEST_IDS.items() if cal != "none"}
+# ... and -> the key of its uncalibrated twin: the same recordings, so the twin's sheets and trimmed and resampled
+# signals serve both; only the calibrated segments (and features) are its own
+TWIN = {cohort_key(t, COHORT): cohort_key(name, COHORT) for t, (name, cal) in EXT_TEST_IDS.items() if cal != "none"}
 
 
 def cohort_regex(names):
@@ -114,9 +118,21 @@ def report_item(path, caption, category="Tables"):
     return report(path, caption=f"../report/{caption}.rst", category=category)
 
 
-def test_path(pattern):
-    """Input function: a test cohort's artifact, preprocessed for this run (results/<stage>/<test>_for_<cohort>)."""
-    return lambda wildcards: pattern.format(cohort=cohort_key(wildcards.test, wildcards.cohort))
+def resampled(name):
+    """Input function: a cohort's resampled-store file (a calibrated test cohort reads its uncalibrated twin's)."""
+    return lambda wildcards: f"results/resample/{TWIN.get(wildcards.cohort, wildcards.cohort)}/{name}"
+
+
+def test_path(pattern, shared=False):
+    """Input function: a test cohort's artifact, preprocessed for this run (results/<stage>/<test>_for_<cohort>).
+
+    shared: a file that a calibrated variant takes from its uncalibrated twin (sheets, trimmed or resampled
+    signals)."""
+    def path(wildcards):
+        key = cohort_key(wildcards.test, wildcards.cohort)
+        return pattern.format(cohort=TWIN.get(key, key) if shared else key)
+
+    return path
 
 
 def external_arm_predictions(wildcards):

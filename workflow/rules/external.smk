@@ -8,7 +8,8 @@
 # results/external/<cohort>/<test>/                        per-run metrics, consensus, bootstrap CIs, paired tests
 # (<test> = <name>, or <name>.rms for the amplitude-calibrated variant: segments x amplitude_gain.tsv's gain)
 # results/external/<cohort>/external_validation.{tsv,html} the table (in the report)
-# The test cohort itself is preprocessed under results/<stage>/<test>_for_<cohort>/ with THIS run's settings.
+# The test cohort itself is preprocessed under results/<stage>/<test>_for_<cohort>/ with THIS run's settings; the
+# calibrated variant has only its own segment store and features (results/{segment,baseline}/<test>.rms_for_<cohort>/).
 #
 # Needs TRAIN_CFG/MODEL_CFG/TRAIN_THREADS/TRAIN_ON_GPU (train.smk), EVAL (evaluate.smk) and BASELINE_CFG
 # (baseline.smk): include after them.
@@ -136,8 +137,8 @@ rule external_vote:
         predictions=external_arm_predictions,
         train_subjects=cohort_sheet("subjects"),
         train_recordings=cohort_sheet("recordings"),
-        test_subjects=test_path("results/cohort/{cohort}/subjects.tsv"),
-        test_recordings=test_path("results/cohort/{cohort}/recordings.tsv"),
+        test_subjects=test_path("results/cohort/{cohort}/subjects.tsv", shared=True),
+        test_recordings=test_path("results/cohort/{cohort}/recordings.tsv", shared=True),
     output:
         patients=f"{XV}{{test}}/{{arm}}/patient_predictions.tsv",
     params:
@@ -161,8 +162,8 @@ rule external_gain:
     input:
         train_signals="results/resample/{cohort}/signals.npy",
         train_index="results/resample/{cohort}/signals_index.tsv",
-        test_signals=test_path("results/resample/{cohort}/signals.npy"),
-        test_index=test_path("results/resample/{cohort}/signals_index.tsv"),
+        test_signals=test_path("results/resample/{cohort}/signals.npy", shared=True),
+        test_index=test_path("results/resample/{cohort}/signals_index.tsv", shared=True),
     output:
         gain=f"{XV}{{test}}/amplitude_gain.tsv",
     log:

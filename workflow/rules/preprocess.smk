@@ -79,8 +79,8 @@ rule resample:
 
 rule segment:
     input:
-        signals="results/resample/{cohort}/signals.npy",
-        index="results/resample/{cohort}/signals_index.tsv",
+        signals=resampled("signals.npy"),  # results/resample/{cohort}/ (an external variant may share its twin's)
+        index=resampled("signals_index.tsv"),
         gain=amplitude_gain_file,  # only for amplitude-calibrated external test cohorts (external.smk)
     output:
         segments="results/segment/{cohort}/segments.npy",
