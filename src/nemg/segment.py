@@ -113,6 +113,11 @@ def segment_signal(x: np.ndarray, window: int, hop: int) -> np.ndarray:
     return np.ascontiguousarray(view)
 
 
+def read_gain(paths: Sequence[str | Path]) -> float:
+    """The factor in an amplitude_gain.tsv (nemg.external.amplitude_gain); 1 when ``paths`` is empty."""
+    return float(pd.read_csv(list(paths)[0], sep="\t")["gain"].iloc[0]) if len(paths) else 1.0
+
+
 def segment_store(signals: str | Path, index: str | Path, window_s: float, hop_s: float,
                   out_segments: str | Path, out_index: str | Path, gain: float = 1.0) -> pd.DataFrame:
     """Cut every recording of a (resampled) signal store into windows; write the segment store.

@@ -9,10 +9,11 @@ import pandas as pd
 
 from nemg.baseline import paired_model_tests
 from nemg.external import evaluate_arm, summary_rows
+from nemg.segment import read_gain
 
 p, out = snakemake.params, snakemake.output
 train, test = snakemake.wildcards.cohort, snakemake.wildcards.test
-gain = float(pd.read_csv(snakemake.input.gain[0], sep="\t")["gain"].iloc[0]) if snakemake.input.gain else 1.0
+gain = read_gain(snakemake.input.gain)
 per_run, cons, boot, rows = [], {}, [], []
 for arm, path in zip(p.arms, snakemake.input.patients):
     pp = pd.read_csv(path, sep="\t", dtype={"subject_id": str, "run_id": str})

@@ -5,13 +5,11 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-import pandas as pd
-
-from nemg.segment import segment_store
+from nemg.segment import read_gain, segment_store
 from nemg.tables import write_s1_table
 
 # an amplitude-calibrated external test cohort carries its gain file; every other cohort is left as recorded
-gain = float(pd.read_csv(snakemake.input.gain[0], sep="\t")["gain"].iloc[0]) if snakemake.input.gain else 1.0
+gain = read_gain(snakemake.input.gain)
 segment_store(
     snakemake.input.signals,
     snakemake.input.index,
