@@ -49,7 +49,7 @@ def test_feature_length_matches_the_network(n):
 
 
 def test_narrow_model_runs_forward_and_backward():
-    model = build_model({"preset": "cpu"}, n_samples=512)
+    model = build_model({"preset": "tiny"}, n_samples=512)
     assert model.channels == (1, 2, 4, 8, 16)
     out = model(torch.randn(4, 512))  # [B, L] accepted too
     assert out.shape == (4, 3)
@@ -57,13 +57,42 @@ def test_narrow_model_runs_forward_and_backward():
     assert all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.parametrize("n", [4000, 1000, 256])
+def test_deep_stride_and_gap_head(n):
+    """The CPU preset's deviations: stride-2 pooling in blocks 4-7 shortens the map, GAP makes the head width-only."""
+    model = build_model({"preset": "cpu"}, n_samples=n)
+    assert model.channels == (8, 16, 32, 64, 128)  # a stem of 8 channels
+    feats = model.features(torch.zeros(2, 1, n))
+    assert feats.shape[-1] == feature_length(n, deep_stride=2)
+    assert model.flat_features == 128  # global average pooling: independent of the input length
+    assert model(torch.randn(3, 1, n)).shape == (3, 3)
+    assert feature_length(4000, deep_stride=2) == 31
+    # stride 2 with a flatten head: the head sees the shortened map
+    flat = NEMGNet(n_samples=n, width=1 / 8, head_width=1 / 8, deep_stride=2, head="flatten")
+    assert flat.flat_features == 128 * feature_length(n, deep_stride=2)
+
+
+def test_cpu_preset_is_far_cheaper_per_segment_than_its_paper_layout():
+    cpu = resolve_size({"preset": "cpu"})
+    same_width_paper_layout = {**cpu, "deep_stride": 1, "head": "flatten"}
+    assert forward_flops(4000, **cpu) * 8 < forward_flops(4000, **same_width_paper_layout)
+
+
 def test_presets_and_overrides():
-    assert resolve_size({}) == PRESETS["paper"] == {"width": 1.0, "head_width": 1.0}
-    assert resolve_size({"preset": "cpu"}) == {"width": 1 / 64, "head_width": 1 / 16}
-    assert resolve_size({"preset": "small", "width": 0.25}) == {"width": 0.25, "head_width": 1 / 8}
+    assert resolve_size({}) == PRESETS["paper"] == {"width": 1.0, "head_width": 1.0, "deep_stride": 1,
+                                                    "head": "flatten"}
+    assert resolve_size({"preset": "cpu"}) == {"width": 1 / 8, "head_width": 1 / 8, "deep_stride": 2, "head": "gap"}
+    assert resolve_size({"preset": "small", "width": 0.25}) == {"width": 0.25, "head_width": 1 / 8,
+                                                                "deep_stride": 1, "head": "flatten"}
+    assert resolve_size({"preset": "paper", "head": "gap"})["head"] == "gap"
     with pytest.raises(ValueError, match="unknown preset"):
         resolve_size({"preset": "huge"})
     with pytest.raises(ValueError, match="widht"):
         resolve_size({"widht": 0.5})
-    assert count_parameters(build_model({"preset": "cpu"})) == 262_059
+    with pytest.raises(ValueError, match="deep_stride"):
+        resolve_size({"deep_stride": 3})
+    with pytest.raises(ValueError, match="head"):
+        resolve_size({"head": "attention"})
+    assert count_parameters(build_model({"preset": "cpu"})) == 484_443
     assert count_parameters(build_model({"preset": "small"})) == 1_046_599
+    assert count_parameters(build_model({"preset": "tiny"})) == 262_059

@@ -82,9 +82,10 @@ def load_model(checkpoint: str | Path, device="cpu"):
     from nemg.model import NEMGNet
 
     ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    size = ck["model_cfg"]  # train.py stores the resolved width / head_width next to the preset
+    size = ck["model_cfg"]  # train.py stores the resolved model keys next to the preset
     model = NEMGNet(n_samples=int(ck["window_samples"]), width=float(size["width"]),
-                    head_width=float(size["head_width"]))
+                    head_width=float(size["head_width"]), deep_stride=int(size.get("deep_stride", 1)),
+                    head=str(size.get("head", "flatten")))
     model.load_state_dict(ck["state_dict"])
     model.to(device).eval()
     for p in model.parameters():  # only the input is optimised
@@ -408,7 +409,8 @@ def mispredicted_examples(patients_tsv, prediction_tsvs: Sequence[str | Path], s
 
 # ================================================================================= model structure
 
-def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0) -> pd.DataFrame:
+def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0, deep_stride: int = 1,
+                head: str = "flatten") -> pd.DataFrame:
     """nEMGNet's layer groups: output shape (C x L), parameters and forward FLOPs, as in docs/training.md.
 
     FLOPs count a multiply-add as 2 for convolutions and FC layers (nemg.model.forward_flops); the rows sum
@@ -420,7 +422,7 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
     from nemg.model import NEMGNet, conv_flops, count_parameters, forward_flops
 
     with torch.device("meta"):
-        model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width)
+        model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, deep_stride=deep_stride, head=head)
 
     rows, length, block = [], n_samples, 0
     for layer in model.features:
@@ -445,7 +447,7 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
                  "output": f"{rest[-1].out_features}", "parameters": sum(count_parameters(m) for m in rest),
                  "flops": sum(2 * m.in_features * m.out_features for m in rest)})
     table = pd.DataFrame(rows)
-    total_flops = forward_flops(n_samples, width, head_width)
+    total_flops = forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head)
     if int(table["flops"].sum()) != total_flops or int(table["parameters"].sum()) != count_parameters(model):
         raise AssertionError("layer table does not add up to nemg.model's totals")
     table["gflops"] = table["flops"] / 1e9
@@ -463,8 +465,9 @@ def structure_tables(model_cfg: dict | None, n_samples: int) -> pd.DataFrame:
     cfg = dict(model_cfg or {})
     size = resolve_size(cfg)
     label = cfg.get("preset") or "paper"
-    if cfg.get("width") is not None or cfg.get("head_width") is not None:
-        label = f"{label} (width {size['width']:g}, head {size['head_width']:g})"
+    if any(cfg.get(k) is not None for k in ("width", "head_width", "deep_stride", "head")):
+        label = (f"{label} (width {size['width']:g}, head {size['head_width']:g}, deep stride {size['deep_stride']}, "
+                 f"{size['head']})")
     parts = [layer_table(n_samples, **size).assign(model=f"configured: {label}")]
     if size != PRESETS["paper"]:
         parts.append(layer_table(n_samples, **PRESETS["paper"]).assign(model="paper"))

@@ -27,25 +27,36 @@ from torch import nn
 
 CLASSES = ("normal", "myopathy", "neuropathy")
 
-# Named model sizes; a config gives ``preset`` and/or explicit ``width`` / ``head_width``.
+# Named models; a config gives ``preset`` and/or explicit keys, which override the preset's values.
+# ``deep_stride`` (max-pool stride of blocks 4-7) and ``head`` (flatten | gap) are nemg deviations from the
+# paper, off in the paper preset: the paper's blocks 4-7 keep the length at ~495 samples, which is where a
+# narrow network spends its CPU time, and its flatten head ties every class score to fixed time positions of
+# a stationary signal (docs/training.md, "The CPU recipe").
 PRESETS = {
-    "paper": {"width": 1.0, "head_width": 1.0},  # the published network: 290 M parameters, 30 GFLOP/segment
-    "small": {"width": 1 / 32, "head_width": 1 / 8},  # channels 2..32, FC 64-32-8-8: 1.0 M parameters
-    "cpu": {"width": 1 / 64, "head_width": 1 / 16},  # channels 1..16, FC 32-16-8-8: 0.26 M, the 2-core default
+    # the published network: 290 M parameters, 30 GFLOP/segment (a GPU job)
+    "paper": {"width": 1.0, "head_width": 1.0, "deep_stride": 1, "head": "flatten"},
+    # the CPU default: stem of 8 channels (8..128), pooling stride 2 in blocks 4-7, global average pooling
+    # before a 64-32-8-8 head: 0.9 M parameters, ~45x cheaper per segment than "small" at 16x its stem
+    "cpu": {"width": 1 / 8, "head_width": 1 / 8, "deep_stride": 2, "head": "gap"},
+    # the paper's layout shrunk (earlier CPU stand-ins, kept for the ablation in docs/training.md)
+    "small": {"width": 1 / 32, "head_width": 1 / 8, "deep_stride": 1, "head": "flatten"},
+    "tiny": {"width": 1 / 64, "head_width": 1 / 16, "deep_stride": 1, "head": "flatten"},
 }
+MODEL_KEYS = ("preset", "width", "head_width", "deep_stride", "head")
+HEADS = ("flatten", "gap")
 
 PAPER_CHANNELS = (64, 128, 256, 512, 1024)  # after block 3, 4, 5, 6, 7
 STEM_KERNELS = (11, 7, 5)  # blocks 1-3, stride 2
 HEAD = (512, 256, 64, 16)  # hidden FC sizes; output layer has len(CLASSES) units
 
 
-def reduction_block(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
-    """Conv1d -> BN -> ReLU -> MaxPool1d(2, stride 1); length L -> floor((L - 1) / stride) + 1 - 1."""
+def reduction_block(c_in: int, c_out: int, kernel: int, stride: int, pool_stride: int = 1) -> nn.Sequential:
+    """Conv1d -> BN -> ReLU -> MaxPool1d(2, pool_stride); the paper's pool stride is 1 (drops one sample)."""
     return nn.Sequential(
         nn.Conv1d(c_in, c_out, kernel, stride=stride, padding=kernel // 2),
         nn.BatchNorm1d(c_out),
         nn.ReLU(inplace=True),
-        nn.MaxPool1d(kernel_size=2, stride=1),
+        nn.MaxPool1d(kernel_size=2, stride=pool_stride),
     )
 
 
@@ -70,52 +81,70 @@ def residual_stage(channels: int, n_units: int = 2) -> nn.Sequential:
     return nn.Sequential(*[ResidualUnit(channels) for _ in range(n_units)])
 
 
-def feature_length(n_samples: int) -> int:
-    """Length of the last feature map for an input of ``n_samples`` (495 for 4000)."""
+def feature_length(n_samples: int, deep_stride: int = 1) -> int:
+    """Length of the last feature map for an input of ``n_samples`` (495 for 4000 in the paper's layout)."""
     length = n_samples
     for k in STEM_KERNELS:  # stride-2 conv with padding k // 2, then max-pool (2, stride 1)
         length = (length + 2 * (k // 2) - k) // 2 + 1 - 1
-    return length - 4  # blocks 4-7: 'same' conv, each max-pool removes one sample
+    for _ in range(4):  # blocks 4-7: 'same' conv, then max-pool (2, deep_stride)
+        length = (length - 2) // deep_stride + 1
+    return length
 
 
 def resolve_size(model_cfg: dict | None = None) -> dict:
-    """``{"width", "head_width"}`` from a ``model:`` config: the preset's values, then explicit keys."""
+    """``{"width", "head_width", "deep_stride", "head"}`` from a ``model:`` config: the preset, then explicit keys."""
     cfg = dict(model_cfg or {})
-    unknown = sorted(set(cfg) - {"preset", "width", "head_width"})
+    unknown = sorted(set(cfg) - set(MODEL_KEYS))
     if unknown:
-        raise ValueError(f"model config: unknown key(s) {unknown}; known: preset, width, head_width")
+        raise ValueError(f"model config: unknown key(s) {unknown}; known: {', '.join(MODEL_KEYS)}")
     preset = cfg.get("preset") or "paper"
     if preset not in PRESETS:
         raise ValueError(f"model config: unknown preset {preset!r}; known: {sorted(PRESETS)}")
     size = dict(PRESETS[preset])
     size.update({k: float(cfg[k]) for k in ("width", "head_width") if cfg.get(k) is not None})
+    if cfg.get("deep_stride") is not None:
+        size["deep_stride"] = int(cfg["deep_stride"])
+    if cfg.get("head") is not None:
+        size["head"] = str(cfg["head"])
+    if size["deep_stride"] not in (1, 2):
+        raise ValueError(f"model config: deep_stride must be 1 (paper) or 2, got {size['deep_stride']!r}")
+    if size["head"] not in HEADS:
+        raise ValueError(f"model config: head must be one of {HEADS}, got {size['head']!r}")
     return size
 
 
 class NEMGNet(nn.Module):
     def __init__(self, n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
-                 n_classes: int = len(CLASSES)):
+                 n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten"):
         super().__init__()
         c = [max(1, round(ch * width)) for ch in PAPER_CHANNELS]
         hidden = [max(8, round(h * head_width)) for h in HEAD]
         self.n_samples, self.width, self.head_width, self.channels = n_samples, width, head_width, tuple(c)
+        self.deep_stride, self.head_kind = int(deep_stride), head
+        ds = self.deep_stride
         self.features = nn.Sequential(
             reduction_block(1, c[0], STEM_KERNELS[0], 2),  # [B, c0, 1999]
             reduction_block(c[0], c[0], STEM_KERNELS[1], 2),  # [B, c0, 999]
             reduction_block(c[0], c[0], STEM_KERNELS[2], 2),  # [B, c0, 499]
             residual_stage(c[0]),
-            reduction_block(c[0], c[1], 3, 1),  # [B, c1, 498]
+            reduction_block(c[0], c[1], 3, 1, ds),  # [B, c1, 498]
             residual_stage(c[1]),
-            reduction_block(c[1], c[2], 3, 1),  # [B, c2, 497]
+            reduction_block(c[1], c[2], 3, 1, ds),  # [B, c2, 497]
             residual_stage(c[2]),
-            reduction_block(c[2], c[3], 3, 1),  # [B, c3, 496]
+            reduction_block(c[2], c[3], 3, 1, ds),  # [B, c3, 496]
             residual_stage(c[3]),
-            reduction_block(c[3], c[4], 3, 1),  # [B, c4, 495]
+            reduction_block(c[3], c[4], 3, 1, ds),  # [B, c4, 495]
             residual_stage(c[4]),
         )
-        self.flat_features = c[4] * feature_length(n_samples)  # 1024 * 495 = 506880 at full width
+        if head == "gap":  # mean over time: one value per channel, position-free
+            self.flat_features = c[4]
+            layers: list[nn.Module] = [nn.AdaptiveAvgPool1d(1), nn.Flatten(1)]
+        elif head == "flatten":
+            self.flat_features = c[4] * feature_length(n_samples, ds)  # 1024 * 495 = 506880 at full width
+            layers = [nn.Flatten(1)]
+        else:
+            raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
         sizes = (self.flat_features, *hidden)  # 506880 -> 512 -> 256 -> 64 -> 16 at full width
-        layers: list[nn.Module] = [nn.Flatten(1)]
         for d_in, d_out in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(d_in, d_out), nn.LeakyReLU()]
         layers.append(nn.Linear(sizes[-1], n_classes))  # logits
@@ -128,7 +157,7 @@ class NEMGNet(nn.Module):
 
 
 def build_model(model_cfg: dict | None = None, n_samples: int = 4000) -> NEMGNet:
-    """Model from the ``model:`` config section: ``preset`` (paper | small | cpu), ``width``, ``head_width``."""
+    """Model from the ``model:`` config section: ``preset`` and the keys that override it (MODEL_KEYS)."""
     return NEMGNet(n_samples=n_samples, **resolve_size(model_cfg))
 
 
@@ -149,18 +178,19 @@ def conv_flops(module: nn.Module, length: int) -> tuple[int, int]:
             length = (length + 2 * p - k) // s + 1
             flops += 2 * m.in_channels * m.out_channels * k * length
         elif isinstance(m, nn.MaxPool1d):
-            length -= 1
+            length = (length - m.kernel_size) // m.stride + 1
     return flops, length
 
 
 def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
-                  n_classes: int = len(CLASSES)) -> int:
+                  n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten") -> int:
     """Forward FLOPs per segment (multiply-add = 2 FLOPs) of convolutions and FC layers.
 
     BatchNorm, ReLU, pooling and additions are left out (< 0.1 % of the total).
     """
     with torch.device("meta"):  # structure only, no memory
-        model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, n_classes=n_classes)
+        model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, n_classes=n_classes,
+                        deep_stride=deep_stride, head=head)
     flops, _ = conv_flops(model.features, n_samples)
     for m in model.head.modules():
         if isinstance(m, nn.Linear):
@@ -168,9 +198,10 @@ def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float =
     return flops
 
 
-def training_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0) -> int:
+def training_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0, deep_stride: int = 1,
+                   head: str = "flatten") -> int:
     """Forward + backward (input and weight gradients) ~ 3 x forward."""
-    return 3 * forward_flops(n_samples, width, head_width)
+    return 3 * forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head)
 
 
 if __name__ == "__main__":  # python -m nemg.model : shapes and cost of the paper's network

@@ -16,6 +16,7 @@ updates, stop after ``patience`` evaluations without improvement, keep the best 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from nemg.augment import augment_batch, is_active, resolve_augment
 from nemg.data import SegmentStore, class_weights, iter_batches, read_run, rows_by_role
 from nemg.model import CLASSES, build_model, resolve_size
 
@@ -53,7 +55,20 @@ TRAIN_DEFAULTS = {
     # also score the run's training patients: the released code fits its stage-2 classifier on them
     # (evaluate.stage2_fit_on: train); off by default, the CNN's own training scores are over-confident
     "predict_train": False,
+    # ---- nemg deviations from the paper's recipe, each off here and in configs/paper.yaml
+    # (docs/training.md, "The CPU recipe", has each one's measured effect)
+    "lr_schedule": "constant",  # constant (paper) | cosine: decay to 0 over max_epochs
+    "weight_decay": 0.0,  # > 0: decoupled weight decay (AdamW) instead of the paper's plain Adam
+    "label_smoothing": 0.0,  # cross-entropy label smoothing
+    # train on every n-th window of each recording per epoch, a new random phase each epoch: a coarser
+    # training hop (n x the segment hop) at 1/n of the cost, while validation and test keep every window
+    "train_hop_factor": 1,
+    # early stopping's validation accuracy on every n-th window of each recording (phase 0); the written
+    # val/test predictions still cover every window
+    "val_hop_factor": 1,
+    "augment": {},  # amplitude-preserving augmentation (nemg.augment): polarity_flip, gain_jitter, noise, shift
 }
+LR_SCHEDULES = ("constant", "cosine")
 CURVE_COLUMNS = ["update", "epoch", "train_loss", "val_loss", "val_acc", "elapsed_s"]
 
 
@@ -63,10 +78,31 @@ def resolve_train_cfg(train_cfg: dict | None) -> dict:
     if unknown:
         raise ValueError(f"train config: unknown key(s) {unknown}; known: {sorted(cfg)}")
     cfg.update(train_cfg or {})
-    for key in ("batch_size", "max_epochs", "eval_every", "patience", "checkpoint_every"):
+    for key in ("batch_size", "max_epochs", "eval_every", "patience", "checkpoint_every", "train_hop_factor",
+                "val_hop_factor"):
         if int(cfg[key]) < 1:
             raise ValueError(f"train config: {key} must be >= 1, got {cfg[key]!r}")
+    if cfg["lr_schedule"] not in LR_SCHEDULES:
+        raise ValueError(f"train config: lr_schedule must be one of {LR_SCHEDULES}, got {cfg['lr_schedule']!r}")
+    if float(cfg["weight_decay"]) < 0 or not 0 <= float(cfg["label_smoothing"]) < 1:
+        raise ValueError("train config: weight_decay must be >= 0 and label_smoothing in [0, 1)")
+    cfg["augment"] = resolve_augment(cfg["augment"])
     return cfg
+
+
+def learning_rate(cfg: dict, update: int, total_updates: int) -> float:
+    """The learning rate for optimiser step ``update`` (0-based) of a run planned for ``total_updates``."""
+    if cfg["lr_schedule"] == "cosine":
+        frac = min(1.0, update / max(1, total_updates))
+        return float(cfg["lr"]) * 0.5 * (1.0 + math.cos(math.pi * frac))
+    return float(cfg["lr"])
+
+
+def recording_position(index: pd.DataFrame) -> np.ndarray:
+    """Each segment's number within its recording (0, 1, 2, ... by offset): the phase of a coarser hop."""
+    order = index.sort_values(["recording_id", "offset_samples"], kind="stable")
+    pos = order.groupby("recording_id", sort=False).cumcount()
+    return pos.reindex(index.index).to_numpy(np.int64)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -112,11 +148,11 @@ class RunState:
     best_val_probs: np.ndarray | None = None  # val probabilities of the best model (reused as its predictions)
 
 
-def _train_step(model, optimizer, x, y, weights, amp: bool) -> torch.Tensor:
+def _train_step(model, optimizer, x, y, weights, amp: bool, label_smoothing: float = 0.0) -> torch.Tensor:
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device_type="cuda", dtype=torch.bfloat16) if amp else nullcontext():
         logits = model(x)
-    loss = F.cross_entropy(logits.float(), y, weight=weights)
+    loss = F.cross_entropy(logits.float(), y, weight=weights, label_smoothing=label_smoothing)
     loss.backward()
     optimizer.step()
     return loss.detach()
@@ -170,7 +206,15 @@ def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cf
         seed = int(run["seed"].iloc[0]) if "seed" in run.columns else 0
     seed = int(seed) + int(cfg["seed_offset"])
     train_rows, bs = rows["train"], int(cfg["batch_size"])
-    n_batches = max(1, len(train_rows) // bs)  # the trailing partial batch is dropped (BN needs > 1)
+    hop_factor = int(cfg["train_hop_factor"])
+    position = recording_position(store.index)
+    train_phase = position[train_rows] % hop_factor
+    val_rows = rows["val"][position[rows["val"]] % int(cfg["val_hop_factor"]) == 0]
+    # planned updates per epoch (the trailing partial batch is dropped: BN needs > 1); with a coarser training
+    # hop each epoch's count varies by a batch or so with its phase
+    n_batches = max(1, len(train_rows) // hop_factor // bs)
+    total_updates = int(cfg["max_epochs"]) * n_batches
+    augment = cfg["augment"] if is_active(cfg["augment"]) else None
     weights_cpu = class_weights(store.y[train_rows])
 
     device = pick_device(cfg["device"])
@@ -184,8 +228,13 @@ def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cf
         torch.manual_seed(seed)
         model = build_model(model_cfg, n_samples=store.window).to(device)
         fused = {"fused": True} if device.type == "cuda" else {}
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"], **fused)
+        if float(cfg["weight_decay"]) > 0:
+            optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=float(cfg["weight_decay"]),
+                                          **fused)
+        else:
+            optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"], **fused)
         order = torch.Generator().manual_seed(seed)  # batch order
+        aug_rng = torch.Generator().manual_seed(seed + 7919)  # augmentation draws, a stream of their own
         weights = weights_cpu.to(device)
         st, best_state = RunState(), None
 
@@ -195,6 +244,8 @@ def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cf
             model.load_state_dict(ck["model"])
             optimizer.load_state_dict(ck["optimizer"])
             order.set_state(ck["order_rng"])
+            if "augment_rng" in ck:
+                aug_rng.set_state(ck["augment_rng"])
             torch.set_rng_state(ck["torch_rng"])
             st, best_state = RunState(**ck["state"]), ck["best_model"]
             log.info("resumed from %s at update %d (epoch %d, batch %d)", last, st.update, st.epoch, st.batch)
@@ -210,7 +261,7 @@ def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cf
 
         def checkpoint():
             st.evals_since_ckpt = 0
-            _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "order_rng": order.get_state(),
+            _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "order_rng": order.get_state(), "augment_rng": aug_rng.get_state(),
                    "torch_rng": torch.get_rng_state(), "state": asdict(st), "best_model": _to_cpu(best_state)}, last)
             pd.DataFrame(st.curve, columns=CURVE_COLUMNS).to_csv(out / "curve.tsv", sep="\t", index=False)
 
@@ -218,14 +269,15 @@ def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cf
             nonlocal best_state
             val_loss = val_acc = float("nan")
             if has_val:
-                logits = predict_logits(model, store, rows["val"], cfg["eval_batch_size"], device, amp)
-                y_val = torch.from_numpy(store.y[rows["val"]])
+                logits = predict_logits(model, store, val_rows, cfg["eval_batch_size"], device, amp)
+                y_val = torch.from_numpy(store.y[val_rows])
                 val_loss = F.cross_entropy(logits, y_val).item()  # unweighted: the validation set as it is
                 val_acc = (logits.argmax(1) == y_val).double().mean().item()
                 if val_acc > st.best_acc:
                     st.best_acc, st.best_update, st.bad_evals = val_acc, st.update, 0
                     best_state = _snapshot(model)
-                    st.best_val_probs = torch.softmax(logits, 1).numpy()
+                    if len(val_rows) == len(rows["val"]):  # every window: reused as the val predictions
+                        st.best_val_probs = torch.softmax(logits, 1).numpy()
                 else:
                     st.bad_evals += 1
             st.curve.append([st.update, st.epoch, train_loss, val_loss, val_acc, round(t_offset(), 3)])
@@ -241,11 +293,20 @@ def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cf
         loss_sum, loss_n = torch.zeros((), device=device), 0  # training loss since the last evaluation
         # ---- the loop: epochs of shuffled batches, evaluation every `eval_every` updates
         while not st.finished and st.epoch < cfg["max_epochs"]:
-            if st.perm is None:  # a new epoch
-                st.perm = torch.randperm(len(train_rows), generator=order).numpy()
-            todo = train_rows[st.perm[st.batch * bs:n_batches * bs]]
+            if st.perm is None:  # a new epoch: its windows (one phase of the training hop), shuffled
+                perm = torch.randperm(len(train_rows), generator=order).numpy()
+                if hop_factor > 1:
+                    phase = int(torch.randint(hop_factor, (1,), generator=order))
+                    perm = perm[train_phase[perm] == phase]
+                st.perm = perm
+            epoch_batches = max(1, len(st.perm) // bs)
+            todo = train_rows[st.perm[st.batch * bs:epoch_batches * bs]]
             for x, y in iter_batches(store, todo, bs, device, prefetch=device.type == "cuda"):
-                loss_sum += _train_step(step_model, optimizer, x, y, weights, amp)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(cfg, st.update, total_updates)
+                if augment is not None:
+                    x = augment_batch(x, augment, aug_rng)
+                loss_sum += _train_step(step_model, optimizer, x, y, weights, amp, float(cfg["label_smoothing"]))
                 loss_n += 1
                 st.update, st.batch = st.update + 1, st.batch + 1
                 bar.update(1)

@@ -1,0 +1,135 @@
+"""Ablation of the CPU recipe: train one model/training variant on a cohort's folds and score it per patient.
+
+Reads a cohort the DAG has already preprocessed (results/segment, results/folds, results/cohort of
+``--cohort``), trains the chosen runs of its folds table with nemg.train.train_run (``--jobs`` processes of
+one thread each, as the DAG does on a CPU), votes them with the DAG's divide-and-vote and prints the
+patient-level consensus accuracy, macro F1 and per-class recall, with the QEMG baselines on the same runs
+where the DAG has made them (results/baseline/<cohort>/<model>/patient_predictions.tsv). One TSV row per call
+is appended to ``--table`` (default results/ablation/ablation.tsv); docs/training.md's ablation table is
+built from it.
+
+    python benchmarks/ablation.py --cohort messekher2023 --variant gap_s2 \\
+        --model '{"preset": "cpu"}' --train '{"max_epochs": 10, "lr_schedule": "cosine"}' --runs all
+
+``--runs inner0`` trains one inner fold per outer fold (5 runs: every patient tested once, a third of the
+cost) for screening; ``all`` is the protocol (15 runs per seed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def _train_one(args):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import logging
+
+    from nemg.train import train_run
+
+    logging.basicConfig(level=logging.WARNING)
+    seg, idx, folds, run_id, out, model_cfg, train_cfg = args
+    t0 = time.perf_counter()
+    res = train_run(seg, idx, folds, run_id, out, model_cfg, {**train_cfg, "num_threads": 1, "progress": False})
+    return run_id, time.perf_counter() - t0, res
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def score(patients: pd.DataFrame, folds: pd.DataFrame, method: str = "logreg") -> dict:
+    """Consensus accuracy, macro F1 and per-class recall of one arm's patient predictions (no location)."""
+    from nemg.evaluate import consensus, replicate_of
+    from nemg.metrics import CLASSES, classification_metrics, per_class_metrics
+
+    pp = patients[(patients["method"] == method) & (~patients["with_location"].astype(str).isin(["True", "true"]))]
+    cons = consensus(pp, replicate_of(folds))
+    m = classification_metrics(cons["diagnosis"], cons["predicted"])
+    rec = per_class_metrics(cons["diagnosis"], cons["predicted"]).set_index("class")["recall"]
+    return {"consensus_accuracy": round(m["accuracy"], 4), "macro_f1": round(m["f1"], 4),
+            **{f"recall_{c}": round(float(rec[c]), 4) for c in CLASSES}, "n_patients": int(cons["subject_id"].nunique())}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cohort", required=True)
+    ap.add_argument("--variant", required=True)
+    ap.add_argument("--model", default="{}", help="model config (JSON)")
+    ap.add_argument("--train", default="{}", help="train config on top of config.yaml's train: (JSON)")
+    ap.add_argument("--runs", default="inner0", help="inner0 | all | comma-separated run ids")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--class-weight", default=None, help="stage-2 class weight (default: none; balanced)")
+    ap.add_argument("--table", default=str(ROOT / "results/ablation/ablation.tsv"))
+    args = ap.parse_args(argv)
+
+    import yaml
+
+    from nemg.evaluate import patient_predictions, read_predictions
+
+    base_train = yaml.safe_load((ROOT / "config.yaml").read_text())["train"]
+    train_cfg = {**base_train, **json.loads(args.train)}
+    model_cfg = json.loads(args.model)
+    c = args.cohort
+    seg, idx = ROOT / f"results/segment/{c}/segments.npy", ROOT / f"results/segment/{c}/segments_index.tsv"
+    folds_tsv = ROOT / f"results/folds/{c}/folds.tsv"
+    folds = pd.read_csv(folds_tsv, sep="\t", dtype={"subject_id": str, "run_id": str})
+    run_ids = sorted(folds["run_id"].unique())
+    if args.runs == "inner0":
+        run_ids = [r for r in run_ids if r.endswith("_i0")]
+    elif args.runs != "all":
+        run_ids = args.runs.split(",")
+    out_root = ROOT / f"results/ablation/{c}/{args.variant}"
+    jobs = [(str(seg), str(idx), str(folds_tsv), r, str(out_root / r), model_cfg, train_cfg) for r in run_ids]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(_train_one, jobs))
+    wall = time.perf_counter() - t0
+    for run_id, secs, res in results:
+        print(f"  {run_id}: {secs:.0f} s, {res['updates']} updates, {res['epochs']} epochs, best val_acc "
+              f"{res['best_val_acc']:.3f} @ {res['best_update']} ({res['stop_reason']})")
+
+    subjects = pd.read_csv(ROOT / f"results/cohort/{c}/subjects.tsv", sep="\t", dtype={"subject_id": str})
+    recordings = pd.read_csv(ROOT / f"results/cohort/{c}/recordings.tsv", sep="\t",
+                             dtype={"recording_id": str, "subject_id": str})
+    preds = read_predictions([out_root / r / "predictions.tsv" for r in run_ids])
+    pp = patient_predictions(preds, subjects, recordings, methods=("logreg",), class_weight=args.class_weight)
+    run_folds = folds[folds["run_id"].isin(run_ids)]
+    row = {"cohort": c, "variant": args.variant, "runs": args.runs, "n_runs": len(run_ids), **score(pp, run_folds),
+           "train_wall_s": round(wall, 1),
+           "mean_run_s": round(float(np.mean([s for _, s, _ in results])), 1),
+           "model": json.dumps(model_cfg, sort_keys=True), "train": args.train, "commit": _git_commit()}
+    rows = [row]
+    for bl in ("logreg", "rf"):
+        f = ROOT / f"results/baseline/{c}/{bl}/patient_predictions.tsv"
+        if f.is_file():
+            bp = pd.read_csv(f, sep="\t", dtype={"subject_id": str, "run_id": str})
+            bp = bp[bp["run_id"].isin(run_ids)]
+            if args.class_weight is None or not bp.empty:
+                rows.append({"cohort": c, "variant": f"qemg_{bl}", "runs": args.runs, "n_runs": len(run_ids),
+                             **score(bp, run_folds)})
+    table = pd.DataFrame(rows)
+    print(table.drop(columns=["model", "train", "commit"], errors="ignore").to_string(index=False))
+    out = Path(args.table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([row]).to_csv(out, sep="\t", index=False, mode="a", header=not out.exists())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Amplitude-preserving augmentation of training segments (a nemg option, off in the paper's protocol).
+
+The diagnostic cue of needle EMG is largely amplitude (large neuropathic, small myopathic potentials), so no
+transform here normalises a segment. Each one models a nuisance that differs between recordings of the same
+class:
+
+* ``polarity_flip``: probability of multiplying a segment by -1 (needle side of the fibres, electrode
+  reference: the same motor unit appears with either polarity);
+* ``gain_jitter``: SD of a log-normal gain factor per segment (0.1 -> about +-10 %: amplifier chain and needle
+  distance, far below the 2-3x amplitude ratios between classes);
+* ``noise``: SD of additive white noise as a fraction of the segment's own RMS (instrument noise floor);
+* ``shift``: random circular shift of up to this fraction of the window (where in the window a discharge
+  falls carries no information).
+
+Draws come from a torch Generator seeded from the run's seed, so an augmented run stays reproducible and its
+state is checkpointed with the run for an exact resume.
+"""
+from __future__ import annotations
+
+import torch
+
+AUGMENT_KEYS = ("polarity_flip", "gain_jitter", "noise", "shift")
+AUGMENT_OFF = {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0}
+
+
+def resolve_augment(cfg: dict | None) -> dict:
+    """Full augmentation settings (missing keys off); unknown keys and out-of-range values are errors."""
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(AUGMENT_KEYS))
+    if unknown:
+        raise ValueError(f"train.augment: unknown key(s) {unknown}; known: {', '.join(AUGMENT_KEYS)}")
+    out = {**AUGMENT_OFF, **{k: float(v) for k, v in cfg.items() if v is not None}}
+    if not 0 <= out["polarity_flip"] <= 1:
+        raise ValueError(f"train.augment.polarity_flip is a probability, got {out['polarity_flip']}")
+    if not 0 <= out["shift"] <= 1:
+        raise ValueError(f"train.augment.shift is a fraction of the window, got {out['shift']}")
+    for k in ("gain_jitter", "noise"):
+        if out[k] < 0:
+            raise ValueError(f"train.augment.{k} must be >= 0, got {out[k]}")
+    return out
+
+
+def is_active(cfg: dict) -> bool:
+    return any(float(v) > 0 for v in cfg.values())
+
+
+def augment_batch(x: torch.Tensor, cfg: dict, gen: torch.Generator) -> torch.Tensor:
+    """Augmented copy of a batch ``x`` [B, 1, L] (random numbers drawn on the CPU, then moved)."""
+    b, _, length = x.shape
+    out = x
+    if cfg["shift"] > 0:
+        max_shift = int(cfg["shift"] * length)
+        shifts = torch.randint(-max_shift, max_shift + 1, (b,), generator=gen)
+        idx = (torch.arange(length).unsqueeze(0) - shifts.unsqueeze(1)) % length  # [B, L]
+        out = torch.gather(out, 2, idx.unsqueeze(1).to(x.device))
+    scale = torch.ones(b)
+    if cfg["polarity_flip"] > 0:
+        scale = torch.where(torch.rand(b, generator=gen) < cfg["polarity_flip"], -scale, scale)
+    if cfg["gain_jitter"] > 0:
+        scale = scale * torch.exp(cfg["gain_jitter"] * torch.randn(b, generator=gen))
+    out = out * scale.view(b, 1, 1).to(x.device, x.dtype)
+    if cfg["noise"] > 0:
+        rms = out.pow(2).mean(dim=2, keepdim=True).sqrt()
+        noise = torch.randn(out.shape, generator=gen).to(x.device, x.dtype)
+        out = out + cfg["noise"] * rms * noise
+    return out
