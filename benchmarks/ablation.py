@@ -13,6 +13,8 @@ built from it.
 
 ``--runs inner0`` trains one inner fold per outer fold (5 runs: every patient tested once, a third of the
 cost) for screening; ``all`` is the protocol (15 runs per seed).
+
+    python benchmarks/ablation.py --markdown results/ablation/ablation.tsv   # the docs table from the TSV
 """
 from __future__ import annotations
 
@@ -66,7 +68,25 @@ def score(patients: pd.DataFrame, folds: pd.DataFrame, method: str = "logreg") -
             **{f"recall_{c}": round(float(rec[c]), 4) for c in CLASSES}, "n_patients": int(cons["subject_id"].nunique())}
 
 
+def markdown(tsv: str | Path) -> str:
+    """docs/training.md's ablation table: one line per (cohort, variant), QEMG rows of the same runs beside."""
+    t = pd.read_csv(tsv, sep="\t")
+    lines = ["| data set | variant | runs | consensus accuracy | macro F1 | recall normal / myopathy / neuropathy | "
+             "s per run (1 thread) |", "|---|---|---|---|---|---|---|"]
+    for _, r in t.iterrows():
+        cost = f"{r['mean_run_s']:.0f}" if pd.notna(r.get("mean_run_s")) else "—"
+        lines.append(f"| {r['cohort']} | {r['variant']} | {r['runs']} ({r['n_runs']}) | {r['consensus_accuracy']:.3f} | "
+                     f"{r['macro_f1']:.3f} | {r['recall_normal']:.2f} / {r['recall_myopathy']:.2f} / "
+                     f"{r['recall_neuropathy']:.2f} | {cost} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--markdown"]:
+        print(markdown(argv[1] if len(argv) > 1 else ROOT / "results/ablation/ablation.tsv"))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cohort", required=True)
     ap.add_argument("--variant", required=True)
@@ -127,7 +147,13 @@ def main(argv=None) -> int:
     print(table.drop(columns=["model", "train", "commit"], errors="ignore").to_string(index=False))
     out = Path(args.table)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([row]).to_csv(out, sep="\t", index=False, mode="a", header=not out.exists())
+    new = pd.DataFrame(rows)
+    if out.exists():
+        old = pd.read_csv(out, sep="\t")
+        # one row per (cohort, variant, runs): a rerun replaces its row, the QEMG rows are written once
+        keep = ~old.set_index(["cohort", "variant", "runs"]).index.isin(new.set_index(["cohort", "variant", "runs"]).index)
+        new = pd.concat([old[keep], new], ignore_index=True)
+    new.to_csv(out, sep="\t", index=False)
     return 0
 
 

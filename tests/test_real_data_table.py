@@ -354,12 +354,38 @@ def test_the_repository_readme_has_one_real_data_block():
 
     text = (REPO / "README.md").read_text()
     new, done = render_readme(text, pd.DataFrame(columns=COLUMNS), "docs/results/real_data.tsv")
-    assert "real-data-table" in done
+    assert {"real-data-table", "default-run-table"} <= set(done)
     begin = new.index("<!-- real-data-table:begin -->")
-    assert new[:begin] == text[:begin]  # nothing above the block moves
     assert new.startswith("\n## Results on real public data", new.rindex("\n## ", 0, begin))  # in that section
+    # outside the marked blocks nothing changes
+    def outside(t):
+        for name in ("real-data-table", "default-run-table", "default-table2"):
+            if f"<!-- {name}:begin -->" in t:
+                t = t.split(f"<!-- {name}:begin -->")[0] + t.split(f"<!-- {name}:end -->")[1]
+        return t
+    assert outside(new) == outside(text)
 
 
 def test_library_imports_neither_torch_nor_snakemake():
     code = "import sys, nemg.results_table; sys.exit(bool({'torch', 'snakemake'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_default_run_table2_block_comes_from_the_runs_table2(root):
+    """The README's default-run Table 2 is the simulated run's own table2.tsv, never typed by hand."""
+    from nemg.evaluate import table2
+
+    per_run = pd.DataFrame({"run_id": ["a", "b"], "method": ["logreg"] * 2, "with_location": [False] * 2,
+                            **{m: [0.5, 0.7] for m in ("accuracy", "precision", "recall", "specificity", "f1")}})
+    boot = pd.DataFrame([{"method": "logreg", "with_location": False, "metric": m, "estimate": 0.61,
+                          "boot_low": 0.5, "boot_high": 0.72} for m in ("accuracy", "precision", "recall",
+                                                                        "specificity", "f1")])
+    t2 = table2(per_run, boot, "logreg", None)
+    (root / "results/evaluate/simulated").mkdir(parents=True, exist_ok=True)
+    t2.to_csv(root / "results/evaluate/simulated/table2.tsv", sep="\t", index=False)
+    readme = root / "README.md"
+    readme.write_text(readme.read_text() + "\n<!-- default-table2:begin -->\nold\n<!-- default-table2:end -->\n")
+    assert run_script("--root", root, "--cohorts", "n2001", "simulated") == 0
+    block = readme.read_text().split("<!-- default-table2:begin -->")[1].split("<!-- default-table2:end -->")[0]
+    assert "old" not in block and "| accuracy |" in block and "0.610 (0.500–0.720)" in block
+    assert "0.875 / 0.694" in block  # the published anchors beside it

@@ -10,7 +10,7 @@ from nemg.model import CLASSES, build_model
 from nemg.train import predict_logits, train_run
 
 WINDOW = 256
-TINY = {"preset": "cpu"}  # channels 1..16, FC 32-16-8-8
+TINY = {"preset": "cpu"}  # the CPU recipe's network: channels 8..128, stride-2 deep pooling, GAP head
 FAST = {"batch_size": 8, "eval_every": 4, "eval_batch_size": 64, "num_threads": 1, "progress": False}
 
 
@@ -102,8 +102,15 @@ def test_early_stopping_stops(toy, tmp_path):
     assert len(pd.read_csv(tmp_path / "curve.tsv", sep="\t")) == res["updates"]
 
 
-def test_killed_run_resumes_to_the_same_weights(toy, tmp_path, monkeypatch):
-    cfg = {"max_epochs": 4, "keep_last": True}
+RECIPE = {"lr_schedule": "cosine", "train_hop_factor": 3, "val_hop_factor": 2, "weight_decay": 0.01,
+          "label_smoothing": 0.1, "augment": {"polarity_flip": 0.5, "gain_jitter": 0.1, "noise": 0.05, "shift": 0.5}}
+
+
+@pytest.mark.parametrize("recipe", [{}, RECIPE], ids=["paper_recipe", "cpu_recipe_options"])
+def test_killed_run_resumes_to_the_same_weights(toy, tmp_path, monkeypatch, recipe):
+    # with the CPU recipe's options the epoch's window phase, the learning-rate schedule and the
+    # augmentation stream must all be restored from last.pt for the resumed run to end identically
+    cfg = {"max_epochs": 12 if recipe else 4, "keep_last": True, **recipe}
     ref = run(toy, tmp_path / "ref", **cfg)
 
     real_step, calls = train_mod._train_step, {"n": 0}
@@ -145,3 +152,48 @@ def test_run_without_validation_keeps_the_last_model(toy, tmp_path):
 def test_unknown_train_key_is_rejected(toy, tmp_path):
     with pytest.raises(ValueError, match="max_epoch"):
         run(toy, tmp_path, max_epoch=3)
+
+
+def test_cosine_schedule_decays_to_zero():
+    cfg = train_mod.resolve_train_cfg({"lr_schedule": "cosine", "lr": 0.01})
+    assert train_mod.learning_rate(cfg, 0, 100) == pytest.approx(0.01)
+    assert train_mod.learning_rate(cfg, 50, 100) == pytest.approx(0.005)
+    assert train_mod.learning_rate(cfg, 100, 100) == pytest.approx(0.0, abs=1e-12)
+    assert train_mod.learning_rate(cfg, 150, 100) == pytest.approx(0.0, abs=1e-12)  # past the plan: stays at 0
+    paper = train_mod.resolve_train_cfg({})
+    assert {train_mod.learning_rate(paper, u, 100) for u in (0, 50, 99)} == {1e-3}
+    with pytest.raises(ValueError, match="lr_schedule"):
+        train_mod.resolve_train_cfg({"lr_schedule": "step"})
+
+
+def test_training_hop_uses_one_window_phase_per_epoch_and_validation_every_window(toy, tmp_path, monkeypatch):
+    """train_hop_factor 3: each epoch trains on the windows of one phase (position % 3) of every recording."""
+    seen = []
+    real = train_mod.iter_batches
+
+    def spy(store, rows, batch_size, device, prefetch=False):
+        if batch_size == FAST["batch_size"]:  # training batches (evaluation uses eval_batch_size)
+            seen.append(np.asarray(rows))
+        return real(store, rows, batch_size, device, prefetch)
+
+    monkeypatch.setattr(train_mod, "iter_batches", spy)
+    res = run(toy, tmp_path, max_epochs=6, train_hop_factor=3, val_hop_factor=4)
+    store = SegmentStore.open(toy["segments_npy"], toy["index_tsv"])
+    position = train_mod.recording_position(store.index)
+    assert (position == store.index["offset_samples"].to_numpy() // 100).all()
+    phases = []
+    for rows in seen:
+        assert len(set(position[rows] % 3)) == 1  # one phase per epoch
+        assert len(rows) == 72 // 3 // 8 * 8  # a third of the 72 training windows, whole batches
+        phases.append(int(position[rows[0]] % 3))
+    assert len(seen) == 6 and len(set(phases)) > 1  # the phase is redrawn each epoch
+    assert res["updates"] == 6 * 3
+    pred = pd.read_csv(tmp_path / "predictions.tsv", sep="\t")
+    assert (pred["role"] == "val").sum() == 36  # validation scores cover every window, not every 4th
+
+
+@pytest.mark.parametrize("bad", [{"train_hop_factor": 0}, {"val_hop_factor": 0}, {"weight_decay": -1},
+                                 {"label_smoothing": 1.0}, {"augment": {"flip": 0.5}}])
+def test_recipe_options_are_validated(bad):
+    with pytest.raises(ValueError):
+        train_mod.resolve_train_cfg(bad)

@@ -297,7 +297,9 @@ def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cf
                 perm = torch.randperm(len(train_rows), generator=order).numpy()
                 if hop_factor > 1:
                     phase = int(torch.randint(hop_factor, (1,), generator=order))
-                    perm = perm[train_phase[perm] == phase]
+                    subset = perm[train_phase[perm] == phase]
+                    # a tiny cohort's phase may hold a single window, which BatchNorm cannot train on
+                    perm = subset if len(subset) >= 2 else perm
                 st.perm = perm
             epoch_batches = max(1, len(st.perm) // bs)
             todo = train_rows[st.perm[st.batch * bs:epoch_batches * bs]]
@@ -339,7 +341,9 @@ def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cf
                 "train_cfg": cfg, "best_update": st.best_update,
                 "best_val_acc": st.best_acc if has_val else float("nan"),
                 "updates": st.update, "epochs": st.epoch, "stop_reason": st.stop_reason,
-                "class_weights": weights_cpu.tolist(), "torch": torch.__version__}
+                "class_weights": weights_cpu.tolist(),
+                # a plain str: torch.__version__ is a TorchVersion object, which weights_only loading refuses
+                "torch": str(torch.__version__)}
         _save({"state_dict": _to_cpu(best_state), **meta}, out / "best.pt")
         preds = []
         for role in ("train", "val", "test") if cfg["predict_train"] else ("val", "test"):
