@@ -127,6 +127,80 @@ def test_edf_truncated(tmp_path, tone):
         load_recording(path, "edf")
 
 
+def _patch_header(path, start: int, width: int, value: str):
+    raw = bytearray(path.read_bytes())
+    raw[start: start + width] = value.ljust(width).encode("ascii")
+    path.write_bytes(bytes(raw))
+
+
+def test_edf_plus_d_is_refused_and_edf_plus_c_accepted(tmp_path, tone):
+    plain = write_edf(tmp_path / "plain.edf", tone, FS)
+    cont = write_edf(tmp_path / "cont.edf", tone, FS)
+    _patch_header(cont, 192, 44, "EDF+C")  # the reserved field
+    for path in (plain, cont):
+        np.testing.assert_allclose(load_recording(path, "edf").samples[: tone.size], tone, atol=700 / 65535)
+    disc = write_edf(tmp_path / "disc.edf", tone, FS)
+    _patch_header(disc, 192, 44, "EDF+D")
+    with pytest.raises(RecordingError, match=r"disc\.edf: EDF\+D \(discontinuous\) is not supported"):
+        load_recording(disc, "edf")
+    with pytest.raises(RecordingError, match=r"disc\.edf: EDF\+D \(discontinuous\) is not supported"):
+        probe_duration(disc)
+    bdf = write_edf(tmp_path / "disc.bdf", tone, FS, bdf=True)
+    _patch_header(bdf, 192, 44, "BDF+D")
+    with pytest.raises(RecordingError, match=r"disc\.bdf: BDF\+D \(discontinuous\) is not supported"):
+        load_recording(bdf, "bdf")
+
+
+def test_edf_header_claiming_more_records_than_the_file_holds(tmp_path, tone):
+    path = write_edf(tmp_path / "claims50.edf", tone, FS)  # 2 records of 1 s
+    _patch_header(path, 236, 8, "50")
+    msg = r"claims50\.edf: truncated: 40000 data bytes but the header announces 50 records of 20000 bytes " \
+          r"\(the file holds 2 complete records\)"
+    with pytest.raises(RecordingError, match=msg):
+        probe_duration(path)  # the header-only path used by `nemg cohort check` catches it too
+    with pytest.raises(RecordingError, match=msg):
+        load_recording(path, "edf")
+
+
+def test_edf_header_size_field_must_match_the_signal_count(tmp_path, tone):
+    path = write_edf(tmp_path / "hsize.edf", tone, FS)
+    _patch_header(path, 184, 8, "768")
+    with pytest.raises(RecordingError, match=r"hsize\.edf: unreadable EDF header \(the header-size field says 768"):
+        load_recording(path, "edf")
+
+
+def test_edf_header_is_read_with_bounded_reads(tmp_path, tone, monkeypatch):
+    import nemg.io as nio
+
+    path = write_edf(tmp_path / "big.edf", np.tile(tone, 20), FS)  # 24 s: 480 kB of samples
+    reads: list[int] = []
+
+    class Spy:
+        def __init__(self, fh):
+            self._fh = fh
+
+        def read(self, n=-1):
+            reads.append(n)
+            return self._fh.read(n)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._fh.close()
+
+        def __getattr__(self, name):
+            return getattr(self._fh, name)
+
+    def no_whole_file_read(self):
+        raise AssertionError(f"read the whole of {self}")
+
+    monkeypatch.setattr(nio, "open", lambda *a, **k: Spy(open(*a, **k)), raising=False)
+    monkeypatch.setattr(type(path), "read_bytes", no_whole_file_read)
+    assert probe_duration(path) == pytest.approx(24.0)
+    assert reads and all(n >= 0 for n in reads) and sum(reads) == 512  # 256 fixed + 256 for the one signal
+
+
 def test_wav_int_and_float(tmp_path, tone):
     wavfile.write(tmp_path / "i.wav", int(FS), np.round(tone).astype(np.int16))
     rec = load_recording(tmp_path / "i.wav", "wav", units="uV")
