@@ -201,6 +201,42 @@ def test_edf_header_is_read_with_bounded_reads(tmp_path, tone, monkeypatch):
     assert reads and all(n >= 0 for n in reads) and sum(reads) == 512  # 256 fixed + 256 for the one signal
 
 
+def test_edf_reader_agrees_with_edfio(tmp_path):
+    """Cross-check against an independent implementation: files written by edfio (test extra), read by us."""
+    edfio = pytest.importorskip("edfio", reason="edfio is not installed (it is in the `test` extra: "
+                                                "pip install -e '.[test]'); EDF cross-check skipped")
+    rng = np.random.default_rng(13)
+    emg = rng.normal(0, 150, 30_000).clip(-990, 990)  # 3 s at 10 kHz, in µV
+    slow = 0.4 * np.sin(2 * np.pi * 3 * np.arange(12_000) / 4000)  # 3 s at 4 kHz, in mV
+    edf = edfio.Edf([edfio.EdfSignal(emg, 10_000, label="EMG1", physical_dimension="uV",
+                                     physical_range=(-1000, 1000)),
+                     edfio.EdfSignal(slow, 4000, label="EMG2", physical_dimension="mV", physical_range=(-1, 1))],
+                    annotations=[edfio.EdfAnnotation(0.5, None, "needle in")])  # EDF+C with an annotation signal
+    path = tmp_path / "edfio.edf"
+    edf.write(path)
+    assert path.read_bytes()[192:197] == b"EDF+C"
+    step_uv = 2000 / 65535  # physical range / digital range of EMG1: one digital step
+    rec = load_recording(path, "edf", channel="EMG1")
+    assert rec.fs == 10_000 and rec.n_samples == emg.size and rec.meta["source_units"] == "uV"
+    np.testing.assert_allclose(rec.samples, emg, atol=step_uv)
+    rec2 = load_recording(path, "edf", channel=1)  # index among the data signals: the annotations are not one
+    assert rec2.fs == 4000 and rec2.n_samples == slow.size and rec2.meta["source_units"] == "mV"
+    np.testing.assert_allclose(rec2.samples, slow * 1000, atol=1000 * 2 / 65535)  # read back in µV
+    with pytest.raises(RecordingError, match=r"edfio\.edf: has 2 signals \(EMG1, EMG2\)"):
+        load_recording(path, "edf")
+    assert probe_duration(path) == pytest.approx(3.0)
+    # edfio's own reading of the same file agrees with ours
+    np.testing.assert_allclose(rec.samples, edfio.read_edf(path).signals[0].data, atol=1e-3)
+
+    bdf = edfio.Bdf([edfio.BdfSignal(emg, 10_000, label="EMG", physical_dimension="uV",
+                                     physical_range=(-1000, 1000))])
+    bpath = tmp_path / "edfio.bdf"
+    bdf.write(bpath)
+    rec = load_recording(bpath, "bdf")
+    assert rec.fs == 10_000 and rec.n_samples == emg.size
+    np.testing.assert_allclose(rec.samples, emg, atol=2000 / (2**24 - 1) + 1e-4)  # float32 of ~1000 µV: 6e-5
+
+
 def test_wav_int_and_float(tmp_path, tone):
     wavfile.write(tmp_path / "i.wav", int(FS), np.round(tone).astype(np.int16))
     rec = load_recording(tmp_path / "i.wav", "wav", units="uV")
