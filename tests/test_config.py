@@ -82,6 +82,17 @@ def test_wrong_values_name_the_key(path, value, expected):
     assert expected in str(exc.value)
 
 
+def test_hop_longer_than_the_window_is_an_error():
+    cfg = default()
+    cfg["preprocess"]["segment"].update(window_s=0.4, hop_s=0.8)  # would skip 0.4 s of signal after every window
+    with pytest.raises(ConfigError) as exc:
+        validate_config(cfg)
+    assert ("preprocess.segment.hop_s: 0.8 s is longer than preprocess.segment.window_s (0.4 s): 0.4 s of every "
+            "signal between two windows would never be used; set hop_s <= window_s") in str(exc.value)
+    cfg["preprocess"]["segment"]["hop_s"] = 0.4  # back to back windows skip nothing
+    validate_config(cfg)
+
+
 def test_sheets_source_needs_sheets():
     cfg = default()
     cfg["cohort"]["source"] = "sheets"

@@ -70,3 +70,56 @@ def test_planted_leak_is_caught(folds):
 def test_too_few_subjects():
     with pytest.raises(FoldError, match="too few"):
         make_folds(cohort(1, 1, 1), seeds=[0], schemes=["nested"], outer=5, inner=3)
+
+
+def test_more_outer_folds_than_patients_in_a_class_is_an_error():
+    # 3 myopathy patients cannot fill 5 test folds: two would have no myopathy patient
+    with pytest.raises(FoldError, match=r"class 'myopathy' has 3 patients but folds\.nested\.outer is 5: 2 test "
+                                        r"folds would have no myopathy patient; set folds\.nested\.outer to at most 3"):
+        make_folds(cohort(20, 3, 19), seeds=[0], schemes=["nested"], outer=5, inner=3)
+    with pytest.raises(FoldError, match=r"class 'neuropathy' has 1 patient but folds\.repeated_kfold\.k is 2"):
+        make_folds(cohort(4, 4, 1), seeds=[0], schemes=["repeated_kfold"], k=2)
+    # every class at least as large as the folds is fine
+    folds = make_folds(cohort(5, 5, 5), seeds=[0], schemes=["nested", "repeated_kfold"], outer=5, inner=3, k=5)
+    test = folds[folds.role == "test"].drop_duplicates(["scheme", "outer", "subject_id"])
+    assert (test.groupby(["scheme", "outer"])["diagnosis"].nunique() == 3).all()
+
+
+def test_more_inner_folds_than_patients_left_in_a_class_is_an_error():
+    # 2 per class with outer 2: one patient of each class is left for 2 validation folds
+    with pytest.raises(FoldError, match=r"class 'myopathy' has 2 patients: with folds\.nested\.outer = 2 as few as "
+                                        r"1 are left for the inner split, but folds\.nested\.inner is 2"):
+        make_folds(cohort(4, 2, 4), seeds=[0], schemes=["nested"], outer=2, inner=2)
+
+
+def test_ci_sized_cohort_keeps_every_class_in_every_fold():
+    """configs/ci.yaml: 4 patients per class, nested 2 x 2 and repeated 2-fold."""
+    folds = make_folds(cohort(4, 4, 4), seeds=[0], schemes=["nested", "repeated_kfold"], outer=2, inner=2, k=2)
+    check_leakage(folds)
+    for role in ("test", "val"):
+        per_run = folds[folds.role == role].groupby("run_id")["diagnosis"].nunique()
+        assert (per_run == 3).all(), role
+
+
+def test_class_size_check_is_exact(monkeypatch):
+    """The check refuses exactly the settings whose folds would miss a class (neither too strict nor too lax)."""
+    import nemg.folds as nf
+
+    def classless_folds(df):
+        folds = nf.make_folds(df, seeds=[0, 1], schemes=["nested"], outer=outer, inner=inner)
+        return any((folds[folds.role == role].groupby("run_id")["diagnosis"].nunique() < 3).any()
+                   for role in ("test", "val"))
+
+    for n in range(2, 8):
+        for outer in (2, 3, 4):
+            for inner in (2, 3):
+                df = cohort(8, n, 8)
+                try:
+                    nf.make_folds(df, seeds=[0], schemes=["nested"], outer=outer, inner=inner)
+                    refused = False
+                except FoldError as exc:
+                    assert "class 'myopathy'" in str(exc)
+                    refused = True
+                with monkeypatch.context() as m:
+                    m.setattr(nf, "_check_class_sizes", lambda *a, **k: None)
+                    assert classless_folds(df) == refused, (n, outer, inner)

@@ -127,6 +127,116 @@ def test_edf_truncated(tmp_path, tone):
         load_recording(path, "edf")
 
 
+def _patch_header(path, start: int, width: int, value: str):
+    raw = bytearray(path.read_bytes())
+    raw[start: start + width] = value.ljust(width).encode("ascii")
+    path.write_bytes(bytes(raw))
+
+
+def test_edf_plus_d_is_refused_and_edf_plus_c_accepted(tmp_path, tone):
+    plain = write_edf(tmp_path / "plain.edf", tone, FS)
+    cont = write_edf(tmp_path / "cont.edf", tone, FS)
+    _patch_header(cont, 192, 44, "EDF+C")  # the reserved field
+    for path in (plain, cont):
+        np.testing.assert_allclose(load_recording(path, "edf").samples[: tone.size], tone, atol=700 / 65535)
+    disc = write_edf(tmp_path / "disc.edf", tone, FS)
+    _patch_header(disc, 192, 44, "EDF+D")
+    with pytest.raises(RecordingError, match=r"disc\.edf: EDF\+D \(discontinuous\) is not supported"):
+        load_recording(disc, "edf")
+    with pytest.raises(RecordingError, match=r"disc\.edf: EDF\+D \(discontinuous\) is not supported"):
+        probe_duration(disc)
+    bdf = write_edf(tmp_path / "disc.bdf", tone, FS, bdf=True)
+    _patch_header(bdf, 192, 44, "BDF+D")
+    with pytest.raises(RecordingError, match=r"disc\.bdf: BDF\+D \(discontinuous\) is not supported"):
+        load_recording(bdf, "bdf")
+
+
+def test_edf_header_claiming_more_records_than_the_file_holds(tmp_path, tone):
+    path = write_edf(tmp_path / "claims50.edf", tone, FS)  # 2 records of 1 s
+    _patch_header(path, 236, 8, "50")
+    msg = r"claims50\.edf: truncated: 40000 data bytes but the header announces 50 records of 20000 bytes " \
+          r"\(the file holds 2 complete records\)"
+    with pytest.raises(RecordingError, match=msg):
+        probe_duration(path)  # the header-only path used by `nemg cohort check` catches it too
+    with pytest.raises(RecordingError, match=msg):
+        load_recording(path, "edf")
+
+
+def test_edf_header_size_field_must_match_the_signal_count(tmp_path, tone):
+    path = write_edf(tmp_path / "hsize.edf", tone, FS)
+    _patch_header(path, 184, 8, "768")
+    with pytest.raises(RecordingError, match=r"hsize\.edf: unreadable EDF header \(the header-size field says 768"):
+        load_recording(path, "edf")
+
+
+def test_edf_header_is_read_with_bounded_reads(tmp_path, tone, monkeypatch):
+    import nemg.io as nio
+
+    path = write_edf(tmp_path / "big.edf", np.tile(tone, 20), FS)  # 24 s: 480 kB of samples
+    reads: list[int] = []
+
+    class Spy:
+        def __init__(self, fh):
+            self._fh = fh
+
+        def read(self, n=-1):
+            reads.append(n)
+            return self._fh.read(n)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._fh.close()
+
+        def __getattr__(self, name):
+            return getattr(self._fh, name)
+
+    def no_whole_file_read(self):
+        raise AssertionError(f"read the whole of {self}")
+
+    monkeypatch.setattr(nio, "open", lambda *a, **k: Spy(open(*a, **k)), raising=False)
+    monkeypatch.setattr(type(path), "read_bytes", no_whole_file_read)
+    assert probe_duration(path) == pytest.approx(24.0)
+    assert reads and all(n >= 0 for n in reads) and sum(reads) == 512  # 256 fixed + 256 for the one signal
+
+
+def test_edf_reader_agrees_with_edfio(tmp_path):
+    """Cross-check against an independent implementation: files written by edfio (test extra), read by us."""
+    edfio = pytest.importorskip("edfio", reason="edfio is not installed (it is in the `test` extra: "
+                                                "pip install -e '.[test]'); EDF cross-check skipped")
+    rng = np.random.default_rng(13)
+    emg = rng.normal(0, 150, 30_000).clip(-990, 990)  # 3 s at 10 kHz, in µV
+    slow = 0.4 * np.sin(2 * np.pi * 3 * np.arange(12_000) / 4000)  # 3 s at 4 kHz, in mV
+    edf = edfio.Edf([edfio.EdfSignal(emg, 10_000, label="EMG1", physical_dimension="uV",
+                                     physical_range=(-1000, 1000)),
+                     edfio.EdfSignal(slow, 4000, label="EMG2", physical_dimension="mV", physical_range=(-1, 1))],
+                    annotations=[edfio.EdfAnnotation(0.5, None, "needle in")])  # EDF+C with an annotation signal
+    path = tmp_path / "edfio.edf"
+    edf.write(path)
+    assert path.read_bytes()[192:197] == b"EDF+C"
+    step_uv = 2000 / 65535  # physical range / digital range of EMG1: one digital step
+    rec = load_recording(path, "edf", channel="EMG1")
+    assert rec.fs == 10_000 and rec.n_samples == emg.size and rec.meta["source_units"] == "uV"
+    np.testing.assert_allclose(rec.samples, emg, atol=step_uv)
+    rec2 = load_recording(path, "edf", channel=1)  # index among the data signals: the annotations are not one
+    assert rec2.fs == 4000 and rec2.n_samples == slow.size and rec2.meta["source_units"] == "mV"
+    np.testing.assert_allclose(rec2.samples, slow * 1000, atol=1000 * 2 / 65535)  # read back in µV
+    with pytest.raises(RecordingError, match=r"edfio\.edf: has 2 signals \(EMG1, EMG2\)"):
+        load_recording(path, "edf")
+    assert probe_duration(path) == pytest.approx(3.0)
+    # edfio's own reading of the same file agrees with ours
+    np.testing.assert_allclose(rec.samples, edfio.read_edf(path).signals[0].data, atol=1e-3)
+
+    bdf = edfio.Bdf([edfio.BdfSignal(emg, 10_000, label="EMG", physical_dimension="uV",
+                                     physical_range=(-1000, 1000))])
+    bpath = tmp_path / "edfio.bdf"
+    bdf.write(bpath)
+    rec = load_recording(bpath, "bdf")
+    assert rec.fs == 10_000 and rec.n_samples == emg.size
+    np.testing.assert_allclose(rec.samples, emg, atol=2000 / (2**24 - 1) + 1e-4)  # float32 of ~1000 µV: 6e-5
+
+
 def test_wav_int_and_float(tmp_path, tone):
     wavfile.write(tmp_path / "i.wav", int(FS), np.round(tone).astype(np.int16))
     rec = load_recording(tmp_path / "i.wav", "wav", units="uV")

@@ -132,6 +132,16 @@ def test_paired_bootstrap_difference():
     assert r["diff"] == pytest.approx(0.4) and r["ci_low"] > 0 and r["p"] < 0.05
 
 
+def test_paired_bootstrap_p_is_floored_at_its_resolution():
+    # A right on every patient, B on none: every resampled difference is 1, so no draw falls on B's side
+    a, b = np.ones(30, bool), np.zeros(30, bool)
+    for n_boot in (99, 2000):
+        r = paired_bootstrap_diff(a, b, n_boot=n_boot, seed=0)
+        assert r["p"] == pytest.approx(1 / (n_boot + 1)) and r["p"] > 0
+    # a difference of zero stays p = 1 (not above it)
+    assert paired_bootstrap_diff(a, a, n_boot=200, seed=0)["p"] == 1.0
+
+
 def test_fleiss_kappa_wikipedia_example():
     # the worked example of Fleiss (1971) as reproduced on Wikipedia uses 5 categories; here a 3-class case
     # checked against statsmodels' own aggregate_raters path

@@ -25,6 +25,7 @@ import pandas as pd
 
 from .metrics import CLASSES, summarize_runs
 from .stats import mcnemar_paired, paired_bootstrap_diff
+from .tables import html_page, html_table
 from .vote import PROB_COLS, proba_in_class_order
 
 log = logging.getLogger(__name__)
@@ -229,11 +230,5 @@ def per_class_recall(consensus: Mapping[str, pd.DataFrame], method: str) -> pd.D
 
 def write_comparison_html(tables: list[tuple[str, pd.DataFrame]], html, note: str = "") -> None:
     """Several tables on one page (same style as :func:`nemg.tables.write_table`)."""
-    style = ("<style>.nemg-table{border-collapse:collapse;font-family:sans-serif;font-size:13px}"
-             ".nemg-table td,.nemg-table th{padding:4px 8px;border-bottom:1px solid #ccc;text-align:left}</style>")
-    body = "".join(f"<h3>{title}</h3>" + df.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="",
-                                                      border=0, classes="nemg-table")
-                   for title, df in tables)
-    foot = f"<p style='font-family:sans-serif;font-size:12px'>{note}</p>" if note else ""
     Path(html).parent.mkdir(parents=True, exist_ok=True)
-    Path(html).write_text(f"<html><head><meta charset='utf-8'>{style}</head><body>{body}{foot}</body></html>")
+    Path(html).write_text(html_page([html_table(df, title) for title, df in tables], note))

@@ -1,8 +1,8 @@
 """Load and validate the workflow configuration with messages a user can act on.
 
 ``validate_config`` checks a config dict against ``workflow/schemas/config.schema.yaml`` and a few rules a
-schema cannot express (whole-sample windows, sheets given when the source is ``sheets``). Every problem is
-reported at once, each with its dotted key, e.g.::
+schema cannot express (whole-sample windows, a hop no longer than the window, sheets given when the source
+is ``sheets``). Every problem is reported at once, each with its dotted key, e.g.::
 
     config: 2 problems:
       - preprocess.segment.hop_s: -0.1 is not allowed: must be > 0
@@ -126,6 +126,10 @@ def _semantic_problems(cfg: dict) -> list[str]:
         if abs(n - round(n)) > 1e-6 * max(1.0, n):
             problems.append(f"preprocess.segment.{k}: {seg[k]:g} s at rate_hz {rate:g} is {n:g} samples; "
                             f"it must be a whole number of samples")
+    if seg["hop_s"] > seg["window_s"]:
+        problems.append(f"preprocess.segment.hop_s: {seg['hop_s']:g} s is longer than preprocess.segment.window_s "
+                        f"({seg['window_s']:g} s): {seg['hop_s'] - seg['window_s']:g} s of every signal between two "
+                        f"windows would never be used; set hop_s <= window_s")
     trim = cfg["preprocess"]["trim"]
     if trim["min_duration_s"] < seg["window_s"]:
         problems.append(f"preprocess.trim.min_duration_s: {trim['min_duration_s']:g} s is shorter than one "

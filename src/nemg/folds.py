@@ -18,6 +18,7 @@ fold sizes differ by at most one. Every random choice comes from ``numpy.random.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -94,7 +95,7 @@ def make_folds(subjects: pd.DataFrame, *, seeds: Iterable[int], schemes: Iterabl
             raise FoldError(f"nested scheme needs outer >= 2 and inner >= 2 (got {outer} x {inner})")
         if len(ids) < outer or len(ids) - len(ids) // outer - 1 < inner:
             raise FoldError(f"{len(ids)} subjects are too few for nested {outer} x {inner} folds")
-        _warn_small_classes(counts, outer, "nested outer")
+        _check_class_sizes(counts, outer, inner)
         for seed in seeds:
             of = stratified_folds(ids, dx, outer, np.random.default_rng([seed, 0]))
             for o in range(outer):
@@ -112,7 +113,7 @@ def make_folds(subjects: pd.DataFrame, *, seeds: Iterable[int], schemes: Iterabl
             raise FoldError(f"repeated_kfold needs k >= 2 and repeats >= 1 (got k={k}, repeats={repeats})")
         if len(ids) < k:
             raise FoldError(f"{len(ids)} subjects are too few for {k}-fold cross-validation")
-        _warn_small_classes(counts, k, "repeated k-fold")
+        _check_class_sizes(counts, k)
         for seed in seeds:
             for r in range(repeats):
                 f_all = stratified_folds(ids, dx, k, np.random.default_rng([seed, r]))
@@ -123,10 +124,30 @@ def make_folds(subjects: pd.DataFrame, *, seeds: Iterable[int], schemes: Iterabl
     return pd.DataFrame(rows, columns=list(FOLD_COLUMNS))
 
 
-def _warn_small_classes(counts: pd.Series, k: int, what: str) -> None:
-    for cls, n in counts.items():
-        if n < k:
-            log.warning("class %s has %d subjects < %d folds (%s): some test folds will lack it", cls, n, k, what)
+def _check_class_sizes(counts: pd.Series, outer: int, inner: int | None = None) -> None:
+    """Every test fold (and, for ``nested``, every validation fold) must hold a patient of every class.
+
+    Stratification deals each class round-robin, so an outer fold takes ceil(n / outer) or floor(n / outer) of a
+    class's n patients and at least n - ceil(n / outer) are left for the inner split. Fewer patients than folds
+    would leave some folds without the class (metrics per class, the stage-2 fit and early stopping then see
+    only part of the problem), so it is a :class:`FoldError` naming the class, its count and the config key.
+    """
+    outer_key = "folds.nested.outer" if inner is not None else "folds.repeated_kfold.k"
+    problems = []
+    for cls, n in sorted(counts.items()):
+        n = int(n)
+        if n < outer:
+            problems.append(f"class {cls!r} has {n} patient{'s' if n != 1 else ''} but {outer_key} is {outer}: "
+                            f"{outer - n} test fold{'s' if outer - n != 1 else ''} would have no {cls} patient; "
+                            f"set {outer_key} to at most {n} or add {cls} patients")
+        elif inner is not None and n - math.ceil(n / outer) < inner:
+            left = n - math.ceil(n / outer)
+            problems.append(f"class {cls!r} has {n} patients: with {outer_key} = {outer} as few as {left} are left "
+                            f"for the inner split, but folds.nested.inner is {inner}: some validation folds would "
+                            f"have no {cls} patient; lower folds.nested.inner (or {outer_key}) or add {cls} "
+                            f"patients")
+    if problems:
+        raise FoldError("; ".join(problems))
 
 
 def check_leakage(folds: pd.DataFrame, *, source: str = "folds table") -> None:

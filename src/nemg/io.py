@@ -329,22 +329,40 @@ def _read_wav(path: Path, channel):
     return data, float(fs), None, {"wav_dtype": str(data.dtype)}, _int_limits(data)
 
 
+_EDF_FIXED_HEADER = 256  # bytes of the fixed header; each signal adds another 256
+
+
 def _read_edf_header(path: Path, bdf: bool) -> dict[str, Any]:
+    """The EDF/BDF header, read with bounded reads (256 bytes, then 256 per signal) and checked against the file.
+
+    Errors (each a :class:`RecordingError` naming the file): a short or malformed header, EDF+D/BDF+D
+    (discontinuous: joining its data records would silently close the gaps between them), and a header that
+    announces more data records than the file holds. Plain EDF/BDF and EDF+C/BDF+C are accepted.
+    """
+    kind = "BDF" if bdf else "EDF"
     try:
-        raw = path.read_bytes()[:256]
-        if len(raw) < 256:
-            raise ValueError(f"file is {len(raw)} bytes, shorter than the 256-byte EDF header")
-        header_bytes = int(raw[184:192].decode("ascii").strip())
-        ns = int(raw[252:256].decode("ascii").strip())
+        size = path.stat().st_size
         with open(path, "rb") as fh:
-            hdr = fh.read(header_bytes)
-        if len(hdr) < 256 + ns * 256:
-            raise ValueError("header shorter than its signal count says")
+            raw = fh.read(_EDF_FIXED_HEADER)
+            if len(raw) < _EDF_FIXED_HEADER:
+                raise ValueError(f"file is {len(raw)} bytes, shorter than the 256-byte {kind} header")
+            ns = int(raw[252:256].decode("ascii").strip())
+            if ns < 1:
+                raise ValueError(f"the header gives {ns} signals")
+            sig_hdr = fh.read(256 * ns)
+        header_bytes = int(raw[184:192].decode("ascii").strip())
+        if len(sig_hdr) < 256 * ns:
+            raise ValueError(f"header shorter than its signal count says ({ns} signals need "
+                             f"{_EDF_FIXED_HEADER + 256 * ns} bytes, the file has {size})")
+        if header_bytes != _EDF_FIXED_HEADER + 256 * ns:
+            raise ValueError(f"the header-size field says {header_bytes} bytes but {ns} signal(s) make "
+                             f"{_EDF_FIXED_HEADER + 256 * ns}")
+        reserved = raw[192:236].decode("latin-1").strip()
 
         def field(start: int, width: int) -> list[str]:
-            return [hdr[start + i * width: start + (i + 1) * width].decode("latin-1").strip() for i in range(ns)]
+            return [sig_hdr[start + i * width: start + (i + 1) * width].decode("latin-1").strip() for i in range(ns)]
 
-        base = 256
+        base = 0
         labels = field(base, 16); base += 16 * ns
         base += 80 * ns  # transducer
         dims = field(base, 8); base += 8 * ns
@@ -357,9 +375,28 @@ def _read_edf_header(path: Path, bdf: bool) -> dict[str, Any]:
         n_records = int(raw[236:244].decode("ascii").strip())
         duration = float(raw[244:252].decode("ascii").strip())
     except (ValueError, UnicodeDecodeError, OSError) as exc:
-        raise RecordingError(path, f"unreadable {'BDF' if bdf else 'EDF'} header ({exc})") from exc
+        raise RecordingError(path, f"unreadable {kind} header ({exc})") from exc
+    if reserved[:5].upper() in ("EDF+D", "BDF+D"):
+        raise RecordingError(
+            path, f"{reserved[:5]} (discontinuous) is not supported: its data records are not contiguous in time "
+            "and reading them as one signal would silently join the gaps; export the recording as continuous "
+            "EDF/EDF+C (one file per continuous stretch)")
+    if duration <= 0:
+        raise RecordingError(path, f"{kind} header gives a record duration of {duration} s")
+    if any(n < 0 for n in spr) or sum(spr) == 0:
+        raise RecordingError(path, f"{kind} header gives samples per data record {spr}")
+    record_bytes = sum(spr) * (3 if bdf else 2)
+    payload = size - header_bytes
+    if n_records < 0:  # -1 = "unknown" while a recorder was still writing
+        n_records = payload // record_bytes
+    if payload < n_records * record_bytes:
+        held = payload // record_bytes
+        raise RecordingError(
+            path, f"truncated: {payload} data bytes but the header announces {n_records} records of {record_bytes} "
+            f"bytes (the file holds {held} complete record{'' if held == 1 else 's'})")
     return dict(header_bytes=header_bytes, ns=ns, labels=labels, dims=dims, pmin=pmin, pmax=pmax, dmin=dmin,
-                dmax=dmax, spr=spr, n_records=n_records, record_duration=duration)
+                dmax=dmax, spr=spr, n_records=n_records, record_duration=duration, record_bytes=record_bytes,
+                reserved=reserved)
 
 
 def _read_edf(path: Path, channel, bdf: bool = False):
@@ -371,17 +408,7 @@ def _read_edf(path: Path, channel, bdf: bool = False):
         raise RecordingError(path, f"{kind} file has no signal (only annotations)")
     labels = [h["labels"][i] for i in data_idx]
     sig = data_idx[_pick_channel(path, labels, channel)]
-    record_bytes = sum(h["spr"]) * bps
-    payload = path.stat().st_size - h["header_bytes"]
-    n_records = h["n_records"]
-    if n_records < 0:  # -1 = "unknown" while a recorder was still writing
-        n_records = payload // record_bytes
-    if payload < n_records * record_bytes:
-        raise RecordingError(
-            path, f"truncated: {payload} data bytes but the header announces {n_records} records of {record_bytes} bytes"
-        )
-    if h["record_duration"] <= 0:
-        raise RecordingError(path, f"{kind} header gives a record duration of {h['record_duration']} s")
+    n_records, record_bytes = h["n_records"], h["record_bytes"]
     with open(path, "rb") as fh:
         fh.seek(h["header_bytes"])
         buf = np.frombuffer(fh.read(n_records * record_bytes), dtype=np.uint8)
@@ -396,7 +423,7 @@ def _read_edf(path: Path, channel, bdf: bool = False):
         digital = chunk.view("<i2").astype(np.int32)
     dmin, dmax, pmin, pmax = h["dmin"][sig], h["dmax"][sig], h["pmin"][sig], h["pmax"][sig]
     if dmax == dmin:
-        raise RecordingError(path, f"{kind} header gives equal digital min and max for signal {labels[0]!r}")
+        raise RecordingError(path, f"{kind} header gives equal digital min and max for signal {h['labels'][sig]!r}")
     scale = (pmax - pmin) / (dmax - dmin)
     values = (digital - dmin) * scale + pmin
     fs = h["spr"][sig] / h["record_duration"]

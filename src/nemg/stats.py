@@ -91,14 +91,18 @@ def mcnemar_paired(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict
 
 
 def paired_bootstrap_diff(correct_a, correct_b, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
-    """Accuracy difference A - B with a percentile CI from resampling patients (pairs kept together)."""
+    """Accuracy difference A - B with a percentile CI from resampling patients (pairs kept together).
+
+    The two-sided p-value is floored at 1 / (n_boot + 1): when every draw falls on one side of zero the bootstrap
+    only shows that p is below its resolution, not that it is 0.
+    """
     a, b = np.asarray(correct_a, float), np.asarray(correct_b, float)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(a), (n_boot, len(a)))
     diffs = a[idx].mean(axis=1) - b[idx].mean(axis=1)
     alpha = (1 - level) / 2
     # two-sided p: how often the resampled difference falls on the other side of zero
-    p = float(min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))))
+    p = float(min(1.0, max(2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)), 1.0 / (n_boot + 1))))
     return {"diff": float(a.mean() - b.mean()), "ci_low": float(np.quantile(diffs, alpha)),
             "ci_high": float(np.quantile(diffs, 1 - alpha)), "p": p}
 

@@ -5,7 +5,9 @@ from what actually reaches the model, i.e. the trimmed recordings that yield at 
 """
 from __future__ import annotations
 
+import html
 import logging
+import math
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -117,16 +119,51 @@ def write_s1_table(signals_index, segments_index, out_tsv: str | Path) -> pd.Dat
     return tab
 
 
+#: Below this a p-value is printed in scientific notation: "0.000" would read as "exactly zero".
+SMALL_P = 1e-3
+
+_HTML_STYLE = ("<style>.nemg-table{border-collapse:collapse;font-family:sans-serif;font-size:13px}"
+               ".nemg-table td,.nemg-table th{padding:4px 8px;border-bottom:1px solid #ccc;text-align:left}</style>")
+
+
+def is_p_column(name) -> bool:
+    """A column of p-values (``p``, ``mcnemar_p``, ``bootstrap_p``, ...); ``p_<class>`` are probabilities."""
+    name = str(name)
+    return name in ("p", "p_value", "pvalue") or name.endswith("_p")
+
+
+def format_p(value) -> str:
+    """A p-value for a table: 3 decimals, or scientific notation below 0.001 ("3.2e-06"); "" when missing."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "" if value is None else str(value)
+    if math.isnan(v):
+        return ""
+    return f"{v:.1e}" if v < SMALL_P else f"{v:.3f}"
+
+
+def html_table(df: pd.DataFrame, title: str = "") -> str:
+    """One table as an HTML fragment: floats to 3 decimals, p-value columns through :func:`format_p`, the title
+    and every cell HTML-escaped."""
+    formatters = {c: format_p for c in df.columns if is_p_column(c)}
+    body = df.to_html(index=False, float_format=lambda v: f"{v:.3f}", formatters=formatters or None, na_rep="",
+                      border=0, classes="nemg-table")
+    head = f"<h3>{html.escape(str(title))}</h3>" if title else ""
+    return head + body
+
+
+def html_page(fragments: Iterable[str], note: str = "") -> str:
+    """A standalone page of table fragments (:func:`html_table`) with an optional, HTML-escaped note below."""
+    foot = f"<p style='font-family:sans-serif;font-size:12px'>{html.escape(str(note))}</p>" if note else ""
+    return (f"<html><head><meta charset='utf-8'>{_HTML_STYLE}</head><body>{''.join(fragments)}{foot}"
+            f"</body></html>")
+
+
 def write_table(df: pd.DataFrame, tsv: str | Path, html: str | Path | None = None, title: str = "",
                 note: str = "") -> None:
     """A result table as TSV (for analysis) and, optionally, rendered HTML (for the Snakemake report)."""
     Path(tsv).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(tsv, sep="\t", index=False, float_format="%.6g")
     if html is not None:
-        body = df.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0,
-                          classes="nemg-table")
-        style = ("<style>.nemg-table{border-collapse:collapse;font-family:sans-serif;font-size:13px}"
-                 ".nemg-table td,.nemg-table th{padding:4px 8px;border-bottom:1px solid #ccc;text-align:left}</style>")
-        head = f"<h3>{title}</h3>" if title else ""
-        foot = f"<p style='font-family:sans-serif;font-size:12px'>{note}</p>" if note else ""
-        Path(html).write_text(f"<html><head><meta charset='utf-8'>{style}</head><body>{head}{body}{foot}</body></html>")
+        Path(html).write_text(html_page([html_table(df, title)], note))
