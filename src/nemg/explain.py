@@ -81,7 +81,8 @@ def load_model(checkpoint: str | Path, device="cpu"):
 
     from nemg.model import NEMGNet
 
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    # weights_only: a best.pt holds tensors and plain metadata only, so a file from elsewhere cannot run code
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
     size = ck["model_cfg"]  # train.py stores the resolved model keys next to the preset
     model = NEMGNet(n_samples=int(ck["window_samples"]), width=float(size["width"]),
                     head_width=float(size["head_width"]), deep_stride=int(size.get("deep_stride", 1)),
