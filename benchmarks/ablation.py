@@ -81,12 +81,35 @@ def markdown(tsv: str | Path) -> str:
     return "\n".join(lines)
 
 
+def from_dag(cohort: str, variant: str, patients: str | None = None,
+             table: str | Path = ROOT / "results/ablation/ablation.tsv") -> int:
+    """Append the row of a whole DAG run (all runs of its folds): its own patient_predictions.tsv (or a saved
+    copy) scored like the screening rows, with the mean train_fold job time from benchmarks/."""
+    folds = pd.read_csv(ROOT / f"results/folds/{cohort}/folds.tsv", sep="\t", dtype={"subject_id": str, "run_id": str})
+    pp = pd.read_csv(patients or ROOT / f"results/evaluate/{cohort}/patient_predictions.tsv", sep="\t",
+                     dtype={"subject_id": str, "run_id": str})
+    secs = [float(pd.read_csv(f, sep="\t")["s"].iloc[0]) for f in (ROOT / f"benchmarks/train/{cohort}").glob("*.tsv")]
+    row = {"cohort": cohort, "variant": variant, "runs": "all", "n_runs": int(pp["run_id"].nunique()),
+           **score(pp, folds[folds["run_id"].isin(pp["run_id"].unique())]),
+           "mean_run_s": round(float(np.mean(secs)), 1) if secs and patients is None else float("nan"),
+           "commit": _git_commit()}
+    out = Path(table)
+    old = pd.read_csv(out, sep="\t") if out.exists() else pd.DataFrame()
+    if len(old):
+        old = old[~((old["cohort"] == cohort) & (old["variant"] == variant) & (old["runs"] == "all"))]
+    pd.concat([old, pd.DataFrame([row])], ignore_index=True).to_csv(out, sep="\t", index=False)
+    print(pd.DataFrame([row]).to_string(index=False))
+    return 0
+
+
 def main(argv=None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["--markdown"]:
         print(markdown(argv[1] if len(argv) > 1 else ROOT / "results/ablation/ablation.tsv"))
         return 0
+    if argv[:1] == ["--from-dag"]:  # --from-dag COHORT VARIANT [PATIENTS_TSV]: score a whole DAG run's CNN
+        return from_dag(*argv[1:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cohort", required=True)
     ap.add_argument("--variant", required=True)

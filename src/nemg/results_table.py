@@ -317,7 +317,7 @@ def markdown_table(df: pd.DataFrame, source: str) -> str:
     if df.empty:
         return f"_No rows in `{source}` yet: run `python scripts/real_data_table.py` after the DAG._"
     lines = ["| data set | model | variant | n | consensus accuracy (patient-bootstrap 95 % CI) | macro F1 | "
-             "recall normal / myopathy / neuropathy | wall time |",
+             "recall normal / myopathy / neuropathy | job time (summed) |",
              "|---|---|---|---|---|---|---|---|"]
     for _, r in df.iterrows():
         recall = " / ".join(f"{r[f'recall_{c}']:.2f}" for c in CLASSES)
