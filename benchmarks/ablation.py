@@ -71,6 +71,9 @@ def score(patients: pd.DataFrame, folds: pd.DataFrame, method: str = "logreg") -
 def markdown(tsv: str | Path) -> str:
     """docs/training.md's ablation table: one line per (cohort, variant), QEMG rows of the same runs beside."""
     t = pd.read_csv(tsv, sep="\t")
+    # per data set: whole DAG runs, then screening variants in the order they were run, then the QEMG rows
+    kind = np.where(t["runs"] == "all", 0, np.where(t["variant"].str.startswith("qemg_"), 2, 1))
+    t = t.assign(_kind=kind, _order=range(len(t))).sort_values(["cohort", "_kind", "_order"], kind="stable")
     lines = ["| data set | variant | runs | consensus accuracy | macro F1 | recall normal / myopathy / neuropathy | "
              "s per run (1 thread) |", "|---|---|---|---|---|---|---|"]
     for _, r in t.iterrows():

@@ -16,8 +16,9 @@
 Class order everywhere: normal, myopathy, neuropathy.
 
 ``width`` multiplies every convolution's channel count and ``head_width`` the hidden FC sizes (at least 8
-units each); ``width = head_width = 1`` is the paper's network. The CPU preset shrinks both: at small
-widths the ~C x 495 x 512 first FC layer and its Adam update dominate a CPU step. The residual unit has no
+units each); ``width = head_width = 1`` is the paper's network. ``deep_stride`` (max-pool stride of blocks
+4-7) and ``head`` (flatten | gap) are nemg switches, off in the paper preset; the CPU preset uses stride 2
+and global average pooling (docs/training.md, "The CPU recipe"). The residual unit has no
 activation after the addition, as in the paper's description and the released code.
 """
 from __future__ import annotations
@@ -36,7 +37,8 @@ PRESETS = {
     # the published network: 290 M parameters, 30 GFLOP/segment (a GPU job)
     "paper": {"width": 1.0, "head_width": 1.0, "deep_stride": 1, "head": "flatten"},
     # the CPU default: stem of 8 channels (8..128), pooling stride 2 in blocks 4-7, global average pooling
-    # before a 64-32-8-8 head: 0.9 M parameters, ~45x cheaper per segment than "small" at 16x its stem
+    # before a 64-32-8-8 head: 0.48 M parameters, 47 MFLOP per segment (the same width in the paper's layout:
+    # 466 MFLOP)
     "cpu": {"width": 1 / 8, "head_width": 1 / 8, "deep_stride": 2, "head": "gap"},
     # the paper's layout shrunk (earlier CPU stand-ins, kept for the ablation in docs/training.md)
     "small": {"width": 1 / 32, "head_width": 1 / 8, "deep_stride": 1, "head": "flatten"},
