@@ -102,3 +102,23 @@ def test_cli_cohort_check(tmp_path, capsys):
     assert main(["cohort", "check", str(tmp_path / "recordings.tsv"), str(tmp_path / "subjects.tsv")]) == 1
     err = capsys.readouterr().err
     assert "recording 'r3': file not found" in err
+
+
+def test_empty_sheet_is_named_not_a_traceback(tmp_path, capsys):
+    s, r = make_cohort(tmp_path)
+    r.write_text("")
+    with pytest.raises(CohortError, match=r"recordings.tsv: the sheet is empty \(no header row\)"):
+        read_cohort(s, r)
+    assert main(["cohort", "check", str(s), str(r)]) != 0  # the CLI reports it instead of a pandas traceback
+    out = capsys.readouterr()
+    assert "the sheet is empty" in out.err + out.out
+
+
+def test_misspelled_optional_column_is_an_error_with_a_suggestion(tmp_path):
+    """'unit' for 'units' would be dropped silently and mV samples read as µV, 1000x too small."""
+    s, r = make_cohort(tmp_path, recordings=RECORDINGS.replace("\tunits\t", "\tunit\t"))
+    with pytest.raises(CohortError, match=r"recordings.tsv: unknown column 'unit' \(did you mean 'units'\?\)"):
+        read_cohort(s, r)
+    # a free column that resembles nothing known is still passed through (subjects.tsv's 'note')
+    (tmp_path / "ok").mkdir()
+    assert "note" in read_cohort(*make_cohort(tmp_path / "ok")).subjects.columns

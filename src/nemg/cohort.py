@@ -6,6 +6,7 @@ the row, so a user fixes a sheet in one pass instead of one error per run.
 """
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,10 @@ def _read_sheet(path: Path, problems: list[str]) -> pd.DataFrame | None:
         return None
     try:
         df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
+    except pd.errors.EmptyDataError:
+        problems.append(f"{path}: the sheet is empty (no header row); expected a tab-separated table with a "
+                        f"header line")
+        return None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         problems.append(f"{path}: not a readable tab-separated sheet ({exc})")
         return None
@@ -101,6 +106,15 @@ def _validate_rows(df: pd.DataFrame, path: Path, schema_name: str, numeric: tupl
         problems.append(f"{path}: missing column(s) {', '.join(missing)} (columns found: {', '.join(df.columns)})")
         for c in missing:
             df[c] = ""
+    # an optional column under a near-miss name is dropped silently otherwise (e.g. 'unit' holding mV read as
+    # the default µV, 1000x too small): a column that is close to a known one, which is absent, is an error
+    known = list(schema.get("properties", {}))
+    for col in df.columns:
+        if col in known:
+            continue
+        close = [k for k in difflib.get_close_matches(col, known, n=1, cutoff=0.75) if k not in df.columns]
+        if close:
+            problems.append(f"{path}: unknown column {col!r} (did you mean {close[0]!r}?)")
     validator = jsonschema.Draft202012Validator(schema)
     # object columns holding None for empty cells: pandas' own string dtype would turn None into NaN and
     # refuse floats, and the schema check needs real None / float values
