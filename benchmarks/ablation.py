@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -48,11 +47,9 @@ def _train_one(args):
 
 
 def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    from nemg.results_table import git_commit
+
+    return git_commit(ROOT)
 
 
 def score(patients: pd.DataFrame, folds: pd.DataFrame, method: str = "logreg") -> dict:

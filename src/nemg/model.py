@@ -103,11 +103,8 @@ def resolve_size(model_cfg: dict | None = None) -> dict:
     if preset not in PRESETS:
         raise ValueError(f"model config: unknown preset {preset!r}; known: {sorted(PRESETS)}")
     size = dict(PRESETS[preset])
-    size.update({k: float(cfg[k]) for k in ("width", "head_width") if cfg.get(k) is not None})
-    if cfg.get("deep_stride") is not None:
-        size["deep_stride"] = int(cfg["deep_stride"])
-    if cfg.get("head") is not None:
-        size["head"] = str(cfg["head"])
+    cast = {"width": float, "head_width": float, "deep_stride": int, "head": str}
+    size.update({k: cast[k](cfg[k]) for k in cast if cfg.get(k) is not None})
     if size["deep_stride"] not in (1, 2):
         raise ValueError(f"model config: deep_stride must be 1 (paper) or 2, got {size['deep_stride']!r}")
     if size["head"] not in HEADS:

@@ -261,8 +261,9 @@ def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cf
 
         def checkpoint():
             st.evals_since_ckpt = 0
-            _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "order_rng": order.get_state(), "augment_rng": aug_rng.get_state(),
-                   "torch_rng": torch.get_rng_state(), "state": asdict(st), "best_model": _to_cpu(best_state)}, last)
+            _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "order_rng": order.get_state(),
+                   "augment_rng": aug_rng.get_state(), "torch_rng": torch.get_rng_state(), "state": asdict(st),
+                   "best_model": _to_cpu(best_state)}, last)
             pd.DataFrame(st.curve, columns=CURVE_COLUMNS).to_csv(out / "curve.tsv", sep="\t", index=False)
 
         def evaluate(train_loss: float):
