@@ -146,7 +146,7 @@ def fixture_root(tmp_path_factory):
         "nEMGNet": ("results/evaluate/n2001", 0.5),
         "baseline_logreg": ("results/baseline/n2001/logreg", 0.8),
         "baseline_rf": ("results/baseline/n2001/rf", 0.7),
-        "combined": ("results/evaluate/n2001/combined", 0.6)}, seed=1)
+        "combined_rf": ("results/evaluate/n2001/combined_rf", 0.6)}, seed=1)
     build_cv(root, "simulated", "s_", {"nEMGNet": ("results/evaluate/simulated", 0.6)}, seed=2)
 
     # external validation n2001 -> messekher2023 (and its .rms variant), as rules external_* write it
@@ -229,14 +229,15 @@ def test_rows_values_and_wall_times(root):
                                  "accuracy_ci_low", "accuracy_ci_high", "macro_f1", "recall_normal",
                                  "recall_myopathy", "recall_neuropathy", "amplitude_gain", "wall_s", "commit"]
     assert list(zip(tsv["dataset"], tsv["model"], tsv["variant"])) == [
-        ("n2001", m, "cv") for m in ("nemgnet", "qemg_logreg", "qemg_rf", "combined")] + [
+        ("n2001", m, "cv") for m in ("nemgnet", "qemg_logreg", "qemg_rf", "combined_rf")] + [
         ("n2001", m, f"external:{t}") for t in ("messekher2023", "messekher2023.rms")
         for m in ("nemgnet", "qemg_logreg", "qemg_rf")] + [("simulated", "nemgnet", "cv")]
     assert (tsv["commit"] == head).all() and (tsv["method"] == METHOD).all()
     assert tsv["accuracy"].nunique() >= 4 and tsv["accuracy"].max() < 1  # arms differ: a mix-up would show
 
     for model, folder in (("nemgnet", "results/evaluate/n2001"), ("qemg_rf", "results/baseline/n2001/rf"),
-                          ("combined", "results/evaluate/n2001/combined"), ("nemgnet", "results/evaluate/simulated")):
+                          ("combined_rf", "results/evaluate/n2001/combined_rf"),
+                          ("nemgnet", "results/evaluate/simulated")):
         dataset = folder.split("/")[2]
         r = row(tsv, dataset, model, "cv")
         acc, f1, rec = independent(read(root / folder / "patient_consensus.tsv"))
@@ -261,7 +262,7 @@ def test_rows_values_and_wall_times(root):
     wall = {(m, v): w for m, v, w in zip(n2001["model"], n2001["variant"], n2001["wall_s"])}
     assert wall[("nemgnet", "cv")] == 40.0  # four runs; the stale run's 1000 s is not one of them
     assert wall[("qemg_logreg", "cv")] == 4.0 and wall[("qemg_rf", "cv")] == 6.5
-    assert np.isnan(wall[("combined", "cv")])
+    assert wall[("combined_rf", "cv")] == 46.5  # its CNN runs and its QEMG model's jobs
     assert wall[("nemgnet", "external:messekher2023")] == 70.0
     assert wall[("qemg_logreg", "external:messekher2023")] == 3.0
     assert np.isnan(wall[("nemgnet", "external:messekher2023.rms")])  # one prediction job's file is missing

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nemg.vote import patient_features, signal_scores, vote_run
+from nemg.evaluate import patient_predictions
+from nemg.vote import combined_features, patient_features, signal_scores, vote_run
 
 
 def _pred(rows):
@@ -112,3 +113,40 @@ def test_balanced_stage2_calls_a_rare_class():
 
     assert normal_recall(None) <= 1 / 6
     assert normal_recall("balanced") >= 0.5
+
+
+def _noise_like(pred, seed):
+    """The same segments with uninformative scores: a source that knows nothing."""
+    rng = np.random.default_rng(seed)
+    out = pred.copy()
+    out[["p_normal", "p_myopathy", "p_neuropathy"]] = rng.dirichlet(np.ones(3), size=len(pred))
+    return out
+
+
+def test_combined_stage2_uses_the_informative_source():
+    """The combined arm (issue 12, item 4): one stage 2 sees both sources' patient scores, so it calls the
+    patients right when only the extra source carries the class, and the main source alone cannot."""
+    informative, diag = _run(seed=1)
+    noise = _noise_like(informative, seed=2)
+    alone = vote_run(noise, diag)
+    combined = vote_run(noise, diag, extra={"qemg": informative})
+    assert (combined["predicted"] == combined["diagnosis"]).mean() >= 0.8
+    assert (alone["predicted"] == alone["diagnosis"]).mean() < (combined["predicted"] == combined["diagnosis"]).mean()
+    feats = combined_features(noise, {"qemg": informative})
+    assert {"f_normal", "f_qemg_normal", "f_qemg_neuropathy"} <= set(feats.columns)
+    # argmax of a combined arm averages the sources' class scores
+    both = vote_run(informative, diag, method="argmax", extra={"same": informative})
+    assert np.allclose(both[["p_normal", "p_myopathy", "p_neuropathy"]],
+                       vote_run(informative, diag, method="argmax")[["p_normal", "p_myopathy", "p_neuropathy"]])
+
+
+def test_combined_sources_must_score_the_same_patients():
+    pred, diag = _run()
+    partial = pred[pred["subject_id"] != "test0"]
+    with pytest.raises(ValueError, match="scored by only one of the combined sources"):
+        vote_run(pred, diag, extra={"qemg": partial})
+    other_run = pred.assign(run_id="another")
+    with pytest.raises(ValueError, match="no predictions from \\['qemg'\\]"):
+        patient_predictions(pred, pd.DataFrame({"subject_id": diag.index, "diagnosis": diag.values}),
+                            pd.DataFrame({"recording_id": pred["recording_id"].unique(), "location": "proximal"}),
+                            extra={"qemg": other_run})

@@ -231,6 +231,12 @@ def test_ci_config_full_dag_and_report(tmp_path):
     folds = pd.read_csv(tmp_path / "results" / "folds" / "ci" / "folds.tsv", sep="\t")
     roles = folds.set_index(["run_id", "subject_id"])["role"]
     assert (roles.loc[list(zip(pp["run_id"], pp["subject_id"]))] == "test").all()
+    # the combined arms (nEMGNet + a QEMG model in one stage 2) sit beside nEMGNet alone, on the same patients
+    comparison = pd.read_csv(ev / "model_comparison.tsv", sep="\t")
+    assert {"nEMGNet_consensus_bootstrap", "combined_logreg_consensus_bootstrap",
+            "combined_rf_consensus_bootstrap"} <= set(comparison.columns)
+    combined = pd.read_csv(ev / "combined_logreg" / "patient_predictions.tsv", sep="\t")
+    assert set(zip(combined["run_id"], combined["subject_id"])) == set(zip(pp["run_id"], pp["subject_id"]))
     readme = (tmp_path / "results" / "README.md").read_text()
     assert "Table 2" in readme and "(missing)" not in readme
     rep = snakemake(tmp_path, "--report", tmp_path / "report.html", *cfg)

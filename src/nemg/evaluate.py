@@ -38,16 +38,23 @@ def read_predictions(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 def patient_predictions(predictions: pd.DataFrame, subjects: pd.DataFrame, recordings: pd.DataFrame, *,
                         methods: Sequence[str] = ("logreg", "argmax"), fit_on: str = "val",
-                        seed: int = 0, class_weight: str | None = None) -> pd.DataFrame:
+                        seed: int = 0, class_weight: str | None = None,
+                        extra: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Divide-and-vote for every run, method and location variant; one row per (run, variant, test patient).
 
     Runs without validation patients (repeated k-fold) cannot fit a stage-2 classifier on validation scores:
-    they get the argmax baseline only, and the log says so.
+    they get the argmax baseline only, and the log says so. ``extra``: other models' segment scores of the
+    same runs, whose patient features the stage 2 sees beside these (the combined arm, issue 12).
     """
     diagnosis = subjects.set_index("subject_id")["diagnosis"]
     locations = recordings.set_index("recording_id")["location"]
+    extra_runs = {name: dict(tuple(p.groupby("run_id", sort=True))) for name, p in (extra or {}).items()}
     out = []
     for run_id, run in predictions.groupby("run_id", sort=True):
+        missing = [name for name, runs in extra_runs.items() if run_id not in runs]
+        if missing:
+            raise ValueError(f"run {run_id}: no predictions from {missing} to combine with")
+        run_extra = {name: runs[run_id] for name, runs in extra_runs.items()} or None
         roles = set(run["role"])
         for method in methods:
             if method == "logreg" and fit_on not in roles:
@@ -55,7 +62,8 @@ def patient_predictions(predictions: pd.DataFrame, subjects: pd.DataFrame, recor
             for with_location in (False, True):
                 try:
                     out.append(vote_run(run, diagnosis, locations, method=method, fit_on=fit_on,
-                                        with_location=with_location, seed=seed, class_weight=class_weight))
+                                        with_location=with_location, seed=seed, class_weight=class_weight,
+                                        extra=run_extra))
                 except Stage2FitError as exc:
                     # tiny cohorts: an inner-validation set of one class cannot train a classifier; the run
                     # keeps its argmax result and the gap is logged, never filled with a guess

@@ -56,8 +56,10 @@ CODE_PATHS = ("src", "workflow", "configs", "config.yaml")
 MARKERS = {"real-data-table": lambda df: df[df["dataset"] != "simulated"],
            "default-run-table": lambda df: df[df["dataset"] == "simulated"]}
 MODEL_LABELS = {"nemgnet": "nEMGNet", "qemg_logreg": "QEMG + logistic regression",
-                "qemg_rf": "QEMG + random forest"}
-MODEL_ORDER = ("nemgnet", "qemg_logreg", "qemg_rf")
+                "qemg_rf": "QEMG + random forest",
+                "combined_logreg": "nEMGNet + QEMG logreg scores (combined stage 2)",
+                "combined_rf": "nEMGNet + QEMG rf scores (combined stage 2)"}
+MODEL_ORDER = ("nemgnet", "qemg_logreg", "qemg_rf", "combined_logreg", "combined_rf")
 MODEL_STAGES = ("train", "evaluate", "external")
 
 
@@ -166,6 +168,11 @@ def _matching(folder: Path, pattern: str) -> list[Path]:
 
 
 # --------------------------------------------------------------------------------------------------- rows
+def _qemg_benchmarks(root: Path, cohort: str, model: str) -> list[Path]:
+    # the features job serves every baseline model; each row counts it, as the cost of that model alone
+    return [root / "benchmarks/baseline" / cohort / f for f in ("features.tsv", f"{model}_predictions.tsv")]
+
+
 def cv_rows(root: Path, cohort: str, method: str) -> list[dict]:
     """Within-set cross-validation: one row per arm of model_comparison.tsv (nEMGNet alone without baselines)."""
     ev = root / "results/evaluate" / cohort
@@ -189,16 +196,15 @@ def cv_rows(root: Path, cohort: str, method: str) -> list[dict]:
             raise ResultsTableError(f"{_rel(d / 'bootstrap_ci.tsv', root)}: no accuracy / f1 rows of stage-2 "
                                     f"method {method!r} without location")
         recall = per_class_recall({arm: cons}, method).iloc[0]
+        # every run of the cohort trained a CNN; stale benchmark files of runs no longer in the folds table (an
+        # earlier config) are left out by naming the runs
+        cnn_files = [root / "benchmarks/train" / cohort / f"{r}.tsv" for r in sorted(per_run["run_id"].unique())]
         if arm == "nEMGNet":
-            # every run of the cohort trained a CNN; stale benchmark files of runs no longer in the folds
-            # table (an earlier config) are left out by naming the runs
-            runs = sorted(per_run["run_id"].unique())
-            files = [root / "benchmarks/train" / cohort / f"{r}.tsv" for r in runs]
+            files = cnn_files
         elif arm.startswith("baseline_"):
-            m = arm.removeprefix("baseline_")
-            # the features job serves every baseline model; each row counts it, as the cost of that model alone
-            files = [root / "benchmarks/baseline" / cohort / "features.tsv",
-                     root / "benchmarks/baseline" / cohort / f"{m}_predictions.tsv"]
+            files = _qemg_benchmarks(root, cohort, arm.removeprefix("baseline_"))
+        elif arm.startswith("combined_"):  # both models' jobs; the stage 2 itself takes seconds
+            files = cnn_files + _qemg_benchmarks(root, cohort, arm.removeprefix("combined_"))
         else:
             files = []  # an arm's jobs are not known here
         rows.append({"dataset": cohort, "model": model_name(arm), "variant": "cv", "method": method,

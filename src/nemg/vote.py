@@ -53,6 +53,29 @@ def patient_features(signals: pd.DataFrame, locations: pd.Series | None = None,
     return out.reset_index()
 
 
+def combined_features(predictions: pd.DataFrame, extra: dict[str, pd.DataFrame] | None,
+                      locations: pd.Series | None = None, with_location: bool = False) -> pd.DataFrame:
+    """Patient features of ``predictions`` beside those of each ``extra`` source (``f_<source>_...``).
+
+    The combined arm's stage 2 (issue 12) sees the CNN's patient scores and another model's (a QEMG
+    classifier's) together. Every patient must be scored by every source: a patient missing from one source
+    would be dropped silently by a join, so it is an error.
+    """
+    feats = patient_features(signal_scores(predictions), locations, with_location)
+    keys = ["run_id", "subject_id", "role"]
+    for name, other in (extra or {}).items():
+        of = patient_features(signal_scores(other), locations, with_location)
+        of = of.rename(columns={c: f"f_{name}_{c[2:]}" for c in feature_columns(of)})
+        merged = feats.merge(of, on=keys, how="outer", indicator=True)
+        unmatched = merged[merged["_merge"] != "both"]
+        if not unmatched.empty:
+            rows = unmatched[keys].head(3).to_dict("records")
+            raise ValueError(f"{len(unmatched)} patient(s) scored by only one of the combined sources "
+                             f"(main and {name!r}), e.g. {rows}")
+        feats = merged.drop(columns="_merge")
+    return feats
+
+
 def feature_columns(features: pd.DataFrame) -> list[str]:
     return [c for c in features.columns if c.startswith("f_")]
 
@@ -92,12 +115,15 @@ def proba_in_class_order(model, X: np.ndarray) -> np.ndarray:
 
 def vote_run(predictions: pd.DataFrame, diagnosis: pd.Series, locations: pd.Series | None = None, *,
              method: str = "logreg", fit_on: str = "val", with_location: bool = False,
-             seed: int = 0, class_weight: str | None = None) -> pd.DataFrame:
+             seed: int = 0, class_weight: str | None = None,
+             extra: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Patient predictions for the test patients of one run.
 
     ``predictions``: that run's segment scores (roles val/test, plus train when ``fit_on='train'``);
-    ``diagnosis``: subject_id -> true class. Returns one row per test patient with the predicted class and
-    3 class probabilities.
+    ``diagnosis``: subject_id -> true class; ``extra``: other models' segment scores for the same run, whose
+    patient features the stage 2 sees beside these (:func:`combined_features`; argmax then averages the
+    sources' class scores). Returns one row per test patient with the predicted class and 3 class
+    probabilities.
     """
     if method not in ("logreg", "argmax"):
         raise ValueError(f"unknown stage-2 method {method!r}; expected logreg or argmax")
@@ -106,7 +132,7 @@ def vote_run(predictions: pd.DataFrame, diagnosis: pd.Series, locations: pd.Seri
     runs = predictions["run_id"].unique()
     if len(runs) != 1:
         raise ValueError(f"vote_run takes one run's predictions, got {len(runs)} runs")
-    feats = patient_features(signal_scores(predictions), locations, with_location)
+    feats = combined_features(predictions, extra, locations, with_location)
     test = feats[feats["role"] == "test"].reset_index(drop=True)
     if test.empty:
         raise ValueError(f"run {runs[0]}: no test-patient predictions")

@@ -21,6 +21,13 @@ _unknown_models = sorted(set(BASELINE_CFG["models"]) - set(BASELINE_MODELS))
 if _unknown_models or not BASELINE_CFG["models"]:
     raise WorkflowError(f"baseline.models {BASELINE_CFG['models']}: expected a non-empty subset of "
                         f"{list(BASELINE_MODELS)}")
+_bad_combine = sorted(set(BASELINE_CFG.get("combine") or []) - set(BASELINE_CFG["models"]))
+if _bad_combine:
+    raise WorkflowError(f"baseline.combine {_bad_combine}: each must also be in baseline.models "
+                        f"{BASELINE_CFG['models']} (the combined arm reuses that model's segment scores)")
+# The combined arms (issue 12, item 4): a stage 2 that sees nEMGNet's and one QEMG model's patient scores
+# together, reported beside (never instead of) nEMGNet alone.
+COMBINED_ARMS = [f"combined_{m}" for m in BASELINE_CFG.get("combine") or []]
 BASELINE_FEATURES = {**FEATURE_DEFAULTS, **dict(BASELINE_CFG.get("features") or {})}
 BASELINE_CLF = {k: BASELINE_CFG[k] for k in BASELINE_DEFAULTS}
 BL = "results/baseline/{cohort}/"
@@ -103,7 +110,19 @@ rule baseline_vote:
     conda:
         "../../envs/plots.yaml"
     script:
-        "../scripts/baseline_vote.py"
+        "../scripts/vote.py"
+
+
+use rule baseline_vote as combined_vote with:
+    input:
+        predictions=TRAIN_OUTPUTS,
+        extra=f"{BL}{{baseline_model}}/predictions.tsv",
+        subjects=cohort_sheet("subjects"),
+        recordings=cohort_sheet("recordings"),
+    output:
+        patients=f"{EV}combined_{{baseline_model}}/patient_predictions.tsv",
+    log:
+        "logs/baseline/{cohort}/combined_{baseline_model}_vote.log",
 
 
 rule baseline_evaluate:
@@ -131,6 +150,20 @@ rule baseline_evaluate:
         "../scripts/baseline_evaluate.py"
 
 
+use rule baseline_evaluate as combined_evaluate with:
+    input:
+        patients=f"{EV}combined_{{baseline_model}}/patient_predictions.tsv",
+        folds="results/folds/{cohort}/folds.tsv",
+    output:
+        per_run=f"{EV}combined_{{baseline_model}}/per_run_metrics.tsv",
+        consensus=f"{EV}combined_{{baseline_model}}/patient_consensus.tsv",
+        bootstrap=f"{EV}combined_{{baseline_model}}/bootstrap_ci.tsv",
+    log:
+        "logs/baseline/{cohort}/combined_{baseline_model}_evaluate.log",
+    benchmark:
+        "benchmarks/baseline/{cohort}/combined_{baseline_model}_evaluate.tsv"
+
+
 rule model_comparison:
     input:
         nemgnet_per_run=f"{EV}per_run_metrics.tsv",
@@ -142,6 +175,9 @@ rule model_comparison:
                          allow_missing=True),
         bootstrap=expand(f"{BL}{{baseline_model}}/bootstrap_ci.tsv", baseline_model=BASELINE_CFG["models"],
                          allow_missing=True),
+        combined_per_run=expand(f"{EV}{{arm}}/per_run_metrics.tsv", arm=COMBINED_ARMS, allow_missing=True),
+        combined_consensus=expand(f"{EV}{{arm}}/patient_consensus.tsv", arm=COMBINED_ARMS, allow_missing=True),
+        combined_bootstrap=expand(f"{EV}{{arm}}/bootstrap_ci.tsv", arm=COMBINED_ARMS, allow_missing=True),
     output:
         table=f"{EV}model_comparison.tsv",
         tests=f"{EV}model_comparison_tests.tsv",
@@ -149,6 +185,7 @@ rule model_comparison:
         html=report_item(f"{EV}model_comparison.html", "model_comparison"),
     params:
         models=BASELINE_CFG["models"],
+        combined=COMBINED_ARMS,
         method=EVAL["primary_method"],
         n_boot=EVAL["n_bootstrap"],
         seed=EVAL["seed"],

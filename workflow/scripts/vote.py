@@ -1,4 +1,6 @@
-"""Rule vote: divide-and-vote for every run (segment -> signal -> patient, stage-2 classifier)."""
+"""Rules vote, baseline_vote, combined_vote: divide-and-vote for every run (segment -> signal -> patient, stage 2).
+
+The same script for nEMGNet, each QEMG baseline and the combined arms, so every arm is voted alike."""
 import logging
 import sys
 
@@ -11,8 +13,19 @@ from nemg.evaluate import patient_predictions, read_predictions
 
 subjects = pd.read_csv(snakemake.input.subjects, sep="\t", dtype={"subject_id": str})
 recordings = pd.read_csv(snakemake.input.recordings, sep="\t", dtype={"recording_id": str, "subject_id": str})
-pp = patient_predictions(read_predictions(snakemake.input.predictions), subjects, recordings,
+
+
+def paths(item):
+    # a single input file arrives as a str (baseline_vote), several as a list (one per training run)
+    return [item] if isinstance(item, str) else list(item)
+
+
+extra = None
+if "extra" in snakemake.input.keys():
+    # combined_vote: the QEMG model's segment scores, named by its wildcard, feed the same stage 2
+    extra = {snakemake.wildcards.baseline_model: read_predictions(paths(snakemake.input.extra))}
+pp = patient_predictions(read_predictions(paths(snakemake.input.predictions)), subjects, recordings,
                          methods=snakemake.params.methods, fit_on=snakemake.params.fit_on, seed=snakemake.params.seed,
-                         class_weight=snakemake.params.class_weight)
+                         class_weight=snakemake.params.class_weight, extra=extra)
 pp.to_csv(snakemake.output.patients, sep="\t", index=False, float_format="%.6g")
 logging.info("%d patient predictions from %d runs", len(pp), pp["run_id"].nunique())
