@@ -327,17 +327,12 @@ def trim_recording(
 # ----------------------------------------------------------------------------------------------- cohort level
 
 def _trim_one(job: tuple[dict[str, Any], dict[str, Any]]) -> tuple[np.ndarray, dict[str, Any]]:
-    from .io import load_recording
+    from .cohort import load_row
 
     row, param_dict = job
     params = TrimParams(**param_dict)
-    rec = load_recording(
-        row["path"], row["format"],
-        sampling_rate_hz=_opt_float(row.get("sampling_rate_hz")),
-        units=row.get("units") or None,
-        channel=row.get("channel") or None,
-        min_duration_s=0.0,
-    )
+    # too short is decided after trimming (excluded, not an error); everything else fails as `cohort check` does
+    rec = load_row(row, min_duration_s=0.0)
     where = f"recording {row['recording_id']!r} ({row['path']})"
     kept, qc = trim_recording(
         rec.samples, rec.fs, params,
