@@ -353,8 +353,11 @@ def trim_cohort(
     out_qc: str | Path,
     *,
     n_jobs: int = 1,
+    rebuild: str | None = None,
 ) -> pd.DataFrame:
     """Trim every recording of a cohort; write the trimmed signal store and the QC table.
+
+    ``rebuild``: the command that rebuilds the store (see :func:`nemg.segment.write_signal_store`).
 
     Recordings are processed in ``n_jobs`` processes; the output order is the sample sheet's, so the result
     does not depend on ``n_jobs``. Returns the QC table.
@@ -389,7 +392,7 @@ def trim_cohort(
     qc_df.to_csv(out_qc, sep="\t", index=False, float_format="%.6g")
     if not arrays:
         raise RecordingError(recordings_tsv, "no recording left after trimming; see the QC table " + str(out_qc))
-    write_signal_store(arrays, pd.DataFrame(kept_rows), out_signals, out_index)
+    write_signal_store(arrays, pd.DataFrame(kept_rows), out_signals, out_index, rebuild=rebuild)
     n_ex = int((qc_df["status"] == "excluded").sum())
     log.info("trimmed %d recordings: %d kept, %d excluded; %.1f s cut in total", len(qc_df), len(arrays), n_ex,
              float(qc_df["cut_start_s"].sum() + qc_df["cut_end_s"].sum()))
