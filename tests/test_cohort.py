@@ -176,7 +176,10 @@ def test_cli_cohort_check_reads_every_signal_and_lists_every_problem(tmp_path, c
     total = out.out.strip().splitlines()[-1].split()
     assert total[0] == "all" and float(total[-1]) == 2.0
 
-    # --quick reads headers only: it still sees the EDF and WFDB header/size problems, not NaN or flat samples
+    # --quick reads headers only: it still sees what headers and file sizes show, not NaN or flat samples
     assert main(["cohort", "check", "--quick", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "claims50.edf: truncated" in err and "NaN" not in err and "flat line" not in err
+    for rid in ("short", "half", "rate", "edf"):
+        assert f"recording '{rid}': " in err, rid
+    assert "too short: 0.200 s" in err and "the sample sheet says 8000 Hz but the file says 4000 Hz" in err
+    assert "NaN" not in err and "flat line" not in err

@@ -19,13 +19,11 @@ def _cmd_cohort_check(args: argparse.Namespace) -> int:
         print(f"cohort check FAILED: {exc}", file=sys.stderr)
         return 1
     durations, problems = False, []
-    if args.no_files:
-        pass
-    elif not args.quick:
+    if not args.no_files and not args.quick:
         # every signal through the workflow's own loader: NaN, flat lines, short or truncated files and a rate
         # the file contradicts are caught here instead of in the trim job
         durations, problems = check_signals(cohort)
-    elif not args.no_durations:
+    elif not args.no_files and not args.no_durations:
         durations, problems = probe_durations(cohort)
     table = summarize(cohort, durations=False if args.no_durations else durations)
     for w in cohort.warnings:

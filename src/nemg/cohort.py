@@ -258,11 +258,17 @@ def check_signals(cohort: Cohort, *, min_duration_s: float = DEFAULT_MIN_DURATIO
     return _per_recording(cohort, lambda row: load_row(row, min_duration_s=min_duration_s).duration_s)
 
 
-def probe_durations(cohort: Cohort) -> tuple[dict[str, float], list[str]]:
+def probe_durations(cohort: Cohort, *, min_duration_s: float = DEFAULT_MIN_DURATION_S
+                    ) -> tuple[dict[str, float], list[str]]:
     """Like :func:`check_signals` but from the file headers only (``nemg cohort check --quick``): fast, and
     blind to what only the samples show (NaN, flat line, a truncated npy/asc)."""
-    return _per_recording(
-        cohort, lambda row: probe_duration(row["path"], row["format"], _opt(row.get("sampling_rate_hz"))))
+    def duration(row):
+        secs = probe_duration(row["path"], row["format"], _opt(row.get("sampling_rate_hz")))
+        if secs < min_duration_s:
+            raise RecordingError(row["path"], f"too short: {secs:.3f} s (minimum {min_duration_s:g} s)")
+        return secs
+
+    return _per_recording(cohort, duration)
 
 
 def _per_recording(cohort: Cohort, duration) -> tuple[dict[str, float], list[str]]:
