@@ -54,7 +54,7 @@ include: "workflow/rules/baseline.smk"
 include: "workflow/rules/external.smk"
 
 
-##### results/README.md (and snakemake --report) #####
+##### results/README.<cohort>.md (and snakemake --report) #####
 include: "workflow/rules/report.smk"
 
 
@@ -64,5 +64,5 @@ rule all:
         # external.only: an inference-only run (configs/emgdb.yaml) skips this cohort's cross-validation
         [] if EXTERNAL["only"] else [TRAIN_OUTPUTS, EVALUATE_OUTPUTS, EXPLAIN_OUTPUTS, BASELINE_OUTPUTS],
         EXTERNAL_OUTPUTS,
-        "results/README.md",
+        rules.results_readme.output.readme,
     default_target: True

@@ -122,3 +122,64 @@ def test_misspelled_optional_column_is_an_error_with_a_suggestion(tmp_path):
     # a free column that resembles nothing known is still passed through (subjects.tsv's 'note')
     (tmp_path / "ok").mkdir()
     assert "note" in read_cohort(*make_cohort(tmp_path / "ok")).subjects.columns
+
+
+def test_cli_cohort_check_reads_every_signal_and_lists_every_problem(tmp_path, capsys):
+    """Each broken file the trim stage would fail on is reported by the check, all at once, with its file;
+    header-only probing said "cohort OK" for all but the EDF and added the 0.2 s file's duration to the totals."""
+    import wfdb
+
+    from nemg.io import write_edf
+
+    rng = np.random.default_rng(2)
+    sig = tmp_path / "sig"
+    sig.mkdir()
+    good = rng.normal(0, 50, int(2 * FS))
+    np.save(sig / "ok.npy", good)
+    np.save(sig / "nan.npy", np.where(np.arange(good.size) == 100, np.nan, good))
+    np.save(sig / "flat.npy", np.full(good.size, 3.0))
+    np.save(sig / "short.npy", good[: int(0.2 * FS)])
+    for name in ("half", "rate"):
+        wfdb.wrsamp(name, fs=FS, units=["uV"], sig_name=["EMG"], p_signal=good[:, None], fmt=["16"],
+                    adc_gain=[10.0], baseline=[0], write_dir=str(sig))
+    dat = sig / "half.dat"
+    dat.write_bytes(dat.read_bytes()[: dat.stat().st_size // 2])
+    edf = write_edf(sig / "claims50.edf", good, FS)  # 2 records of 1 s
+    raw = bytearray(edf.read_bytes())
+    raw[236:244] = b"50".ljust(8)
+    edf.write_bytes(bytes(raw))
+    rows = [("ok", "ok.npy", "npy", FS), ("nan", "nan.npy", "npy", FS), ("flat", "flat.npy", "npy", FS),
+            ("short", "short.npy", "npy", FS), ("half", "half.hea", "wfdb", ""), ("rate", "rate.hea", "wfdb", 8000),
+            ("edf", "claims50.edf", "edf", "")]
+    head = "recording_id\tsubject_id\tmuscle\tside\tlocation\tpath\tformat\tsampling_rate_hz\n"
+    (tmp_path / "recordings.tsv").write_text(head + "".join(
+        f"{rid}\tP{i % 3 + 1}\tbiceps\t\tproximal\tsig/{path}\t{fmt}\t{fs}\n" for i, (rid, path, fmt, fs) in enumerate(rows)))
+    (tmp_path / "subjects.tsv").write_text(SUBJECTS)
+    r = tmp_path / "recordings.tsv"
+
+    assert main(["cohort", "check", str(tmp_path)]) == 1
+    out = capsys.readouterr()
+    assert "cohort OK" not in out.out
+    expected = {
+        "nan": f"{sig / 'nan.npy'}: contains 1 NaN/Inf samples (first at sample 100",
+        "flat": f"{sig / 'flat.npy'}: flat line: all 8000 samples equal",
+        "short": f"{sig / 'short.npy'}: too short: 800 samples = 0.200 s",
+        "half": f"{sig / 'half.dat'}: truncated: 8000 bytes but the header half.hea needs 16000",
+        "rate": "wrong sampling rate: the sample sheet says 8000 Hz but the file says 4000 Hz",
+        "edf": f"{sig / 'claims50.edf'}: truncated: 16000 data bytes but the header announces 50 records",
+    }
+    row = {rid: i + 2 for i, (rid, *_) in enumerate(rows)}
+    for rid, problem in expected.items():
+        assert f"{r}, row {row[rid]}: recording '{rid}': " in out.err and problem in out.err, rid
+    assert "6 problems in the cohort sample sheets" in out.err
+    # only the one readable recording counts towards the totals: 2.0 s, not 2.0 + 0.2 + ...
+    total = out.out.strip().splitlines()[-1].split()
+    assert total[0] == "all" and float(total[-1]) == 2.0
+
+    # --quick reads headers only: it still sees what headers and file sizes show, not NaN or flat samples
+    assert main(["cohort", "check", "--quick", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    for rid in ("short", "half", "rate", "edf"):
+        assert f"recording '{rid}': " in err, rid
+    assert "too short: 0.200 s" in err and "the sample sheet says 8000 Hz but the file says 4000 Hz" in err
+    assert "NaN" not in err and "flat line" not in err

@@ -71,3 +71,46 @@ def test_mixed_rates_rejected(tmp_path):
     with pytest.raises(ValueError, match="several sampling rates"):
         segment_store(tmp_path / "signals.npy", tmp_path / "signals_index.tsv", 0.4, 0.1,
                       tmp_path / "s.npy", tmp_path / "s.tsv")
+
+
+def test_damaged_store_is_named_with_its_rebuild_command(tmp_path):
+    """A truncated segments.npy used to fail in train_fold with numpy's 'mmap length is greater than file size'
+    (no file named); every reader now names the damaged file and the command its writer recorded."""
+    from nemg.data import SegmentStore
+    from nemg.features import extract_features
+    from nemg.resample import resample_store
+    from nemg.segment import StoreError
+
+    _store(tmp_path, [12_345, 26_000, 10_000, 10_000])
+    resample_store(tmp_path / "signals.npy", tmp_path / "signals_index.tsv", 8000, "polyphase",
+                   tmp_path / "rs.npy", tmp_path / "rs_index.tsv", rebuild="make rs")
+    segs, idx = tmp_path / "segments.npy", tmp_path / "segments_index.tsv"
+    segment_store(tmp_path / "rs.npy", tmp_path / "rs_index.tsv", 0.4, 0.1, segs, idx, rebuild="make segments")
+    SegmentStore.open(segs, idx)  # intact: opens
+    good = segs.read_bytes()
+
+    segs.write_bytes(good[: len(good) // 2])
+    truncated = rf"{segs}: damaged store: {len(good) // 2} bytes but segments\.npy\.check\.json records {len(good)} " \
+                r"\(truncated or overwritten\); rebuild it with: make segments"
+    for read in (lambda: read_segment_store(segs, idx), lambda: SegmentStore.open(segs, idx),
+                 lambda: extract_features(segs, tmp_path / "f.npy", tmp_path / "f.txt", fs=8000)):
+        with pytest.raises(StoreError, match=truncated):
+            read()
+
+    flipped = bytearray(good)
+    flipped[-7] ^= 0xFF  # same size, one sample changed
+    segs.write_bytes(bytes(flipped))
+    with pytest.raises(StoreError, match=rf"{segs}: damaged store: its SHA-256 differs .*; rebuild it with: make segments"):
+        read_segment_store(segs, idx)
+
+    rs = tmp_path / "rs.npy"
+    rs.write_bytes(rs.read_bytes()[:-4000])
+    with pytest.raises(StoreError, match=rf"{rs}: damaged store: .*rebuild it with: make rs"):
+        read_signal_store(rs, tmp_path / "rs_index.tsv")
+
+    # a store from before sidecars existed is still size-checked against its .npy header
+    segs.write_bytes(good[:-4000])
+    (tmp_path / "segments.npy.check.json").unlink()
+    with pytest.raises(StoreError, match=rf"{segs}: damaged store: {len(good) - 4000} bytes but its \.npy header "
+                                         rf"describes {len(good)}"):
+        SegmentStore.open(segs, idx)

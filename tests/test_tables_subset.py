@@ -50,3 +50,19 @@ def test_bad_filters_name_the_sheet(sheets, where, message):
     with pytest.raises(ValueError) as err:
         subset_sheets(*sheets, [], recordings_where=where)
     assert str(sheets[1]) in str(err.value) and message in str(err.value)
+
+
+def test_a_ratings_sheet_loses_the_rows_of_filtered_out_ids(sheets, tmp_path):
+    """The simulated physicians rate every simulated recording; under cohort.subjects / recordings_where the
+    rows of the left-out subjects and recordings must go (evaluate would call them unknown ids)."""
+    ratings = tmp_path / "ratings.tsv"
+    ratings.write_text("rater_id\tsubject_id\trecording_id\tlabel\n"
+                       "R1\tc1\t\tnormal\nR1\tc1\tc1a\tnormal\nR1\tc1\tc1b\tnormal\n"
+                       "R1\tc2\t\tnormal\nR1\tp1\tp1a\tneuropathy\nR1\tm1\t\tmyopathy\n")
+    subset_sheets(*sheets, ["c1", "c2", "p1"], recordings_where={"contraction_level": ["low"]}, ratings_tsv=ratings)
+    kept = pd.read_csv(ratings, sep="\t", dtype=str, keep_default_na=False)
+    # c1b (moderate) and c2 (no low recording) filtered by recordings_where, m1 by the subject list
+    assert list(zip(kept["subject_id"], kept["recording_id"])) == [("c1", ""), ("c1", "c1a"), ("p1", "p1a")]
+    ratings.write_text("rater_id\tsubject_id\trecording_id\tlabel\nR1\tc1\tc1z\tnormal\n")
+    with pytest.raises(ValueError, match=r"ratings\.tsv, row 2: unknown recording_id 'c1z'"):
+        subset_sheets(*sheets, ["c1", "p1"], ratings_tsv=ratings)

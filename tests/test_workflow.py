@@ -47,6 +47,18 @@ def test_malformed_config_gives_a_clear_error(tmp_path):
     assert "unknown key 'windw_s' at preprocess.segment (did you mean 'window_s'?)" in out
 
 
+def test_results_readme_is_per_cohort(tmp_path):
+    """Two configs run in one folder used to write the same results/README.md, the last run's index
+    overwriting the other's; each cohort now has its own."""
+    outputs = {}
+    for cfg in (None, REPO / "configs" / "ci.yaml"):
+        dry = snakemake(tmp_path, "-n", *configs_args(cfg))
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        block = dry.stdout.split("rule results_readme:", 1)[1]
+        outputs[cfg] = block.split("output:", 1)[1].splitlines()[0].strip()
+    assert outputs == {None: "results/README.simulated.md", REPO / "configs" / "ci.yaml": "results/README.ci.md"}
+
+
 def check_outputs(workdir, cohort, min_subjects):
     res = Path(workdir) / "results"
     segs = np.load(res / "segment" / cohort / "segments.npy", mmap_mode="r")
@@ -162,7 +174,7 @@ def test_n2001_subset_whole_dag_with_external_validation(tmp_path):
     scaled = np.load(seg / "messekher2023.rms_for_n2001_small" / "segments.npy", mmap_mode="r")
     np.testing.assert_allclose(scaled[:50], plain[:50] * gain, rtol=1e-4, atol=1e-3)
     assert set(table.loc[table["test_cohort"] == "messekher2023.rms", "calibration"]) == {"median_rms"}
-    assert "external validation" in (tmp_path / "results" / "README.md").read_text()
+    assert "external validation" in (tmp_path / "results" / "README.n2001_small.md").read_text()
 
 
 @pytest.mark.slow
@@ -200,7 +212,7 @@ def test_emgdb_inference_only_smoke(tmp_path):
     table = check_external(tmp_path, "n2001_emgdb", ["emgdb", "emgdb.rms"], 1)
     assert set(table["n_test_patients"]) == {3}
     assert not (tmp_path / "results" / "train").exists()  # external.only: no cross-validation runs
-    readme = (tmp_path / "results" / "README.md").read_text()
+    readme = (tmp_path / "results" / "README.n2001_emgdb.md").read_text()
     assert "external validation" in readme and "Table 2" not in readme and "(missing)" not in readme
     rep = snakemake(tmp_path, "--report", tmp_path / "report.html", "--configfile", REPO / "configs" / "emgdb.yaml",
                     cfg)
@@ -210,7 +222,7 @@ def test_emgdb_inference_only_smoke(tmp_path):
 
 @pytest.mark.slow
 def test_ci_config_full_dag_and_report(tmp_path):
-    """The whole DAG on the tiny CI cohort: training, divide-and-vote, tables, figures, results/README.md and the
+    """The whole DAG on the tiny CI cohort: training, divide-and-vote, tables, figures, results/README.ci.md and the
     Snakemake report."""
     cfg = ["--configfile", REPO / "configs" / "ci.yaml"]
     res = snakemake(tmp_path, "--cores", "2", *cfg, timeout=900)
@@ -237,7 +249,7 @@ def test_ci_config_full_dag_and_report(tmp_path):
             "combined_rf_consensus_bootstrap"} <= set(comparison.columns)
     combined = pd.read_csv(ev / "combined_logreg" / "patient_predictions.tsv", sep="\t")
     assert set(zip(combined["run_id"], combined["subject_id"])) == set(zip(pp["run_id"], pp["subject_id"]))
-    readme = (tmp_path / "results" / "README.md").read_text()
+    readme = (tmp_path / "results" / "README.ci.md").read_text()
     assert "Table 2" in readme and "(missing)" not in readme
     rep = snakemake(tmp_path, "--report", tmp_path / "report.html", *cfg)
     assert rep.returncode == 0, rep.stdout[-2000:] + rep.stderr[-2000:]

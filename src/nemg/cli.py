@@ -10,19 +10,32 @@ from pathlib import Path
 
 
 def _cmd_cohort_check(args: argparse.Namespace) -> int:
-    from .cohort import CohortError, find_sheets, read_cohort, summarize
+    from .cohort import CohortError, check_signals, find_sheets, probe_durations, read_cohort, summarize
 
     try:
         subjects, recordings = find_sheets(args.sheets)
         cohort = read_cohort(subjects, recordings, check_files=not args.no_files)
-        table = summarize(cohort, durations=not (args.no_durations or args.no_files))
     except CohortError as exc:
         print(f"cohort check FAILED: {exc}", file=sys.stderr)
         return 1
-    print(f"cohort OK: {subjects} + {recordings}")
-    print(table.to_string(index=False))
+    durations, problems = False, []
+    if not args.no_files and not args.quick:
+        # every signal through the workflow's own loader: NaN, flat lines, short or truncated files and a rate
+        # the file contradicts are caught here instead of in the trim job
+        durations, problems = check_signals(cohort)
+    elif not args.no_files and not args.no_durations:
+        durations, problems = probe_durations(cohort)
+    table = summarize(cohort, durations=False if args.no_durations else durations)
     for w in cohort.warnings:
         print(f"warning: {w}")
+    if problems:
+        print(f"cohort check FAILED: {CohortError(problems)}", file=sys.stderr)
+        print(f"summary of {subjects} + {recordings} (durations leave out the {len(problems)} unreadable "
+              f"recording{'s' if len(problems) != 1 else ''}):")
+        print(table.to_string(index=False))
+        return 1
+    print(f"cohort OK: {subjects} + {recordings}")
+    print(table.to_string(index=False))
     return 0
 
 
@@ -88,7 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     csub = cohort.add_subparsers(dest="action", required=True)
     check = csub.add_parser("check", help="validate subjects.tsv + recordings.tsv and print a per-class summary")
     check.add_argument("sheets", nargs="+", help="a cohort directory, or subjects.tsv and recordings.tsv")
-    check.add_argument("--no-durations", action="store_true", help="skip reading durations from the files")
+    check.add_argument("--quick", action="store_true",
+                       help="do not read the signals, only their headers (misses NaN samples, flat lines, "
+                            "truncated npy/asc files)")
+    check.add_argument("--no-durations", action="store_true", help="leave the durations out of the summary")
     check.add_argument("--no-files", action="store_true", help="validate the sheets only, not the signal files")
     check.set_defaults(func=_cmd_cohort_check)
 

@@ -10,11 +10,12 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 import pandas as pd
 
 from .io import FORMATS, SELF_DESCRIBING_RATE, load_recording, probe_duration, wfdb_header_path
-from .recording import Recording, RecordingError
+from .recording import DEFAULT_MIN_DURATION_S, Recording, RecordingError
 from .schemas import load_schema
 
 CLASSES = ("normal", "myopathy", "neuropathy")
@@ -52,20 +53,28 @@ class Cohort:
 
     def load(self, recording_id: str, **kwargs) -> Recording:
         """Load one recording with the sheet's format, rate, units and channel."""
-        row = self.recording_row(recording_id)
-        return load_recording(
-            row["path"],
-            row["format"],
-            sampling_rate_hz=_opt(row.get("sampling_rate_hz")),
-            units=_opt(row.get("units")),
-            channel=_opt(row.get("channel")),
-            **kwargs,
-        )
+        return load_row(self.recording_row(recording_id), **kwargs)
 
     def with_diagnosis(self) -> pd.DataFrame:
         """Recordings joined with their subject's diagnosis, sex and age."""
         cols = ["subject_id", "diagnosis"] + [c for c in ("sex", "age") if c in self.subjects]
         return self.recordings.merge(self.subjects[cols], on="subject_id", how="left")
+
+
+def load_row(row: Mapping[str, Any], **kwargs) -> Recording:
+    """Load the recording of one ``recordings.tsv`` row (its path, format, rate, units and channel).
+
+    The one reading path shared by the trim stage and ``nemg cohort check``, so the check reports exactly what
+    the workflow would fail on. ``kwargs`` go to :func:`nemg.io.load_recording` (e.g. ``min_duration_s``).
+    """
+    return load_recording(
+        row["path"],
+        row["format"],
+        sampling_rate_hz=_opt(row.get("sampling_rate_hz")),
+        units=_opt(row.get("units")),
+        channel=_opt(row.get("channel")),
+        **kwargs,
+    )
 
 
 def _opt(v):
@@ -238,20 +247,55 @@ def find_sheets(paths: list[str | Path]) -> tuple[Path, Path]:
     return a, b
 
 
-def summarize(cohort: Cohort, *, durations: bool = True) -> pd.DataFrame:
+def check_signals(cohort: Cohort, *, min_duration_s: float = DEFAULT_MIN_DURATION_S
+                  ) -> tuple[dict[str, float], list[str]]:
+    """Read every recording through :func:`load_row`; ``({recording_id: duration_s}, problems)``.
+
+    Every unreadable recording (NaN samples, flat line, shorter than ``min_duration_s``, truncated file, a rate
+    the file contradicts ...) gives one problem line naming the sheet row and the file, and no duration, so a
+    broken file never counts towards the totals. Nothing stops at the first problem.
+    """
+    return _per_recording(cohort, lambda row: load_row(row, min_duration_s=min_duration_s).duration_s)
+
+
+def probe_durations(cohort: Cohort, *, min_duration_s: float = DEFAULT_MIN_DURATION_S
+                    ) -> tuple[dict[str, float], list[str]]:
+    """Like :func:`check_signals` but from the file headers only (``nemg cohort check --quick``): fast, and
+    blind to what only the samples show (NaN, flat line, a truncated npy/asc)."""
+    def duration(row):
+        secs = probe_duration(row["path"], row["format"], _opt(row.get("sampling_rate_hz")))
+        if secs < min_duration_s:
+            raise RecordingError(row["path"], f"too short: {secs:.3f} s (minimum {min_duration_s:g} s)")
+        return secs
+
+    return _per_recording(cohort, duration)
+
+
+def _per_recording(cohort: Cohort, duration) -> tuple[dict[str, float], list[str]]:
+    durations: dict[str, float] = {}
+    problems: list[str] = []
+    for i, row in zip(cohort.recordings.index, cohort.recordings.to_dict("records")):
+        try:
+            durations[row["recording_id"]] = float(duration(row))
+        except RecordingError as exc:
+            problems.append(f"{cohort.recordings_tsv}, row {i + 2}: recording {row['recording_id']!r}: {exc}")
+    return durations, problems
+
+
+def summarize(cohort: Cohort, *, durations: bool | Mapping[str, float] = True) -> pd.DataFrame:
     """Per-class subjects, recordings, proximal/distal and total duration (the S1 Table's numbers).
 
-    Durations come from file headers where the format has one, so this is cheap for WFDB/EDF cohorts.
+    ``durations``: a ``{recording_id: seconds}`` mapping (from :func:`check_signals`; recordings missing from it
+    add nothing to the totals), True to read them from the file headers (:func:`probe_durations`; raises
+    :class:`CohortError` listing every unreadable file), or False for no duration column.
     """
     rec = cohort.with_diagnosis()
-    if durations:
-        secs = []
-        for _, row in rec.iterrows():
-            try:
-                secs.append(probe_duration(row["path"], row["format"], _opt(row.get("sampling_rate_hz"))))
-            except RecordingError as exc:
-                raise CohortError([str(exc)]) from exc
-        rec["duration_s"] = secs
+    if durations is True:
+        durations, problems = probe_durations(cohort)
+        if problems:
+            raise CohortError(problems)
+    if durations is not False:
+        rec["duration_s"] = rec["recording_id"].map(dict(durations)).astype(float)
     rows = []
     classes = [c for c in CLASSES if c in set(cohort.subjects["diagnosis"])]
     for cls in classes + ["all"]:
@@ -264,7 +308,7 @@ def summarize(cohort: Cohort, *, durations: bool = True) -> pd.DataFrame:
             "proximal": int((r["location"] == "proximal").sum()),
             "distal": int((r["location"] == "distal").sum()),
         }
-        if durations:
+        if durations is not False:
             row["total_duration_s"] = round(float(r["duration_s"].sum()), 1)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from nemg.model import CLASSES
+from nemg.segment import verify_store
 
 ROLES = ("train", "val", "test")
 INDEX_COLUMNS = ("segment", "recording_id", "subject_id", "diagnosis", "location", "muscle", "offset_samples")
@@ -29,6 +30,7 @@ class SegmentStore:
 
     @classmethod
     def open(cls, segments_npy: str | Path, index_tsv: str | Path) -> "SegmentStore":
+        verify_store(segments_npy)
         x = np.load(segments_npy, mmap_mode="r")
         index = pd.read_csv(index_tsv, sep="\t", dtype={"recording_id": str, "subject_id": str})
         missing = [c for c in INDEX_COLUMNS if c not in index.columns]

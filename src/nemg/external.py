@@ -21,7 +21,6 @@ import pandas as pd
 import yaml
 
 from .config import ConfigError, deep_merge, resolve_path, validate_config
-from .data import SegmentStore
 from .evaluate import (METRICS, bootstrap_consensus, consensus, patient_predictions, per_run_metrics)
 from .folds import FOLD_COLUMNS, FoldError, stratified_folds
 from .vote import CLASSES, PROB_COLS
@@ -195,8 +194,10 @@ def amplitude_gain(train_signals, train_index, test_signals, test_index) -> pd.D
 def predict_cohort(checkpoint: str | Path, segments_npy: str | Path, index_tsv: str | Path, *,
                    batch_size: int = 256, device: str = "auto", num_threads: int | None = None) -> pd.DataFrame:
     """Segment-level class probabilities of every segment of a store under a trained checkpoint (role test)."""
+    # torch only here: the DAG-time rules importing this module run in the torch-free conda envs
     import torch
 
+    from .data import SegmentStore
     from .explain import load_model
     from .train import pick_device, predict_logits, runtime
 

@@ -103,7 +103,11 @@ def probe_duration(path: str | Path, fmt: str | None = None, sampling_rate_hz: f
             h = wfdb.rdheader(str(hea.with_suffix("")))
         except Exception as exc:  # wfdb raises many types for a broken header
             raise RecordingError(hea, f"unreadable WFDB header ({exc})") from exc
-        return h.sig_len / float(h.fs)
+        data_file = hea.parent / h.file_name[0]
+        if not data_file.is_file():
+            raise RecordingError(data_file, f"data file named in {hea.name} not found")
+        _check_wfdb_size(hea, h, data_file)  # a stat, so the quick check still sees a truncated .dat
+        return h.sig_len / _resolve_rate(hea, fmt, float(h.fs), sampling_rate_hz)
     if fmt in ("edf", "bdf"):
         hdr = _read_edf_header(Path(path), fmt == "bdf")
         return hdr["n_records"] * hdr["record_duration"]

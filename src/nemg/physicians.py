@@ -6,6 +6,7 @@ the model. The same format serves the simulated raters and a real study's sheet.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,20 @@ import pandas as pd
 from .cohort import CohortError, _read_sheet, _validate_rows, _duplicates
 from .metrics import CLASSES, classification_metrics
 
+log = logging.getLogger(__name__)
 
-def read_ratings(path: str | Path, subjects: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Read and validate a ratings sheet; all problems are reported at once with file and row."""
+
+def read_ratings(path: str | Path, subjects: pd.DataFrame | None = None, recordings: pd.DataFrame | None = None,
+                 *, all_subjects: pd.DataFrame | None = None,
+                 all_recordings: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Read and validate a ratings sheet; all problems are reported at once with file and row.
+
+    ``subjects`` / ``recordings`` are the cohort's sheets, ``all_subjects`` / ``all_recordings`` the same sheets
+    before ``cohort.subjects`` / ``cohort.recordings_where`` filtered them (default: the cohort's own). A row
+    whose subject or recording is in neither is an error (a typo or another study's sheet would otherwise
+    shrink the physician arm without a word), as is a recording that belongs to another subject; a row whose
+    subject or recording the filter left out is dropped.
+    """
     path = Path(path)
     problems: list[str] = []
     raw = _read_sheet(path, problems)
@@ -25,14 +37,46 @@ def read_ratings(path: str | Path, subjects: pd.DataFrame | None = None) -> pd.D
     df = _validate_rows(raw, path, "ratings", (), problems)
     key = df["rater_id"].astype(str) + "|" + df["subject_id"].astype(str) + "|" + df["recording_id"].fillna("").astype(str)
     _duplicates(df.assign(rating_key=key), "rating_key", path, problems)
+    keep = pd.Series(True, index=df.index)
     if subjects is not None:
-        known = set(subjects["subject_id"])
+        everyone = all_subjects if all_subjects is not None else subjects
+        known, kept = set(everyone["subject_id"]), set(subjects["subject_id"])
         for i, sid in df["subject_id"].items():
             if sid is not None and sid not in known:
                 problems.append(f"{path}, row {i + 2}: unknown subject_id {sid!r}")
+            keep[i] = sid in kept
+    if recordings is not None:
+        every_rec = all_recordings if all_recordings is not None else recordings
+        owner = dict(zip(every_rec["recording_id"], every_rec["subject_id"]))
+        kept_rec = set(recordings["recording_id"])
+        for i, (sid, rid) in enumerate(zip(df["subject_id"], df["recording_id"])):
+            if rid is None:
+                continue
+            i = df.index[i]
+            if rid not in owner:
+                problems.append(f"{path}, row {i + 2}: unknown recording_id {rid!r}")
+            elif sid is not None and owner[rid] != sid:
+                problems.append(f"{path}, row {i + 2}: recording {rid!r} belongs to subject {owner[rid]!r}, "
+                                f"not {sid!r}")
+            keep[i] = keep[i] and rid in kept_rec
     if problems:
         raise CohortError(problems)
-    return df
+    if not keep.all():
+        log.info("%s: %d rating row(s) of subjects or recordings filtered out of the cohort left out",
+                 path, int((~keep).sum()))
+    return df[keep].reset_index(drop=True)
+
+
+def read_cohort_ratings(path: str | Path, subjects_tsv: str | Path, recordings_tsv: str | Path,
+                        all_subjects_tsv: str | Path | None = None,
+                        all_recordings_tsv: str | Path | None = None) -> pd.DataFrame:
+    """:func:`read_ratings` against a cohort's sheet files (and the unfiltered sheets, when it was filtered)."""
+    def sheet(p):
+        # strings throughout: ids that look like numbers stay ids
+        return None if p is None else pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)
+
+    return read_ratings(path, sheet(subjects_tsv), sheet(recordings_tsv), all_subjects=sheet(all_subjects_tsv),
+                        all_recordings=sheet(all_recordings_tsv))
 
 
 def patient_calls(ratings: pd.DataFrame) -> pd.DataFrame:

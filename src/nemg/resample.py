@@ -82,8 +82,11 @@ def resample(x: np.ndarray, rate_in: float, rate_out: float, method: str = "poly
 
 
 def resample_store(signals: str | Path, index: str | Path, rate_hz: float, method: str,
-                   out_signals: str | Path, out_index: str | Path) -> pd.DataFrame:
-    """Resample every recording of a signal store to ``rate_hz``; writes a new store, same order and ids."""
+                   out_signals: str | Path, out_index: str | Path, *, rebuild: str | None = None) -> pd.DataFrame:
+    """Resample every recording of a signal store to ``rate_hz``; writes a new store, same order and ids.
+
+    ``rebuild``: the command that rebuilds the new store (see :func:`nemg.segment.write_signal_store`).
+    """
     from .segment import iter_signals, read_signal_store, write_signal_store
 
     arr, idx = read_signal_store(signals, index)
@@ -96,7 +99,7 @@ def resample_store(signals: str | Path, index: str | Path, rate_hz: float, metho
         used = method if (method == "fft" or ratio is not None or fs_in == rate_hz) else "fft"
         new.update(fs_hz=float(rate_hz), source_fs_hz=fs_in, resample_method="none" if fs_in == rate_hz else used)
         rows.append(new)
-    out = write_signal_store(arrays, pd.DataFrame(rows), out_signals, out_index)
+    out = write_signal_store(arrays, pd.DataFrame(rows), out_signals, out_index, rebuild=rebuild)
     for fs_in, grp in out.groupby("source_fs_hz"):
         log.info("%d recordings %g Hz -> %g Hz (%s)", len(grp), fs_in, rate_hz, grp["resample_method"].iloc[0])
     return out

@@ -21,20 +21,24 @@ S1_ORDER = ("myopathy", "neuropathy", "normal")
 
 def subset_sheets(subjects_tsv: str | Path, recordings_tsv: str | Path, keep: Iterable[str] | None,
                   out_subjects: str | Path | None = None, out_recordings: str | Path | None = None,
-                  recordings_where: Mapping[str, Iterable] | None = None) -> int:
+                  recordings_where: Mapping[str, Iterable] | None = None,
+                  ratings_tsv: str | Path | None = None) -> int:
     """Keep only the subjects in ``keep`` (all when empty) in both sheets; written in place by default.
 
     ``recordings_where`` (column -> allowed values) keeps only matching recordings, e.g.
     ``{"contraction_level": ["low"]}`` to take contraction level out of N2001's class differences; subjects
     left without a recording are dropped and logged. Relative recording paths are rewritten to stay correct when
     the output lies in another folder. Unknown subject ids or columns, and a filter that empties the cohort or a
-    whole diagnosis class, are errors naming the sheet. Returns the number of subjects kept.
+    whole diagnosis class, are errors naming the sheet. ``ratings_tsv`` (a physician ratings sheet of these
+    sheets) loses the rows of the subjects and recordings left out, in place; a row naming an id in neither
+    sheet is an error (:func:`nemg.physicians.read_ratings`). Returns the number of subjects kept.
     """
     subjects_tsv, recordings_tsv = Path(subjects_tsv), Path(recordings_tsv)
     out_subjects = Path(out_subjects or subjects_tsv)
     out_recordings = Path(out_recordings or recordings_tsv)
     subj = pd.read_csv(subjects_tsv, sep="\t", dtype=str, keep_default_na=False)
     rec = pd.read_csv(recordings_tsv, sep="\t", dtype=str, keep_default_na=False)
+    all_subj, all_rec = subj, rec
     keep = list(keep or [])
     if keep:
         unknown = sorted(set(keep) - set(subj["subject_id"]))
@@ -51,8 +55,14 @@ def subset_sheets(subjects_tsv: str | Path, recordings_tsv: str | Path, keep: It
         rec = rec.assign(path=[p if Path(p).is_absolute() else str((base / p).resolve()) for p in rec["path"]])
     out_subjects.parent.mkdir(parents=True, exist_ok=True)
     out_recordings.parent.mkdir(parents=True, exist_ok=True)
+    if ratings_tsv is not None:
+        from .physicians import read_ratings
+
+        ratings = read_ratings(ratings_tsv, subj, rec, all_subjects=all_subj, all_recordings=all_rec)
     subj.to_csv(out_subjects, sep="\t", index=False)
     rec.to_csv(out_recordings, sep="\t", index=False)
+    if ratings_tsv is not None:
+        ratings.to_csv(ratings_tsv, sep="\t", index=False, na_rep="", lineterminator="\n")
     return len(subj)
 
 

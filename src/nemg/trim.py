@@ -327,17 +327,12 @@ def trim_recording(
 # ----------------------------------------------------------------------------------------------- cohort level
 
 def _trim_one(job: tuple[dict[str, Any], dict[str, Any]]) -> tuple[np.ndarray, dict[str, Any]]:
-    from .io import load_recording
+    from .cohort import load_row
 
     row, param_dict = job
     params = TrimParams(**param_dict)
-    rec = load_recording(
-        row["path"], row["format"],
-        sampling_rate_hz=_opt_float(row.get("sampling_rate_hz")),
-        units=row.get("units") or None,
-        channel=row.get("channel") or None,
-        min_duration_s=0.0,
-    )
+    # too short is decided after trimming (excluded, not an error); everything else fails as `cohort check` does
+    rec = load_row(row, min_duration_s=0.0)
     where = f"recording {row['recording_id']!r} ({row['path']})"
     kept, qc = trim_recording(
         rec.samples, rec.fs, params,
@@ -358,8 +353,11 @@ def trim_cohort(
     out_qc: str | Path,
     *,
     n_jobs: int = 1,
+    rebuild: str | None = None,
 ) -> pd.DataFrame:
     """Trim every recording of a cohort; write the trimmed signal store and the QC table.
+
+    ``rebuild``: the command that rebuilds the store (see :func:`nemg.segment.write_signal_store`).
 
     Recordings are processed in ``n_jobs`` processes; the output order is the sample sheet's, so the result
     does not depend on ``n_jobs``. Returns the QC table.
@@ -394,7 +392,7 @@ def trim_cohort(
     qc_df.to_csv(out_qc, sep="\t", index=False, float_format="%.6g")
     if not arrays:
         raise RecordingError(recordings_tsv, "no recording left after trimming; see the QC table " + str(out_qc))
-    write_signal_store(arrays, pd.DataFrame(kept_rows), out_signals, out_index)
+    write_signal_store(arrays, pd.DataFrame(kept_rows), out_signals, out_index, rebuild=rebuild)
     n_ex = int((qc_df["status"] == "excluded").sum())
     log.info("trimmed %d recordings: %d kept, %d excluded; %.1f s cut in total", len(qc_df), len(arrays), n_ex,
              float(qc_df["cut_start_s"].sum() + qc_df["cut_end_s"].sum()))

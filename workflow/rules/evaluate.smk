@@ -22,6 +22,18 @@ PHYSICIAN_NOTE = ("Physicians are SIMULATED raters (nemg.simulate), not real phy
 EV = "results/evaluate/{cohort}/"
 
 
+def ratings_inputs():
+    """The ratings sheet and the sheets its ids are checked against (nemg.physicians.read_ratings): the cohort's,
+    plus for source sheets the user's own before cohort.subjects / recordings_where, so that rows of filtered-out
+    ids are dropped and only ids in no sheet are errors (the simulator drops its filtered-out rows itself)."""
+    if not RATINGS:
+        return {}
+    ins = {"ratings": RATINGS, "recordings": cohort_sheet("recordings")}
+    if SOURCE == "sheets":
+        ins.update(all_subjects=user_sheet("subjects"), all_recordings=user_sheet("recordings"))
+    return ins
+
+
 rule vote:
     input:
         predictions=TRAIN_OUTPUTS,
@@ -65,7 +77,7 @@ rule evaluate:
         patients=f"{EV}patient_predictions.tsv",
         folds="results/folds/{cohort}/folds.tsv",
         subjects=cohort_sheet("subjects"),
-        **({"ratings": RATINGS} if RATINGS else {}),
+        **ratings_inputs(),
     output:
         per_run=f"{EV}per_run_metrics.tsv",
         consensus=f"{EV}patient_consensus.tsv",
@@ -126,7 +138,7 @@ rule evaluation_figures:
     input:
         consensus=f"{EV}patient_consensus.tsv",
         subjects=cohort_sheet("subjects"),
-        **({"ratings": RATINGS} if RATINGS else {}),
+        **ratings_inputs(),
     output:
         fig1_png=report_item(f"{FIG}fig1_roc_pr.png", "fig1", "Figures"),
         fig1_pdf=f"{FIG}fig1_roc_pr.pdf",

@@ -1,5 +1,6 @@
-# results/README.md: every table and figure of the study mapped to its file (snakemake --report builds the
-# navigable HTML report from the report() outputs of every stage).
+# results/README.<cohort>.md: every table and figure of the study mapped to its file, one per cohort so that runs
+# of several configs in one folder keep their own (snakemake --report builds the navigable HTML report from the
+# report() outputs of every stage).
 
 _ev = f"results/evaluate/{COHORT}"
 _fig = f"results/figures/{COHORT}"
@@ -51,7 +52,7 @@ rule results_readme:
     input:
         [f for it in RESULTS_ITEMS for f in it["files"]],
     output:
-        readme="results/README.md",
+        readme=f"results/README.{COHORT}.md",
     params:
         entries=RESULTS_ITEMS,
         note=PHYSICIAN_NOTE,

@@ -8,7 +8,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 import pandas as pd
 
 from nemg import evaluate as ev
-from nemg.physicians import patient_calls, per_rater_metrics, read_ratings
+from nemg.physicians import patient_calls, per_rater_metrics, read_cohort_ratings
 from nemg.tables import write_table
 
 out, p = snakemake.output, snakemake.params
@@ -27,7 +27,8 @@ write_table(boot, out.bootstrap)
 ratings_path = snakemake.input.get("ratings")
 physicians = calls = None
 if ratings_path:
-    ratings = read_ratings(ratings_path, subjects)
+    ratings = read_cohort_ratings(snakemake.input.ratings, snakemake.input.subjects, snakemake.input.recordings,
+                                  snakemake.input.get("all_subjects"), snakemake.input.get("all_recordings"))
     calls = patient_calls(ratings)
     physicians = per_rater_metrics(ratings, diagnosis)
     write_table(physicians, out.physicians, out.physicians_html, "Physicians: per-rater patient-level metrics",

@@ -7,7 +7,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 import pandas as pd
 
-from nemg.physicians import patient_calls, rater_operating_points, read_ratings
+from nemg.physicians import patient_calls, rater_operating_points, read_cohort_ratings
 from nemg.plots import confusion_figure, roc_pr_figure, save
 from nemg.vote import PROB_COLS
 
@@ -22,7 +22,8 @@ with_loc = m[m["with_location"].astype(bool)]
 
 raters = calls = None
 if snakemake.input.get("ratings"):
-    ratings = read_ratings(snakemake.input.ratings, subjects)
+    ratings = read_cohort_ratings(snakemake.input.ratings, snakemake.input.subjects, snakemake.input.recordings,
+                                  snakemake.input.get("all_subjects"), snakemake.input.get("all_recordings"))
     raters = rater_operating_points(ratings, diagnosis)
     calls = patient_calls(ratings)
 

@@ -7,6 +7,9 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 from nemg.resample import resample_store
 
+# quoted by any later reader that finds the store damaged
+REBUILD = f"snakemake --cores all --force {snakemake.output.signals} (with this run's --configfile)"
+
 resample_store(
     snakemake.input.signals,
     snakemake.input.index,
@@ -14,4 +17,5 @@ resample_store(
     snakemake.params.method,
     snakemake.output.signals,
     snakemake.output.index,
+    rebuild=REBUILD,
 )

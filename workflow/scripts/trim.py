@@ -7,6 +7,9 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 from nemg.trim import TrimParams, trim_cohort
 
+# quoted by any later reader that finds the store damaged
+REBUILD = f"snakemake --cores all --force {snakemake.output.signals} (with this run's --configfile)"
+
 trim_cohort(
     snakemake.input.subjects,
     snakemake.input.recordings,
@@ -15,4 +18,5 @@ trim_cohort(
     snakemake.output.index,
     snakemake.output.qc,
     n_jobs=snakemake.threads,
+    rebuild=REBUILD,
 )
