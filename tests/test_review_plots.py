@@ -108,13 +108,13 @@ def _consensus():
 
 
 def test_patient_view_table_orders_by_class_then_confidence():
-    majority = pd.DataFrame({"subject_id": ["P1", "P3"], "physician_call": ["normal", "neuropathy"],
-                             "n_agree": [3, 2], "n_raters": [3, 3]})
+    majority = pd.DataFrame({"subject_id": ["P1", "P3", "P4"], "physician_call": ["normal", "neuropathy", "tie"],
+                             "n_agree": [3, 2, 1], "n_raters": [3, 3, 2]})
     t = patient_view_table(_consensus(), majority)
     assert list(t["subject_id"]) == ["P1", "P4", "P3", "P2"]  # normal (0.7, 0.5), myopathy, neuropathy
     assert t.set_index("subject_id").loc["P1", "p_normal"] == pytest.approx(0.7)  # mean of replicates
     assert list(t["wrong"]) == [False, False, True, False]
-    assert list(t["physician_wrong"]) == [False, False, True, False]  # P4 and P2 have no ratings: not wrong
+    assert list(t["physician_wrong"]) == [False, False, True, False]  # P4 tied, P2 has no ratings: not wrong
     assert set(t["n_replicates"]) == {2}
     with pytest.raises(ValueError, match="more than one row"):
         patient_view_table(pd.concat([_consensus(), _consensus()]))

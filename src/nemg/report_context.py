@@ -5,7 +5,7 @@ dict when it is parsed and puts it into the config (``report_context``) for the 
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -15,13 +15,15 @@ from .results_table import git_commit
 
 
 def config_label(configfiles: Sequence[str | Path], repo: str | Path) -> str:
-    """The config files of a run as a reader would type them: repository-relative where they are inside it."""
+    """The config files of a run in the order they apply, repository-relative where they are inside it.
+
+    The workflow's own config.yaml (its ``configfile:``) applies first and the ``--configfile`` files on top,
+    whatever order Snakemake lists them in."""
     repo = Path(repo).resolve()
-    names = []
-    for f in configfiles:
-        p = Path(f).resolve()
-        names.append(str(p.relative_to(repo)) if p.is_relative_to(repo) else str(f))
-    return " + ".join(names) or "(none)"
+    paths = [Path(f).resolve() for f in configfiles]
+    default = repo / "config.yaml"
+    ordered = [p for p in paths if p == default] + [p for p in paths if p != default]
+    return " + ".join(str(p.relative_to(repo)) if p.is_relative_to(repo) else str(p) for p in ordered) or "(none)"
 
 
 def class_counts(subjects: str | Path) -> str:
@@ -36,13 +38,11 @@ def class_counts(subjects: str | Path) -> str:
     return ", ".join(parts + [f"{int(counts[c])} {c}" for c in other])
 
 
-def report_context(repo: str | Path, *, configfiles: Sequence[str | Path], overrides: Mapping | None,
-                   subjects: str | Path, n_runs: int, baselines: Sequence[str], external_tests: Sequence[str],
+def report_context(repo: str | Path, *, configfiles: Sequence[str | Path], subjects: str | Path, n_runs: int, baselines: Sequence[str], external_tests: Sequence[str],
                    physicians: str, snakemake_version: str) -> dict:
     counts = class_counts(subjects)
     return {
         "configfiles": config_label(configfiles, repo),
-        "overrides": " ".join(f"{k}={v}" for k, v in (overrides or {}).items()),
         "commit": git_commit(Path(repo)),
         "snakemake": snakemake_version,
         "n_subjects": sum(int(part.split()[0]) for part in counts.split(", ")) if counts else 0,

@@ -115,11 +115,12 @@ def training_curves_figure(curves: Mapping[str, pd.DataFrame], *, title: str = "
         runs = summary.index[summary["panel"] == panel]
         for j, run_id in enumerate(sorted(runs)):
             c, s, color = curves[run_id], summary.loc[run_id], colors[j % len(colors)]
-            ax_loss.plot(c["update"], c["train_loss"], color=color, lw=1.2, label=s["line"])
+            # markers: a tiny cohort's run may have a single evaluation, which a bare line would not show
+            ax_loss.plot(c["update"], c["train_loss"], color=color, lw=1.2, marker="o", ms=2.5, label=s["line"])
             ax_loss.axvline(s["kept_update"], color=color, ls=":", lw=1)
             ax_acc.axvline(s["kept_update"], color=color, ls=":", lw=1)
             if s["has_val"]:
-                ax_acc.plot(c["update"], c["val_acc"], color=color, lw=1.2)
+                ax_acc.plot(c["update"], c["val_acc"], color=color, lw=1.2, marker="o", ms=2.5)
                 ax_acc.plot([s["kept_update"]], [s["kept_val_acc"]], marker="*", ms=11, color=color, mec="k",
                             mew=0.5, ls="none")
                 if s["last_update"] != s["kept_update"]:
@@ -302,7 +303,9 @@ def patient_view_table(consensus: pd.DataFrame, majority: pd.DataFrame | None = 
     t["p_true"] = [r[f"p_{r['diagnosis']}"] for _, r in t.iterrows()]
     if majority is not None:
         t = t.merge(majority, on="subject_id", how="left")
-        t["physician_wrong"] = t["physician_call"].notna() & (t["physician_call"] != t["diagnosis"])
+        # a tie is no majority call: shown as such, not counted as wrong
+        t["physician_wrong"] = t["physician_call"].notna() & (t["physician_call"] != "tie") \
+            & (t["physician_call"] != t["diagnosis"])
     order = {c: i for i, c in enumerate(CLASSES)}
     t = t.assign(_c=t["diagnosis"].map(order)).sort_values(["_c", "p_true", "subject_id"],
                                                             ascending=[True, False, True], kind="stable")

@@ -94,11 +94,11 @@ rule results_readme:
 config["report_context"] = report_context(
     REPO,
     configfiles=workflow.configfiles,
-    overrides=workflow.config_settings.overwrite_config,
     subjects=Path(f"results/cohort/{COHORT}/subjects.tsv"),
     n_runs=0 if EXTERNAL["only"] else len(TRAIN_RUN_IDS),
     baselines=REVIEW_BASELINES,
     external_tests=EXT_TESTS,
-    physicians=PHYSICIAN_NOTE or ("ratings sheet " + str(RATINGS) if RATINGS else ""),
+    physicians=("SIMULATED raters (nemg.simulate), not real physicians" if PHYSICIAN_NOTE
+                else f"ratings sheet {RATINGS}" if RATINGS else ""),
     snakemake_version=SNAKEMAKE_VERSION,
 )
