@@ -469,7 +469,7 @@ def recording_timeline_figure(items: Sequence[dict], fs_hz: float, window: int, 
             ax_p.axhline(v.mean(), color=PALETTE[c], ls="--", lw=0.8)
         ax_p.set(xlim=ax_sig.get_xlim(), ylim=(0, 1), ylabel="segment p")
         ax_p.set_xlabel(f"time in the recording (s); each point a {win_s:g} s segment at its centre")
-        ax_p.legend(fontsize=7, ncol=3, loc="upper right")
+        ax_p.legend(fontsize=7, ncol=3, loc="lower right", bbox_to_anchor=(1, 0.98), frameon=False)
     handles = [Patch(color=PALETTE[c], alpha=0.45, label=f"segment favours {c}") for c in CLASSES]
     handles.append(Patch(fill=False, ls="--", ec="k", label="window favouring the call most (S4 Fig)"))
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
