@@ -6,7 +6,8 @@ import pytest
 from nemg.plots import save
 from nemg.review_plots import (brier_score, calibration_tables, class_brier_scores, curve_panel, curve_summary,
                                expected_calibration_error, external_confusion_figure, kept_checkpoint,
-                               majority_calls, patient_view_figure, patient_view_table, recording_segments,
+                               majority_calls, patient_view_figure, patient_view_table, primary_variant,
+                               recording_segments,
                                recording_timeline_figure, reliability_bins, training_curves_figure)
 
 
@@ -87,6 +88,14 @@ def test_curve_panels_group_runs_by_outer_fold():
 
 
 # ------------------------------------------------------------------------------------------- per-patient view
+def test_primary_variant_reads_location_as_bool_or_text():
+    cons = pd.DataFrame({"method": ["logreg", "logreg", "argmax", "logreg"],
+                         "with_location": [False, True, False, "False"], "subject_id": ["a", "a", "a", "b"]})
+    assert list(primary_variant(cons, "logreg")["subject_id"]) == ["a", "b"]
+    with pytest.raises(ValueError, match="x.tsv: no consensus rows for stage-2 method 'rf'"):
+        primary_variant(cons, "rf", "x.tsv")
+
+
 def test_majority_calls_with_ties():
     calls = pd.DataFrame({"r1": ["normal", "myopathy", "normal"], "r2": ["normal", "neuropathy", None],
                           "r3": ["myopathy", None, None]}, index=["A", "B", "C"])
@@ -178,3 +187,22 @@ def test_review_figures_render(tmp_path):
     for fig in (recording_timeline_figure([], 1000.0, 4000), external_confusion_figure({}),
                 training_curves_figure({})):
         assert any(t.get_text().startswith("No ") for ax in fig.axes for t in ax.texts)
+
+
+# ------------------------------------------------------------------------------------ report landing page values
+def test_report_context_config_order_and_class_counts(tmp_path):
+    from nemg.report_context import class_counts, config_label, report_context
+
+    repo = tmp_path / "repo"
+    (repo / "configs").mkdir(parents=True)
+    # Snakemake lists the workflow's own config.yaml after the --configfile files; it applies first
+    label = config_label([repo / "configs" / "ci.yaml", tmp_path / "extra.yaml", repo / "config.yaml"], repo)
+    assert label == f"config.yaml + configs/ci.yaml + {tmp_path / 'extra.yaml'}"
+    sheet = tmp_path / "subjects.tsv"
+    assert class_counts(sheet) == ""  # not made yet: the page leaves the counts out
+    pd.DataFrame({"subject_id": ["a", "b", "c", "d"],
+                  "diagnosis": ["neuropathy", "normal", "neuropathy", "myopathy"]}).to_csv(sheet, sep="\t", index=False)
+    assert class_counts(sheet) == "1 normal, 1 myopathy, 2 neuropathy"
+    ctx = report_context(repo, configfiles=[repo / "config.yaml"], subjects=sheet, n_runs=15, baselines=["logreg"],
+                         external_tests=[], physicians="", snakemake_version="9.0")
+    assert (ctx["n_subjects"], ctx["n_runs"], ctx["commit"], ctx["configfiles"]) == (4, 15, "unknown", "config.yaml")

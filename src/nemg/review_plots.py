@@ -34,6 +34,16 @@ def model_name(key: str) -> str:
     return MODEL_NAMES.get(key, key)
 
 
+def primary_variant(consensus: pd.DataFrame, method: str, source: str = "consensus") -> pd.DataFrame:
+    """The rows of one stage-2 method without muscle location (the study's primary variant) of a
+    ``patient_consensus.tsv``; ``with_location`` may have been read as bool or as text."""
+    with_loc = consensus["with_location"].map(lambda v: str(v).strip().lower() in ("true", "1", "yes"))
+    sel = consensus[(consensus["method"] == method) & ~with_loc]
+    if sel.empty:
+        raise ValueError(f"{source}: no consensus rows for stage-2 method {method!r} without location")
+    return sel
+
+
 def _note_page(title: str, detail: str = ""):
     """A figure that says why there is nothing to draw (an empty figure would look like a bug)."""
     fig, ax = plt.subplots(figsize=(8, 2.6))

@@ -7,9 +7,8 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 import pandas as pd
 
-from nemg.explain import _as_bool
 from nemg.plots import save
-from nemg.review_plots import calibration_figure, calibration_tables, model_name
+from nemg.review_plots import calibration_figure, calibration_tables, model_name, primary_variant
 from nemg.vote import PROB_COLS
 
 p = snakemake.params
@@ -17,9 +16,7 @@ models = {}
 for key, path in zip(p.models, snakemake.input.consensus):
     cons = pd.read_csv(path, sep="\t", dtype={"subject_id": str})
     # the primary variant, every replicate pooled: each patient once per replicate (as Fig 1 and Fig 2)
-    sel = cons[(cons["method"] == p.method) & ~_as_bool(cons["with_location"])]
-    if sel.empty:
-        raise ValueError(f"{path}: no consensus rows for stage-2 method {p.method!r} without location")
+    sel = primary_variant(cons, p.method, path)
     models[model_name(key)] = (sel["diagnosis"].to_numpy(), sel[PROB_COLS].to_numpy())
 bins, summary = calibration_tables(models, n_bins=p.n_bins)
 logging.info("calibration summary:\n%s", summary.to_string(index=False))

@@ -7,15 +7,14 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 import pandas as pd
 
-from nemg.explain import _as_bool
 from nemg.plots import save
-from nemg.review_plots import external_confusion_figure
+from nemg.review_plots import external_confusion_figure, primary_variant
 
 p = snakemake.params
 panels = {}
 for test, path in zip(p.tests, snakemake.input.consensus):
     cons = pd.read_csv(path, sep="\t", dtype={"subject_id": str})
-    sel = cons[(cons["method"] == p.method) & ~_as_bool(cons["with_location"])]
+    sel = primary_variant(cons, p.method, path)
     missing = sorted(set(p.models) - set(sel["model"]))
     if missing:
         raise ValueError(f"{path}: no consensus rows of model(s) {missing} for stage-2 method {p.method!r}")

@@ -7,16 +7,13 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 import pandas as pd
 
-from nemg.explain import _as_bool
 from nemg.physicians import patient_calls, read_ratings
 from nemg.plots import save
-from nemg.review_plots import majority_calls, patient_view_figure, patient_view_table
+from nemg.review_plots import majority_calls, patient_view_figure, patient_view_table, primary_variant
 
 p = snakemake.params
 cons = pd.read_csv(snakemake.input.consensus, sep="\t", dtype={"subject_id": str})
-sel = cons[(cons["method"] == p.method) & ~_as_bool(cons["with_location"])]
-if sel.empty:
-    raise ValueError(f"{snakemake.input.consensus}: no consensus rows for stage-2 method {p.method!r} without location")
+sel = primary_variant(cons, p.method, snakemake.input.consensus)
 majority = None
 if snakemake.input.get("ratings"):
     subjects = pd.read_csv(snakemake.input.subjects, sep="\t", dtype={"subject_id": str})
