@@ -353,8 +353,8 @@ def patient_view_figure(table: pd.DataFrame, *, title: str = ""):
         if (table["physician_call"] == "tie").any():
             extra.append(Patch(color="0.6", label="physicians tied"))
     handles, _ = ax.get_legend_handles_labels()
-    ax.legend(handles=handles + extra, loc="lower right", bbox_to_anchor=(1, 1.03), ncol=6, fontsize=8,
-              frameon=False)
+    ax.legend(handles=handles + extra, loc="lower right", bbox_to_anchor=(1, 1.03), ncol=6 if n > 40 else 3,
+              fontsize=8, frameon=False)
     colors = {**PALETTE, "tie": "0.6"}
     rows = [table["diagnosis"], table["predicted"]] + ([table["physician_call"]] if has_phys else [])
     for r, labels in enumerate(rows):
