@@ -5,7 +5,7 @@
 #   logs/<stage>/<cohort>/...      one log per job (stderr of the rule's script)
 #   benchmarks/<stage>/<cohort>... runtime and memory of the heavy jobs
 # Stages: cohort (sample sheets) -> trim -> resample -> segment -> folds -> train -> evaluate (+ explain,
-# baseline, external validation on other cohorts: results/external/<cohort>/).
+# baseline, external validation on other cohorts: results/external/<cohort>/, review figures).
 # Run:  snakemake --cores all                          (default: simulated cohort, config.yaml)
 #       snakemake --cores all --configfile configs/n2001.yaml    (a named alternative on top of config.yaml)
 
@@ -54,8 +54,15 @@ include: "workflow/rules/baseline.smk"
 include: "workflow/rules/external.smk"
 
 
-##### results/README.<cohort>.md (and snakemake --report) #####
+##### what a reviewer looks at next: training curves, calibration, patients, external confusion, timelines #####
+include: "workflow/rules/review.smk"
+
+
+##### results/README.<cohort>.md and the report's landing page (snakemake --report) #####
 include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
@@ -64,5 +71,6 @@ rule all:
         # external.only: an inference-only run (configs/emgdb.yaml) skips this cohort's cross-validation
         [] if EXTERNAL["only"] else [TRAIN_OUTPUTS, EVALUATE_OUTPUTS, EXPLAIN_OUTPUTS, BASELINE_OUTPUTS],
         EXTERNAL_OUTPUTS,
+        REVIEW_OUTPUTS,
         rules.results_readme.output.readme,
     default_target: True

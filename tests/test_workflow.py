@@ -220,11 +220,28 @@ def test_emgdb_inference_only_smoke(tmp_path):
     assert "external_validation.html" in (tmp_path / "report.html").read_text(errors="replace")
 
 
+REVIEW_FIGURES = ("training_curves", "calibration", "patient_probabilities", "recording_timeline",
+                  "external_confusion")
+
+
 @pytest.mark.slow
 def test_ci_config_full_dag_and_report(tmp_path):
-    """The whole DAG on the tiny CI cohort: training, divide-and-vote, tables, figures, results/README.ci.md and the
-    Snakemake report."""
-    cfg = ["--configfile", REPO / "configs" / "ci.yaml"]
+    """The whole DAG on the tiny CI cohort: training, divide-and-vote, tables, figures, the review figures,
+    results/README.ci.md and the Snakemake report with its landing page.
+
+    External validation on six more simulated subjects (own sheets: simulated cohorts share subject ids, which
+    external validation refuses), so every review figure is drawn."""
+    from nemg.simulate import simulate_cohort
+
+    ext = tmp_path / "ext_data"
+    simulate_cohort({"cohort": {"n_subjects": {"normal": 2, "myopathy": 2, "neuropathy": 2}, "subject_prefix": "X",
+                                "muscles_per_subject": [2, 3], "duration_s": [1.0, 1.5]},
+                     "artifacts": {"duration_s": [0.2, 0.5]}}, ext, seed=5)
+    ext_cfg = tmp_path / "ci_external.yaml"
+    ext_cfg.write_text(yaml.safe_dump({"external": {"cohorts": {"ci_external": {
+        "source": "sheets", "sheets": {"subjects": str(ext / "subjects.tsv"),
+                                       "recordings": str(ext / "recordings.tsv")}}}}}))
+    cfg = ["--configfile", REPO / "configs" / "ci.yaml", ext_cfg]
     res = snakemake(tmp_path, "--cores", "2", *cfg, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     ev, fig = tmp_path / "results" / "evaluate" / "ci", tmp_path / "results" / "figures" / "ci"
@@ -251,9 +268,45 @@ def test_ci_config_full_dag_and_report(tmp_path):
     assert set(zip(combined["run_id"], combined["subject_id"])) == set(zip(pp["run_id"], pp["subject_id"]))
     readme = (tmp_path / "results" / "README.ci.md").read_text()
     assert "Table 2" in readme and "(missing)" not in readme
+    check_review_figures(tmp_path, fig, ev)
     rep = snakemake(tmp_path, "--report", tmp_path / "report.html", *cfg)
     assert rep.returncode == 0, rep.stdout[-2000:] + rep.stderr[-2000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    # the landing page: rendered (no Jinja or reST error), with the cohort, the config files and the commit
+    assert "nemg: needle-EMG diagnosis of normal, myopathy and neuropathy -- cohort ci" in html
+    assert "config.yaml + configs/ci.yaml + " in html and "report built from commit" in html
+    assert "System Message" not in html and "Unknown target" not in html
+    for name in REVIEW_FIGURES:  # each figure in the report under its own caption
+        assert f'"results/figures/ci/{name}.png": {{"name": "{name}.png"' in html, name
+    for caption in ("Training curves", "Calibration", "Every patient", "Where the call came from",
+                    "External validation, confusion matrices"):  # the caption's opening, rendered
+        assert f'"caption": "<p><strong>{caption}</strong>' in html, caption
+    assert '"4 Calibration and patients": {' in html and '"labels": {"item": "calibration", "cohort": "ci"' in html
+
+
+def check_review_figures(workdir, fig, ev):
+    """The review figures of a run and the numbers they draw, recomputed from the files they come from."""
+    for name in REVIEW_FIGURES:
+        for ext in ("png", "pdf"):
+            assert (fig / f"{name}.{ext}").stat().st_size > 10_000, name
+    folds = pd.read_csv(workdir / "results" / "folds" / "ci" / "folds.tsv", sep="\t")
+    curves = pd.read_csv(fig / "training_curves.tsv", sep="\t")
+    assert set(curves["run_id"]) == set(folds["run_id"])
+    assert not curves.loc[curves["run_id"].str.startswith("rkfold"), "has_val"].any()  # no validation patients
+    summary = pd.read_csv(fig / "calibration_summary.tsv", sep="\t").set_index("model")
+    assert list(summary.index) == ["nEMGNet", "QEMG + logistic regression", "QEMG + random forest"]
+    cons = pd.read_csv(ev / "patient_consensus.tsv", sep="\t")
+    primary = cons[(cons["method"] == "logreg") & ~cons["with_location"]]
+    onehot = (primary["diagnosis"].to_numpy()[:, None] == np.array(["normal", "myopathy", "neuropathy"])).astype(float)
+    p = primary[["p_normal", "p_myopathy", "p_neuropathy"]].to_numpy()
+    assert summary.loc["nEMGNet", "n"] == len(primary)
+    assert summary.loc["nEMGNet", "brier"] == pytest.approx(((p - onehot) ** 2).sum(axis=1).mean(), abs=1e-5)
+    patients = pd.read_csv(fig / "patient_probabilities.tsv", sep="\t")
+    assert len(patients) == 12 and patients["physician_call"].notna().all()  # the simulated raters' majority
+    timeline = pd.read_csv(fig / "recording_timeline.tsv", sep="\t", dtype={"subject_id": str})
+    s4 = pd.read_csv(fig / "s4_fig_mispredicted.tsv", sep="\t", dtype={"subject_id": str})
+    assert set(timeline["subject_id"]) == set(s4["subject_id"])
 
 
 @pytest.mark.slow

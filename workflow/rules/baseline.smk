@@ -182,7 +182,8 @@ rule model_comparison:
         table=f"{EV}model_comparison.tsv",
         tests=f"{EV}model_comparison_tests.tsv",
         per_class=f"{EV}model_comparison_per_class.tsv",
-        html=report_item(f"{EV}model_comparison.html", "model_comparison"),
+        html=report_item(f"{EV}model_comparison.html", "model_comparison", "diagnosis", "Classical baseline",
+                         "nEMGNet vs QEMG baselines", "nEMGNet and QEMG baselines"),
     params:
         models=BASELINE_CFG["models"],
         combined=COMBINED_ARMS,

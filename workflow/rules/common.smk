@@ -117,9 +117,26 @@ def ratings_path():
     return str(resolve_path(r, REPO))
 
 
-def report_item(path, caption, category="Tables"):
-    """A report() output with its caption file workflow/report/<caption>.rst."""
-    return report(path, caption=f"../report/{caption}.rst", category=category)
+# The report's sections in reading order (snakemake --report lists categories and subcategories sorted by name,
+# hence the numbers); workflow/report/workflow.rst, the landing page, introduces each one.
+REPORT_SECTIONS = {
+    "cohort": "1 Cohort and preprocessing",
+    "training": "2 Training",
+    "diagnosis": "3 Diagnosis",
+    "review": "4 Calibration and patients",
+    "explain": "5 What the network responds to",
+    "external": "6 External validation",
+}
+
+
+def report_item(path, caption, section, subcategory, item, model=None):
+    """A report() output with its caption file workflow/report/<caption>.rst, in one of REPORT_SECTIONS.
+
+    Labels: ``item`` (first, it names the entry and must be unique within the subcategory), the cohort (from the
+    rule's wildcard) and, where one applies, the model."""
+    labels = {"item": item, "cohort": "{cohort}", **({"model": model} if model else {})}
+    return report(path, caption=f"../report/{caption}.rst", category=REPORT_SECTIONS[section],
+                  subcategory=subcategory, labels=labels)
 
 
 def resampled(name):

@@ -63,9 +63,11 @@ rule vote:
 _physician_outputs = (
     dict(
         physicians=f"{EV}physician_metrics.tsv",
-        physicians_html=report_item(f"{EV}physician_metrics.html", "physician_metrics"),
+        physicians_html=report_item(f"{EV}physician_metrics.html", "physician_metrics", "diagnosis", "Physicians",
+                                     "per-physician metrics", "physicians"),
         comparisons=f"{EV}model_vs_physicians.tsv",
-        comparisons_html=report_item(f"{EV}model_vs_physicians.html", "model_vs_physicians"),
+        comparisons_html=report_item(f"{EV}model_vs_physicians.html", "model_vs_physicians", "diagnosis", "Physicians",
+                                      "nEMGNet vs physicians, paired tests", "physicians"),
     )
     if RATINGS
     else {}
@@ -83,14 +85,16 @@ rule evaluate:
         consensus=f"{EV}patient_consensus.tsv",
         bootstrap=f"{EV}bootstrap_ci.tsv",
         table2=f"{EV}table2.tsv",
-        table2_html=report_item(f"{EV}table2.html", "table2"),
+        table2_html=report_item(f"{EV}table2.html", "table2", "diagnosis", "Tables", "Table 2", "nEMGNet"),
         s2_table=f"{EV}s2_table.tsv",
-        s2_table_html=report_item(f"{EV}s2_table.html", "s2_table"),
+        s2_table_html=report_item(f"{EV}s2_table.html", "s2_table", "diagnosis", "Tables", "S2 Table", "nEMGNet"),
         per_class=f"{EV}per_class_correct.tsv",
-        per_class_html=report_item(f"{EV}per_class_correct.html", "per_class_correct"),
+        per_class_html=report_item(f"{EV}per_class_correct.html", "per_class_correct", "diagnosis", "Tables",
+                                   "per-class correct ratio", "nEMGNet"),
         failures=f"{EV}failure_analysis.tsv",
         failure_summary=f"{EV}failure_summary.tsv",
-        failure_summary_html=report_item(f"{EV}failure_summary.html", "failure_summary"),
+        failure_summary_html=report_item(f"{EV}failure_summary.html", "failure_summary", "diagnosis", "Tables",
+                                         "failure analysis", "nEMGNet"),
         **_physician_outputs,
     params:
         method=EVAL["primary_method"],
@@ -116,7 +120,7 @@ rule table1:
         subjects=cohort_sheet("subjects"),
     output:
         tsv=f"{EV}table1.tsv",
-        html=report_item(f"{EV}table1.html", "table1"),
+        html=report_item(f"{EV}table1.html", "table1", "cohort", "Cohort", "Table 1"),
     params:
         note="Subjects of a simulated cohort." if SOURCE == "simulated" else "",
     log:
@@ -140,13 +144,15 @@ rule evaluation_figures:
         subjects=cohort_sheet("subjects"),
         **ratings_inputs(),
     output:
-        fig1_png=report_item(f"{FIG}fig1_roc_pr.png", "fig1", "Figures"),
+        fig1_png=report_item(f"{FIG}fig1_roc_pr.png", "fig1", "diagnosis", "Figures", "Fig 1", "nEMGNet"),
         fig1_pdf=f"{FIG}fig1_roc_pr.pdf",
-        s2_fig_png=report_item(f"{FIG}s2_fig_roc_pr_location.png", "s2_fig", "Figures"),
+        s2_fig_png=report_item(f"{FIG}s2_fig_roc_pr_location.png", "s2_fig", "diagnosis", "Figures", "S2 Fig",
+                               "nEMGNet"),
         s2_fig_pdf=f"{FIG}s2_fig_roc_pr_location.pdf",
-        fig2_png=report_item(f"{FIG}fig2_confusion.png", "fig2", "Figures"),
+        fig2_png=report_item(f"{FIG}fig2_confusion.png", "fig2", "diagnosis", "Figures", "Fig 2", "nEMGNet"),
         fig2_pdf=f"{FIG}fig2_confusion.pdf",
-        s3_fig_png=report_item(f"{FIG}s3_fig_confusion_location.png", "s3_fig", "Figures"),
+        s3_fig_png=report_item(f"{FIG}s3_fig_confusion_location.png", "s3_fig", "diagnosis", "Figures", "S3 Fig",
+                               "nEMGNet"),
         s3_fig_pdf=f"{FIG}s3_fig_confusion_location.pdf",
     params:
         method=EVAL["primary_method"],

@@ -36,10 +36,10 @@ rule fig3_optimize_inputs:
         index="results/segment/{cohort}/segments_index.tsv",
     output:
         signals="results/figures/{cohort}/fig3_signals.tsv",
-        summary=report(
+        summary=report_item(
             "results/figures/{cohort}/fig3_activation_maximization.tsv",
-            caption="../report/fig3_summary.rst",
-            category="Figures",
+            "fig3_summary",
+            "explain", "Fig 3", "Fig 3 summary", "nEMGNet",
         ),
     params:
         am={k: EXPLAIN_CFG[k] for k in AM_DEFAULTS},
@@ -65,10 +65,10 @@ rule fig3_activation_maximization:
         signals="results/figures/{cohort}/fig3_signals.tsv",
         summary="results/figures/{cohort}/fig3_activation_maximization.tsv",
     output:
-        png=report(
+        png=report_item(
             "results/figures/{cohort}/fig3_activation_maximization.png",
-            caption="../report/fig3_activation_maximization.rst",
-            category="Figures",
+            "fig3_activation_maximization",
+            "explain", "Fig 3", "Fig 3", "nEMGNet",
         ),
         pdf="results/figures/{cohort}/fig3_activation_maximization.pdf",
     params:
@@ -94,10 +94,10 @@ rule s4_fig_mispredicted:
         segments="results/segment/{cohort}/segments.npy",
         index="results/segment/{cohort}/segments_index.tsv",
     output:
-        png=report(
+        png=report_item(
             "results/figures/{cohort}/s4_fig_mispredicted.png",
-            caption="../report/s4_fig_mispredicted.rst",
-            category="Figures",
+            "s4_fig_mispredicted",
+            "explain", "Mispredicted patients", "S4 Fig", "nEMGNet",
         ),
         pdf="results/figures/{cohort}/s4_fig_mispredicted.pdf",
         tsv="results/figures/{cohort}/s4_fig_mispredicted.tsv",
@@ -121,10 +121,10 @@ rule s4_fig_mispredicted:
 
 rule s1_model_structure_table:
     output:
-        report(
+        report_item(
             "results/figures/{cohort}/s1_fig_model_structure.tsv",
-            caption="../report/s1_fig_model_structure_table.rst",
-            category="Figures",
+            "s1_fig_model_structure_table",
+            "training", "Model structure", "S1 Fig table", "nEMGNet",
         ),
     params:
         model=MODEL_CFG,
@@ -145,10 +145,10 @@ rule s1_fig_model_structure:
     input:
         table="results/figures/{cohort}/s1_fig_model_structure.tsv",
     output:
-        png=report(
+        png=report_item(
             "results/figures/{cohort}/s1_fig_model_structure.png",
-            caption="../report/s1_fig_model_structure.rst",
-            category="Figures",
+            "s1_fig_model_structure",
+            "training", "Model structure", "S1 Fig", "nEMGNet",
         ),
         pdf="results/figures/{cohort}/s1_fig_model_structure.pdf",
     log:

@@ -212,7 +212,8 @@ rule external_table:
         tests=expand(f"{XV}{{test}}/model_tests.tsv", test=EXT_TESTS, allow_missing=True),
     output:
         tsv=f"{XV}external_validation.tsv",
-        html=report_item(f"{XV}external_validation.html", "external_validation"),
+        html=report_item(f"{XV}external_validation.html", "external_validation", "external", "Table",
+                         "external validation table", ", ".join(EXT_ARMS)),
     log:
         "logs/external/{cohort}/external_table.log",
     threads: 1

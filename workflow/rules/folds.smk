@@ -8,10 +8,10 @@ rule make_folds:
         subjects=cohort_sheet("subjects"),
     output:
         folds="results/folds/{cohort}/folds.tsv",
-        summary=report(
+        summary=report_item(
             "results/folds/{cohort}/folds_summary.tsv",
-            caption="../report/folds.rst",
-            category="Folds",
+            "folds",
+            "cohort", "Folds", "folds summary",
         ),
     params:
         folds=config["folds"],

@@ -9,10 +9,10 @@ rule trim:
     output:
         signals="results/trim/{cohort}/signals.npy",
         index="results/trim/{cohort}/signals_index.tsv",
-        qc=report(
+        qc=report_item(
             "results/trim/{cohort}/trim_qc.tsv",
-            caption="../report/trim_qc_table.rst",
-            category="Preprocessing",
+            "trim_qc_table",
+            "cohort", "Trimming", "trimming QC table",
         ),
     params:
         trim=trim_params(),
@@ -36,10 +36,10 @@ rule trim_qc_figure:
         subjects=cohort_sheet("subjects"),
         recordings=cohort_sheet("recordings"),
     output:
-        report(
+        report_item(
             "results/trim/{cohort}/trim_qc.png",
-            caption="../report/trim_qc.rst",
-            category="Preprocessing",
+            "trim_qc",
+            "cohort", "Trimming", "trimming QC figure",
         ),
     log:
         "logs/trim/{cohort}/trim_qc_figure.log",
@@ -85,10 +85,10 @@ rule segment:
     output:
         segments="results/segment/{cohort}/segments.npy",
         index="results/segment/{cohort}/segments_index.tsv",
-        s1=report(
+        s1=report_item(
             "results/segment/{cohort}/s1_table.tsv",
-            caption="../report/s1_table.rst",
-            category="Preprocessing",
+            "s1_table",
+            "cohort", "Cohort", "S1 Table",
         ),
     params:
         window_s=config["preprocess"]["segment"]["window_s"],

@@ -1,6 +1,9 @@
 # results/README.<cohort>.md: every table and figure of the study mapped to its file, one per cohort so that runs
 # of several configs in one folder keep their own (snakemake --report builds the navigable HTML report from the
-# report() outputs of every stage).
+# report() outputs of every stage, behind the landing page workflow/report/workflow.rst).
+from snakemake import __version__ as SNAKEMAKE_VERSION
+
+from nemg.report_context import report_context
 
 _ev = f"results/evaluate/{COHORT}"
 _fig = f"results/figures/{COHORT}"
@@ -44,8 +47,25 @@ _cv_items = [
      "files": [f"{_ev}/per_run_metrics.tsv", f"{_ev}/bootstrap_ci.tsv", f"{_ev}/patient_predictions.tsv"]},
 ] + ([{"item": "physician arm", "what": "per-rater metrics; paired tests and Fleiss' kappa",
        "files": [f"{_ev}/physician_metrics.tsv", f"{_ev}/model_vs_physicians.tsv"]}] if RATINGS else [])
+_review_items = [
+    {"item": "training curves", "what": "training loss and validation accuracy per update, kept checkpoint marked",
+     "files": [f"{_fig}/training_curves.png", f"{_fig}/training_curves.pdf", f"{_fig}/training_curves.tsv"]},
+    {"item": "calibration", "what": "reliability diagrams and Brier scores, nEMGNet and QEMG baselines (docs/review.md)",
+     "files": [f"{_fig}/calibration.png", f"{_fig}/calibration.pdf", f"{_fig}/calibration_summary.tsv",
+               f"{_fig}/calibration_bins.tsv"]},
+    {"item": "per-patient view", "what": "every patient's class probabilities, misdiagnoses, physicians' majority call",
+     "files": [f"{_fig}/patient_probabilities.png", f"{_fig}/patient_probabilities.pdf",
+               f"{_fig}/patient_probabilities.tsv"]},
+    {"item": "recording timeline", "what": "S4 Fig patients: segment probabilities over time under the signal",
+     "files": [f"{_fig}/recording_timeline.png", f"{_fig}/recording_timeline.pdf", f"{_fig}/recording_timeline.tsv"]},
+]
+_external_review_items = [
+    {"item": "external confusion matrices", "what": "every test cohort and model, consensus calls",
+     "files": [f"{_fig}/external_confusion.png", f"{_fig}/external_confusion.pdf"]},
+] if EXT_TESTS else []
 # external.only (inference-only runs) has no cross-validation of its own cohort
-RESULTS_ITEMS = _preprocessing_items + ([] if EXTERNAL["only"] else _cv_items) + _external_items
+RESULTS_ITEMS = (_preprocessing_items + ([] if EXTERNAL["only"] else _cv_items + _review_items) + _external_items
+                 + _external_review_items)
 
 
 rule results_readme:
@@ -66,3 +86,19 @@ rule results_readme:
         "../../envs/plots.yaml"
     script:
         "../scripts/results_readme.py"
+
+
+# snakemake --report renders the landing page with nothing but the config in scope: what else it states (config
+# files, commit, the cohort's counts, what ran) rides along under the config key "report_context", which no rule
+# reads. Values are those of the report's build: build it from the checkout that made the results.
+config["report_context"] = report_context(
+    REPO,
+    configfiles=workflow.configfiles,
+    subjects=Path(f"results/cohort/{COHORT}/subjects.tsv"),
+    n_runs=0 if EXTERNAL["only"] else len(TRAIN_RUN_IDS),
+    baselines=REVIEW_BASELINES,
+    external_tests=EXT_TESTS,
+    physicians=("SIMULATED raters (nemg.simulate), not real physicians" if PHYSICIAN_NOTE
+                else f"ratings sheet {RATINGS}" if RATINGS else ""),
+    snakemake_version=SNAKEMAKE_VERSION,
+)

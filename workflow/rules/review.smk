@@ -1,0 +1,155 @@
+# What a reviewer looks at next (issue 15): training curves, calibration, every patient's probabilities, the
+# external confusion matrices and one recording's segment timeline. Library: nemg.review_plots (docs/review.md).
+#
+# Needs TRAIN_RUN_IDS (train.smk), EVAL / EV / FIG / RATINGS (evaluate.smk), BASELINE_CFG / BL (baseline.smk),
+# EXPLAIN_FS_HZ / EXPLAIN_WINDOW (explain.smk) and EXT_TESTS / EXT_ARMS / XV (external.smk): include after them.
+# REVIEW_OUTPUTS is the stage's target.
+
+REVIEW_BASELINES = list(BASELINE_CFG["models"]) if BASELINE_CFG["enabled"] else []
+REVIEW_NOTE = f"cohort {COHORT}" + (", SIMULATED physicians" if PHYSICIAN_NOTE else "")
+# external.only (inference-only runs) has no cross-validation, so only the external figure
+REVIEW_OUTPUTS = (
+    []
+    if EXTERNAL["only"]
+    else expand(
+        f"{FIG}{{name}}.png",
+        cohort=COHORT,
+        name=["training_curves", "calibration", "patient_probabilities", "recording_timeline"],
+    )
+) + (expand(f"{FIG}external_confusion.png", cohort=COHORT) if EXT_TESTS else [])
+
+
+rule training_curves:
+    input:
+        curves=expand("results/train/{{cohort}}/{run_id}/curve.tsv", run_id=TRAIN_RUN_IDS),
+    output:
+        png=report_item(f"{FIG}training_curves.png", "training_curves", "training", "Training curves",
+                        "training curves", "nEMGNet"),
+        pdf=f"{FIG}training_curves.pdf",
+        tsv=f"{FIG}training_curves.tsv",
+    params:
+        cohort_note=REVIEW_NOTE,
+    log:
+        "logs/figures/{cohort}/training_curves.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/training_curves.py"
+
+
+rule calibration:
+    input:
+        # nEMGNet first, then the baselines, in params.models order
+        consensus=(
+            [f"{EV}patient_consensus.tsv"]
+            + expand(f"{BL}{{model}}/patient_consensus.tsv", model=REVIEW_BASELINES, allow_missing=True)
+        ),
+    output:
+        png=report_item(f"{FIG}calibration.png", "calibration", "review", "Calibration", "calibration",
+                        "nEMGNet and QEMG baselines"),
+        pdf=f"{FIG}calibration.pdf",
+        bins=f"{FIG}calibration_bins.tsv",
+        summary=report_item(f"{FIG}calibration_summary.tsv", "calibration_summary", "review", "Calibration",
+                            "Brier scores and calibration errors", "nEMGNet and QEMG baselines"),
+    params:
+        models=["nemgnet"] + REVIEW_BASELINES,
+        method=EVAL["primary_method"],
+        # 5 bins: a cohort of ~60 patients leaves ~10 per bin; finer bins would mostly show noise
+        n_bins=5,
+        cohort_note=REVIEW_NOTE,
+    log:
+        "logs/figures/{cohort}/calibration.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/calibration.py"
+
+
+rule patient_probabilities:
+    input:
+        consensus=f"{EV}patient_consensus.tsv",
+        subjects=cohort_sheet("subjects"),
+        **({"ratings": RATINGS} if RATINGS else {}),
+    output:
+        png=report_item(f"{FIG}patient_probabilities.png", "patient_probabilities", "review", "Patients",
+                        "every patient's probabilities", "nEMGNet" + (" and physicians" if RATINGS else "")),
+        pdf=f"{FIG}patient_probabilities.pdf",
+        tsv=f"{FIG}patient_probabilities.tsv",
+    params:
+        method=EVAL["primary_method"],
+        cohort_note=REVIEW_NOTE,
+    log:
+        "logs/figures/{cohort}/patient_probabilities.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/patient_probabilities.py"
+
+
+rule recording_timeline:
+    input:
+        s4="results/figures/{cohort}/s4_fig_mispredicted.tsv",
+        predictions=expand("results/train/{{cohort}}/{run_id}/predictions.tsv", run_id=TRAIN_RUN_IDS),
+        index="results/segment/{cohort}/segments_index.tsv",
+        signals=resampled("signals.npy"),
+        signals_index=resampled("signals_index.tsv"),
+    output:
+        png=report_item(f"{FIG}recording_timeline.png", "recording_timeline", "explain", "Mispredicted patients",
+                        "recording timeline", "nEMGNet"),
+        pdf=f"{FIG}recording_timeline.pdf",
+        tsv=f"{FIG}recording_timeline.tsv",
+    params:
+        fs_hz=EXPLAIN_FS_HZ,
+        window=EXPLAIN_WINDOW,
+        cohort_note=REVIEW_NOTE,
+    log:
+        "logs/figures/{cohort}/recording_timeline.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/recording_timeline.py"
+
+
+rule external_confusion:
+    input:
+        consensus=expand(f"{XV}{{test}}/patient_consensus.tsv", test=EXT_TESTS, allow_missing=True),
+    output:
+        png=report_item(f"{FIG}external_confusion.png", "external_confusion", "external", "Confusion matrices",
+                        "external confusion matrices", ", ".join(EXT_ARMS)),
+        pdf=f"{FIG}external_confusion.pdf",
+    params:
+        tests=EXT_TESTS,
+        models=EXT_ARMS,
+        method=EVAL["primary_method"],
+        cohort=COHORT,
+    log:
+        "logs/figures/{cohort}/external_confusion.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/external_confusion.py"
+
+
+rule review:
+    input:
+        REVIEW_OUTPUTS,
