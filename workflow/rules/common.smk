@@ -129,6 +129,19 @@ REPORT_SECTIONS = {
 }
 
 
+def ratings_inputs():
+    """The ratings sheet and the sheets its ids are checked against (nemg.physicians.read_ratings): the cohort's,
+    plus for source sheets the user's own before cohort.subjects / recordings_where, so that rows of filtered-out
+    ids are dropped and only ids in no sheet are errors (the simulator drops its filtered-out rows itself)."""
+    ratings = ratings_path()
+    if not ratings:
+        return {}
+    ins = {"ratings": ratings, "recordings": cohort_sheet("recordings")}
+    if SOURCE == "sheets":
+        ins.update(all_subjects=user_sheet("subjects"), all_recordings=user_sheet("recordings"))
+    return ins
+
+
 def report_item(path, caption, section, subcategory, item, model=None):
     """A report() output with its caption file workflow/report/<caption>.rst, in one of REPORT_SECTIONS.
 

@@ -22,17 +22,6 @@ PHYSICIAN_NOTE = ("Physicians are SIMULATED raters (nemg.simulate), not real phy
 EV = "results/evaluate/{cohort}/"
 
 
-def ratings_inputs():
-    """The ratings sheet and the sheets its ids are checked against (nemg.physicians.read_ratings): the cohort's,
-    plus for source sheets the user's own before cohort.subjects / recordings_where, so that rows of filtered-out
-    ids are dropped and only ids in no sheet are errors (the simulator drops its filtered-out rows itself)."""
-    if not RATINGS:
-        return {}
-    ins = {"ratings": RATINGS, "recordings": cohort_sheet("recordings")}
-    if SOURCE == "sheets":
-        ins.update(all_subjects=user_sheet("subjects"), all_recordings=user_sheet("recordings"))
-    return ins
-
 
 rule vote:
     input:
