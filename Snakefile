@@ -58,6 +58,31 @@ include: "workflow/rules/external.smk"
 include: "workflow/rules/report.smk"
 
 
+##### run manifest: config, commit, versions, SHA-256 of every output (nemg verify) #####
+include: "workflow/rules/manifest.smk"
+
+
+# Jobs that take about a second (most of it Python start-up) and the targets that run nothing: on a cluster they
+# run beside Snakemake instead of each waiting in the queue for a node.
+localrules:
+    all,
+    preprocess,
+    folds,
+    train,
+    evaluate_all,
+    explain,
+    baseline,
+    external,
+    import_cohort,
+    register_sheets,
+    make_folds,
+    check_leakage,
+    table1,
+    model_comparison,
+    external_table,
+    results_readme,
+
+
 rule all:
     input:
         final_outputs(),
@@ -65,4 +90,5 @@ rule all:
         [] if EXTERNAL["only"] else [TRAIN_OUTPUTS, EVALUATE_OUTPUTS, EXPLAIN_OUTPUTS, BASELINE_OUTPUTS],
         EXTERNAL_OUTPUTS,
         "results/README.md",
+        MANIFEST_OUTPUTS,  # last: it hashes everything above
     default_target: True
