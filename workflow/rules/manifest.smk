@@ -8,9 +8,7 @@
 from snakemake import __version__ as SNAKEMAKE_VERSION
 
 MANIFEST = "results/manifest/{cohort}/"
-MANIFEST_OUTPUTS = expand(
-    [f"{MANIFEST}files.tsv", f"{MANIFEST}run.yaml", f"{MANIFEST}config.yaml"], cohort=COHORT
-)
+MANIFEST_OUTPUTS = expand([f"{MANIFEST}files.tsv", f"{MANIFEST}run.yaml", f"{MANIFEST}config.yaml"], cohort=COHORT)
 
 
 rule manifest:
@@ -20,17 +18,17 @@ rule manifest:
         files=f"{MANIFEST}files.tsv",
         run=f"{MANIFEST}run.yaml",
         config=f"{MANIFEST}config.yaml",
-    params:
-        repo=str(REPO),
-        # the job's environment may lack Snakemake (--sdm conda); the running Snakemake is the one that matters
-        versions={"snakemake": SNAKEMAKE_VERSION},
     log:
         "logs/manifest/{cohort}/manifest.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=30,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        repo=str(REPO),
+        # the job's environment may lack Snakemake (--sdm conda); the running Snakemake is the one that matters
+        versions={"snakemake": SNAKEMAKE_VERSION},
     script:
         "../scripts/manifest.py"
