@@ -105,11 +105,12 @@ def write_manifest(out_dir: str | Path, files: Iterable[str | Path], config: Map
     """
     from . import __version__
 
-    out_dir, root = Path(out_dir), Path(root).resolve()
+    # absolute without resolving links: results/ may be a link to scratch space, and its paths still belong here
+    out_dir, root = _absolute(out_dir), _absolute(root)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for f in expand_files(Path(root, p) for p in files):
-        rel = f.resolve().relative_to(root) if f.resolve().is_relative_to(root) else f.resolve()
+    for f in expand_files(_absolute(Path(root, p)) for p in files):
+        rel = f.relative_to(root) if f.is_relative_to(root) else f
         rows.append((rel.as_posix(), f.stat().st_size, sha256_of(f)))
     git = git_state(repo)
     run = {
@@ -124,7 +125,7 @@ def write_manifest(out_dir: str | Path, files: Iterable[str | Path], config: Map
         "packages": {**package_versions(), **dict(versions or {})},
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         # files.tsv paths are relative to the run's working directory; verify finds it from the manifest's place
-        "root_from_manifest": os.path.relpath(root, out_dir.resolve()),
+        "root_from_manifest": os.path.relpath(root, out_dir),
         "n_files": len(rows),
         "total_bytes": sum(r[1] for r in rows),
     }
@@ -135,6 +136,10 @@ def write_manifest(out_dir: str | Path, files: Iterable[str | Path], config: Map
         fh.write("\t".join(COLUMNS) + "\n")
         fh.writelines(f"{p}\t{n}\t{h}\n" for p, n, h in rows)
     return paths
+
+
+def _absolute(path: str | Path) -> Path:
+    return Path(os.path.normpath(Path(path).absolute()))
 
 
 def _plain(obj):
@@ -202,7 +207,7 @@ def verify(manifest_dir: str | Path, root: str | Path | None = None) -> Verifica
         if "root_from_manifest" not in run:
             raise ManifestError(f"{run_file}: has no root_from_manifest; pass the run's folder with --root")
         root = manifest_dir / run["root_from_manifest"]
-    root = Path(os.path.normpath(Path(root).absolute()))
+    root = _absolute(root)
     result = Verification(manifest_dir, root, n_files=len(rows))
     for rel, size, sha in rows:
         f = root / rel
