@@ -209,9 +209,9 @@ def test_emgdb_inference_only_smoke(tmp_path):
 
 
 @pytest.mark.slow
-def test_ci_config_full_dag_and_report(tmp_path):
-    """The whole DAG on the tiny CI cohort: training, divide-and-vote, tables, figures, results/README.md and the
-    Snakemake report."""
+def test_ci_config_full_dag_and_report(tmp_path, capsys):
+    """The whole DAG on the tiny CI cohort: training, divide-and-vote, tables, figures, results/README.md, the run
+    manifest (and `nemg verify` on it) and the Snakemake report."""
     cfg = ["--configfile", REPO / "configs" / "ci.yaml"]
     res = snakemake(tmp_path, "--cores", "2", *cfg, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -236,6 +236,41 @@ def test_ci_config_full_dag_and_report(tmp_path):
     rep = snakemake(tmp_path, "--report", tmp_path / "report.html", *cfg)
     assert rep.returncode == 0, rep.stdout[-2000:] + rep.stderr[-2000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
+    check_manifest(tmp_path, "ci", cfg, capsys)
+
+
+def check_manifest(workdir, cohort, cfg, capsys):
+    """results/manifest/<cohort> lists every file the run wrote, with the code's commit and the config as run;
+    nemg verify passes on the run as it is and flags a changed and a missing output."""
+    from nemg.cli import main
+
+    man = workdir / "results" / "manifest" / cohort
+    listed = [line.split("\t")[0] for line in (man / "files.tsv").read_text().splitlines()[1:]]
+    written = sorted(p.relative_to(workdir).as_posix() for p in (workdir / "results").rglob("*")
+                     if p.is_file() and man not in p.parents)
+    assert listed == written, {"not listed": sorted(set(written) - set(listed)),
+                               "listed, not written": sorted(set(listed) - set(written))}
+    assert any(f.endswith("best.pt") for f in listed) and any(f.startswith("results/trim/") for f in listed)
+    run = yaml.safe_load((man / "run.yaml").read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert run["git_commit"] == head and isinstance(run["git_dirty"], bool)
+    assert "not installed" not in run["packages"].values(), run["packages"]
+    assert yaml.safe_load((man / "config.yaml").read_text())["cohort"]["name"] == cohort
+    # the manifest is up to date after the run: it does not make Snakemake rerun anything
+    dry = snakemake(workdir, "-n", *cfg)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
+
+    capsys.readouterr()
+    assert main(["verify", str(man)]) == 0, capsys.readouterr()
+    assert f"all {len(listed)} files match" in capsys.readouterr().out
+    table2 = workdir / "results" / "evaluate" / cohort / "table2.tsv"
+    table2.write_text(table2.read_text().replace("accuracy", "accuracy ", 1))
+    checkpoint = next(f for f in listed if f.endswith("best.pt"))
+    (workdir / checkpoint).unlink()
+    assert main(["verify", str(man)]) == 1
+    err = capsys.readouterr().err
+    assert f"1 changed and 1 missing of {len(listed)} files" in err, err
+    assert f"changed  results/evaluate/{cohort}/table2.tsv" in err and f"missing  {checkpoint}" in err
 
 
 @pytest.mark.slow
