@@ -202,6 +202,9 @@ def test_emgdb_inference_only_smoke(tmp_path):
     assert not (tmp_path / "results" / "train").exists()  # external.only: no cross-validation runs
     readme = (tmp_path / "results" / "README.md").read_text()
     assert "external validation" in readme and "Table 2" not in readme and "(missing)" not in readme
+    # the manifest of an inference-only run: the test cohorts' preprocessing and the external models included
+    _, listed = manifest_lists_every_output(tmp_path, "n2001_emgdb")
+    assert any(f.startswith("results/segment/emgdb.rms_for_n2001_emgdb/") for f in listed)
     rep = snakemake(tmp_path, "--report", tmp_path / "report.html", "--configfile", REPO / "configs" / "emgdb.yaml",
                     cfg)
     assert rep.returncode == 0, rep.stdout[-2000:] + rep.stderr[-2000:]
@@ -239,17 +242,23 @@ def test_ci_config_full_dag_and_report(tmp_path, capsys):
     check_manifest(tmp_path, "ci", cfg, capsys)
 
 
-def check_manifest(workdir, cohort, cfg, capsys):
-    """results/manifest/<cohort> lists every file the run wrote, with the code's commit and the config as run;
-    nemg verify passes on the run as it is and flags a changed and a missing output."""
-    from nemg.cli import main
-
+def manifest_lists_every_output(workdir, cohort):
+    """The files of results/manifest/<cohort>/files.tsv: exactly the files the run wrote under results/."""
     man = workdir / "results" / "manifest" / cohort
     listed = [line.split("\t")[0] for line in (man / "files.tsv").read_text().splitlines()[1:]]
     written = sorted(p.relative_to(workdir).as_posix() for p in (workdir / "results").rglob("*")
                      if p.is_file() and man not in p.parents)
     assert listed == written, {"not listed": sorted(set(written) - set(listed)),
                                "listed, not written": sorted(set(listed) - set(written))}
+    return man, listed
+
+
+def check_manifest(workdir, cohort, cfg, capsys):
+    """results/manifest/<cohort> lists every file the run wrote, with the code's commit and the config as run;
+    nemg verify passes on the run as it is and flags a changed and a missing output."""
+    from nemg.cli import main
+
+    man, listed = manifest_lists_every_output(workdir, cohort)
     assert any(f.endswith("best.pt") for f in listed) and any(f.startswith("results/trim/") for f in listed)
     run = yaml.safe_load((man / "run.yaml").read_text())
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
