@@ -2,7 +2,6 @@
 import hashlib
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
