@@ -65,6 +65,31 @@ include: "workflow/rules/report.smk"
 report: "workflow/report/workflow.rst"
 
 
+##### run manifest: config, commit, versions, SHA-256 of every output (nemg verify) #####
+include: "workflow/rules/manifest.smk"
+
+
+# Jobs that take about a second (most of it Python start-up) and the targets that run nothing: on a cluster they
+# run beside Snakemake instead of each waiting in the queue for a node.
+localrules:
+    all,
+    preprocess,
+    folds,
+    train,
+    evaluate_all,
+    explain,
+    baseline,
+    external,
+    import_cohort,
+    register_sheets,
+    make_folds,
+    check_leakage,
+    table1,
+    model_comparison,
+    external_table,
+    results_readme,
+
+
 rule all:
     input:
         final_outputs(),
@@ -73,4 +98,5 @@ rule all:
         EXTERNAL_OUTPUTS,
         REVIEW_OUTPUTS,
         rules.results_readme.output.readme,
+        MANIFEST_OUTPUTS,  # last: it hashes everything above
     default_target: True

@@ -260,7 +260,9 @@ def same_table(a, b):
 
 def compare_results(local, remote):
     """Every table and array under results/ equal between two runs (wall-clock columns aside)."""
-    files = sorted(p.relative_to(local) for p in (local / "results").rglob("*") if p.suffix in (".tsv", ".npy"))
+    # results/manifest holds the SHA-256 of files with wall-clock columns (curve.tsv), so it differs by design
+    files = sorted(p.relative_to(local) for p in (local / "results").rglob("*")
+                   if p.suffix in (".tsv", ".npy") and "manifest" not in p.relative_to(local).parts[:2])
     assert len(files) > 20, files
     missing = [f for f in files if not (remote / f).is_file()]
     assert not missing, f"missing in the SLURM run: {missing}"
@@ -322,7 +324,10 @@ def test_whole_dag_through_slurm_equals_a_local_run(slurm_cluster, tmp_path):
     ran = {p.name.removeprefix("rule_") for p in (remote / ".snakemake" / "slurm_logs").glob("rule_*")}
     n_jobs = len(list((local / "logs").rglob("*.log")))  # one log per job of the local run
     assert ran >= {"simulate_cohort", "segment", "train_fold", "evaluate", "fig3_optimize_inputs"}, ran
-    assert len(records) == n_jobs, (len(records), n_jobs, records[-3:])
+    # the localrules (sub-second jobs) run beside Snakemake instead of through sbatch; all other jobs have a record
+    local_jobs = [r for r in re.findall(r"^localrule (\w+):", out, re.M) if r != "all"]
+    assert local_jobs and "train_fold" not in local_jobs, local_jobs
+    assert len(records) == n_jobs - len(local_jobs), (len(records), n_jobs, local_jobs, records[-3:])
     assert all(r.get("JobState") == "COMPLETED" for r in records), records
     assert "Submitted array job" in out  # the 4 fold jobs went in as one array
     assert "--gpus" not in out  # CPU training here: no job asked for a GPU

@@ -10,6 +10,8 @@ import functools
 import hashlib
 import http.server
 import importlib
+import io
+import logging
 import lzma
 import os
 import re
@@ -88,6 +90,50 @@ def test_fetch_skips_verified_files_and_repairs_bad_ones(mirror, tmp_path, monke
     (dest / "a.hea").write_bytes(b"truncated")
     fetch_entries(entries, dest, str(root))  # a bare folder works as a base URL too
     assert calls == [root.as_uri() + "/a.hea"] and (dest / "a.hea").read_bytes() == b"header\n"
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.fixture
+def many_files(tmp_path):
+    root = tmp_path / "mirror_many"
+    root.mkdir()
+    entries = []
+    for i in range(12):
+        data = f"record {i}\n".encode() * (i + 1)
+        (root / f"r{i:02d}.dat").write_bytes(data)
+        entries.append(ManifestEntry(f"r{i:02d}", f"r{i:02d}.dat", sha(data), True))
+    return root, entries
+
+
+def test_progress_is_one_line_rewritten_in_place_on_a_terminal(many_files, tmp_path, caplog):
+    root, entries = many_files
+    term = FakeTerminal()
+    with caplog.at_level(logging.DEBUG, logger="nemg.datasets.fetch"):
+        fetch_entries(entries, tmp_path / "dest", root.as_uri(), label="demo_set", stream=term)
+    text = term.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")  # one line for the data set, not one per file
+    last = text.rstrip("\n").split("\r")[-1]
+    assert last.startswith("demo_set") and "12/12" in last and "already present" in last
+    # the per-file URLs are debug detail now; the summary is the one INFO line
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == [
+        f"{tmp_path / 'dest'}: 12 file(s) downloaded (0.0 MB), 0 already present and verified"]
+    term = FakeTerminal()
+    fetch_entries(entries, tmp_path / "dest", root.as_uri(), label="demo_set", stream=term)  # all present
+    assert "12 already present" in term.getvalue().split("\r")[-1]
+
+
+def test_progress_is_quiet_when_not_a_terminal(many_files, tmp_path, caplog):
+    root, entries = many_files
+    log_file = io.StringIO()  # e.g. stderr redirected to a file: only the summary
+    with caplog.at_level(logging.INFO, logger="nemg.datasets.fetch"):
+        fetch_entries(entries, tmp_path / "dest", root.as_uri(), label="demo_set", stream=log_file)
+    assert log_file.getvalue() == ""
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and "12 file(s) downloaded" in messages[0]
 
 
 def test_spaces_are_url_encoded():

@@ -214,6 +214,9 @@ def test_emgdb_inference_only_smoke(tmp_path):
     assert not (tmp_path / "results" / "train").exists()  # external.only: no cross-validation runs
     readme = (tmp_path / "results" / "README.n2001_emgdb.md").read_text()
     assert "external validation" in readme and "Table 2" not in readme and "(missing)" not in readme
+    # the manifest of an inference-only run: the test cohorts' preprocessing and the external models included
+    _, listed = manifest_lists_every_output(tmp_path, "n2001_emgdb")
+    assert any(f.startswith("results/segment/emgdb.rms_for_n2001_emgdb/") for f in listed)
     rep = snakemake(tmp_path, "--report", tmp_path / "report.html", "--configfile", REPO / "configs" / "emgdb.yaml",
                     cfg)
     assert rep.returncode == 0, rep.stdout[-2000:] + rep.stderr[-2000:]
@@ -225,9 +228,10 @@ REVIEW_FIGURES = ("training_curves", "calibration", "patient_probabilities", "re
 
 
 @pytest.mark.slow
-def test_ci_config_full_dag_and_report(tmp_path):
+def test_ci_config_full_dag_and_report(tmp_path, capsys):
     """The whole DAG on the tiny CI cohort: training, divide-and-vote, tables, figures, the review figures,
-    results/README.ci.md and the Snakemake report with its landing page.
+    results/README.ci.md, the run manifest (and `nemg verify` on it) and the Snakemake report with its landing
+    page.
 
     External validation on six more simulated subjects (own sheets: simulated cohorts share subject ids, which
     external validation refuses), so every review figure is drawn."""
@@ -284,6 +288,8 @@ def test_ci_config_full_dag_and_report(tmp_path):
         assert f'"caption": "<p><strong>{caption}</strong>' in html, caption
     assert '"4 Calibration and patients": {' in html and '"labels": {"item": "calibration", "cohort": "ci"' in html
 
+    # last: it edits and deletes outputs of the run
+    check_manifest(tmp_path, "ci", cfg, capsys)
 
 def check_review_figures(workdir, fig, ev):
     """The review figures of a run and the numbers they draw, recomputed from the files they come from."""
@@ -307,6 +313,46 @@ def check_review_figures(workdir, fig, ev):
     timeline = pd.read_csv(fig / "recording_timeline.tsv", sep="\t", dtype={"subject_id": str})
     s4 = pd.read_csv(fig / "s4_fig_mispredicted.tsv", sep="\t", dtype={"subject_id": str})
     assert set(timeline["subject_id"]) == set(s4["subject_id"])
+
+
+def manifest_lists_every_output(workdir, cohort):
+    """The files of results/manifest/<cohort>/files.tsv: exactly the files the run wrote under results/."""
+    man = workdir / "results" / "manifest" / cohort
+    listed = [line.split("\t")[0] for line in (man / "files.tsv").read_text().splitlines()[1:]]
+    written = sorted(p.relative_to(workdir).as_posix() for p in (workdir / "results").rglob("*")
+                     if p.is_file() and man not in p.parents)
+    assert listed == written, {"not listed": sorted(set(written) - set(listed)),
+                               "listed, not written": sorted(set(listed) - set(written))}
+    return man, listed
+
+
+def check_manifest(workdir, cohort, cfg, capsys):
+    """results/manifest/<cohort> lists every file the run wrote, with the code's commit and the config as run;
+    nemg verify passes on the run as it is and flags a changed and a missing output."""
+    from nemg.cli import main
+
+    man, listed = manifest_lists_every_output(workdir, cohort)
+    assert any(f.endswith("best.pt") for f in listed) and any(f.startswith("results/trim/") for f in listed)
+    run = yaml.safe_load((man / "run.yaml").read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert run["git_commit"] == head and isinstance(run["git_dirty"], bool)
+    assert "not installed" not in run["packages"].values(), run["packages"]
+    assert yaml.safe_load((man / "config.yaml").read_text())["cohort"]["name"] == cohort
+    # the manifest is up to date after the run: it does not make Snakemake rerun anything
+    dry = snakemake(workdir, "-n", *cfg)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
+
+    capsys.readouterr()
+    assert main(["verify", str(man)]) == 0, capsys.readouterr()
+    assert f"all {len(listed)} files match" in capsys.readouterr().out
+    table2 = workdir / "results" / "evaluate" / cohort / "table2.tsv"
+    table2.write_text(table2.read_text().replace("accuracy", "accuracy ", 1))
+    checkpoint = next(f for f in listed if f.endswith("best.pt"))
+    (workdir / checkpoint).unlink()
+    assert main(["verify", str(man)]) == 1
+    err = capsys.readouterr().err
+    assert f"1 changed and 1 missing of {len(listed)} files" in err, err
+    assert f"changed  results/evaluate/{cohort}/table2.tsv" in err and f"missing  {checkpoint}" in err
 
 
 @pytest.mark.slow

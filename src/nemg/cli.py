@@ -1,12 +1,16 @@
-"""The ``nemg`` command line: cohort checks, public data sets, the simulated cohort.
+"""The ``nemg`` command line: cohort checks, public data sets, the simulated cohort, run verification.
 
-The workflow itself runs through ``snakemake``; these commands are for preparing and auditing its inputs.
+The workflow itself runs through ``snakemake``; these commands are for preparing its inputs and auditing its
+outputs (``nemg verify results/manifest/<cohort>``).
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
+
+from . import __version__
 
 
 def _cmd_cohort_check(args: argparse.Namespace) -> int:
@@ -93,8 +97,34 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .manifest import ManifestError, verify
+
+    try:
+        result = verify(args.manifest, root=args.root)
+    except ManifestError as exc:
+        print(f"verify FAILED: {exc}", file=sys.stderr)
+        return 2
+    print(result.report(), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
+# reST roles and literals of the docstrings, as a terminal should show them: ``x`` and :func:`x` -> x
+_REST = [(re.compile(r":[a-z]+:`~?([^`]+)`"), r"\1"), (re.compile(r"``([^`]+)``"), r"\1"),
+         (re.compile(r"`([^`]+)`"), r"\1")]
+
+
+def plain_text(doc: str) -> str:
+    """A docstring without reST markup, for --help."""
+    for pattern, repl in _REST:
+        doc = pattern.sub(repl, doc)
+    return doc.strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nemg", description=__doc__)
+    p = argparse.ArgumentParser(prog="nemg", description=plain_text(__doc__),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"nemg {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     cohort = sub.add_parser("cohort", help="validate and summarize cohort sample sheets")
@@ -128,6 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="one seed drives every random choice")
     sim.add_argument("--config", help="YAML with overrides of the simulation parameters")
     sim.set_defaults(func=_cmd_simulate)
+
+    ver = sub.add_parser("verify", help="check a run's outputs against its manifest (SHA-256 and size)",
+                         description="Hash every file listed in a run manifest again and list each changed or "
+                                     "missing one; exit code 0 when all match, 1 when some differ, 2 when the "
+                                     "manifest itself cannot be read.")
+    ver.add_argument("manifest", help="the manifest folder, e.g. results/manifest/simulated")
+    ver.add_argument("--root", help="the run's working directory (default: the one recorded in the manifest)")
+    ver.set_defaults(func=_cmd_verify)
     return p
 
 

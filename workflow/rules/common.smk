@@ -190,3 +190,60 @@ def external_gain_file(wildcards):
     """Input function of the external_evaluate rule: the test cohort's gain file when it is calibrated."""
     return [f"results/external/{wildcards.cohort}/{wildcards.test}/amplitude_gain.tsv"] \
         if EXT_TEST_IDS[wildcards.test][1] != "none" else []
+
+
+def _outputs(step, **wildcards):
+    """Every output file of the rule ``step`` for each combination of the listed wildcard values."""
+    return expand(list(step.output), **wildcards)
+
+
+def run_outputs(exclude=()):
+    """Every output of this run's jobs: sheets (and simulated signals), trimmed / resampled signals, segments,
+    folds, checkpoints and per-run predictions, tables, figures, the external validation and the results map,
+    plus whatever else `all` asks for except ``exclude`` (the manifest itself). Mirrors what the targets of `all`
+    pull into the DAG, built from the rules' own output declarations (rules.<name>.output) over the wildcard values
+    this run uses, so a renamed output cannot drift from it. Call it only once every rule file is parsed."""
+    cv = [] if EXTERNAL["only"] else [COHORT]  # this cohort's cross-validation
+    tests = [cohort_key(t, COHORT) for t in EXT_TESTS]  # external test cohorts, calibrated variants included
+    # cohorts with their own sheets, trimmed and resampled signals (a calibrated variant shares its twin's)
+    preprocessed = [COHORT] + sorted({TWIN.get(k, k) for k in tests})
+    sheet_rules = {"simulated": rules.simulate_cohort, "public": rules.import_cohort,
+                   "sheets": rules.register_sheets}
+    files = [f for k in preprocessed for f in _outputs(sheet_rules[COHORTS[k]["source"]], cohort=k)]
+    files += _outputs(rules.trim, cohort=preprocessed) + _outputs(rules.resample, cohort=preprocessed)
+    files += _outputs(rules.trim_qc_figure, cohort=COHORT)
+    files += _outputs(rules.segment, cohort=[COHORT] + tests)
+    for step in (rules.make_folds, rules.check_leakage, rules.vote, rules.evaluate, rules.table1,
+                 rules.evaluation_figures, rules.fig3_optimize_inputs, rules.fig3_activation_maximization,
+                 rules.s4_fig_mispredicted, rules.s1_model_structure_table, rules.s1_fig_model_structure):
+        files += _outputs(step, cohort=cv)
+    files += _outputs(rules.train_fold, cohort=cv, run_id=TRAIN_RUN_IDS)
+    if BASELINE_CFG["enabled"]:
+        # the external arms train on this cohort's features even in an inference-only run
+        featured = sorted(set(cv + ([COHORT] + tests if EXT_TESTS else [])))
+        files += _outputs(rules.baseline_features, cohort=featured)
+        for step in (rules.baseline_predictions, rules.baseline_vote, rules.baseline_evaluate):
+            files += _outputs(step, cohort=cv, baseline_model=BASELINE_CFG["models"])
+        for step in (rules.combined_vote, rules.combined_evaluate):
+            files += _outputs(step, cohort=cv, baseline_model=BASELINE_CFG.get("combine") or [])
+        files += _outputs(rules.model_comparison, cohort=cv)
+    if EXT_TESTS:
+        calibrated = [t for t in EXT_TESTS if EXT_TEST_IDS[t][1] != "none"]
+        files += _outputs(rules.external_split, cohort=COHORT)
+        files += _outputs(rules.train_external, cohort=COHORT, ext_run=EXT_RUN_IDS)
+        files += _outputs(rules.predict_external, cohort=COHORT, test=EXT_TESTS, ext_run=EXT_RUN_IDS)
+        if BASELINE_CFG["enabled"]:
+            files += _outputs(rules.external_baseline_predictions, cohort=COHORT, test=EXT_TESTS,
+                              baseline_model=BASELINE_CFG["models"])
+        files += _outputs(rules.external_vote, cohort=COHORT, test=EXT_TESTS, arm=EXT_ARMS)
+        files += _outputs(rules.external_gain, cohort=COHORT, test=calibrated)
+        files += _outputs(rules.external_evaluate, cohort=COHORT, test=EXT_TESTS)
+        files += _outputs(rules.external_table, cohort=COHORT)
+    for step in (rules.training_curves, rules.calibration, rules.patient_probabilities, rules.recording_timeline):
+        files += _outputs(step, cohort=cv)
+    if EXT_TESTS:
+        files += _outputs(rules.external_confusion, cohort=COHORT)
+    files += list(rules.results_readme.output)
+    # anything `all` asks for beyond these (a target added later is covered without touching this list)
+    files += [f for f in rules.all.input if f not in exclude]
+    return sorted(set(map(str, files)))

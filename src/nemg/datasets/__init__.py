@@ -147,4 +147,4 @@ def fetch(name: str, dest: str | Path, *, base_url: str | None = None, all_files
     """
     ds = get(name)
     entries = select(read_manifest(ds.name), all_files=all_files, records=records)
-    return fetch_entries(entries, dest, base_url or ds.base_url)
+    return fetch_entries(entries, dest, base_url or ds.base_url, label=ds.name)

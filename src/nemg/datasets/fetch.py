@@ -12,6 +12,7 @@ import http.client
 import logging
 import os
 import socket
+import sys
 import tempfile
 import time
 import urllib.error
@@ -20,8 +21,12 @@ import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, TextIO
 
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from ..manifest import sha256_of
 from ._common import DatasetError
 
 log = logging.getLogger(__name__)
@@ -96,14 +101,6 @@ def file_url(base_url: str, file: str) -> str:
     return normalise_base_url(base_url) + urllib.parse.quote(file, safe="/")
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _transient(exc: FetchError) -> bool:
     cause = exc.__cause__
     if isinstance(cause, urllib.error.HTTPError):
@@ -164,23 +161,35 @@ def _download_once(url: str, target: Path, sha256: str, timeout: float) -> Path:
     return target
 
 
-def fetch_entries(entries: list[ManifestEntry], dest: str | Path, base_url: str) -> Path:
-    """Make ``dest`` hold every entry with its verified content; return ``dest``."""
+def fetch_entries(entries: list[ManifestEntry], dest: str | Path, base_url: str, *, label: str | None = None,
+                  stream: TextIO | None = None) -> Path:
+    """Make ``dest`` hold every entry with its verified content; return ``dest``.
+
+    Progress is one line per data set (``label``, default the folder's name) on ``stream`` (default stderr),
+    rewritten in place, and only when that stream is a terminal: a fetch of 950 files must not print 950 lines,
+    and a log file gets just the closing summary.
+    """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    n_skipped = n_done = 0
-    for i, e in enumerate(entries, 1):
-        target = dest.joinpath(*e.file.split("/"))
-        if target.is_file():
-            if sha256_of(target) == e.sha256:
+    n_skipped = n_done = n_bytes = 0
+    bar = tqdm(total=len(entries), desc=label or dest.name, unit="file", file=stream or sys.stderr,
+               disable=None, dynamic_ncols=True, leave=True)
+    # warnings (a bad local copy, a retried download) go above the bar instead of through it
+    with bar, logging_redirect_tqdm():
+        for e in entries:
+            target = dest.joinpath(*e.file.split("/"))
+            if target.is_file() and sha256_of(target) == e.sha256:
                 n_skipped += 1
-                continue
-            log.warning("%s: present but its SHA-256 is wrong; downloading it again", target)
-        url = file_url(base_url, e.file)
-        log.info("[%d/%d] %s", i, len(entries), url)
-        download_verified(url, target, e.sha256)
-        n_done += 1
-    log.info("%s: %d file(s) downloaded, %d already present and verified", dest, n_done, n_skipped)
+            else:
+                if target.is_file():
+                    log.warning("%s: present but its SHA-256 is wrong; downloading it again", target)
+                url = file_url(base_url, e.file)
+                log.debug("downloading %s", url)
+                download_verified(url, target, e.sha256)
+                n_done += 1
+                n_bytes += target.stat().st_size
+            bar.set_postfix_str(f"{n_bytes / 1e6:.1f} MB downloaded, {n_skipped} already present", refresh=False)
+            bar.update()
+    log.info("%s: %d file(s) downloaded (%.1f MB), %d already present and verified", dest, n_done, n_bytes / 1e6,
+             n_skipped)
     return dest
-
-
