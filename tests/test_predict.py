@@ -204,25 +204,26 @@ def test_bad_input_names_the_file_and_writes_nothing(run, tmp_path, capsys, case
     np.save(good, (rng.standard_normal(RATE * 2) * 50).astype(np.float32))
     bad = tmp_path / "bad.npy"
     x = (rng.standard_normal(RATE * 2) * 50).astype(np.float32)
-    rate = RATE
     if case == "nan":
         x[100] = np.nan
     elif case == "short":
         x = x[:int(0.3 * RATE)]
-    elif case == "low_rate":
-        rate = 4000
     np.save(bad, x)
+    if case == "low_rate":  # a WAV carries its own rate, so --rate (for the NPY) does not apply to it
+        bad = tmp_path / "bad.wav"
+        wavfile.write(bad, 4000, x[:8000])
     if case == "unreadable":
         bad.write_bytes(b"not a numpy file")
-    want = {"nan": "NaN", "short": "not usable after trimming", "low_rate": "below 10000 Hz", "unreadable": "unreadable"}[case]
+    want = {"nan": "NaN", "short": "not usable after trimming", "low_rate": "below 10000 Hz",
+            "unreadable": "unreadable"}[case]
     out = tmp_path / "out"
-    assert nemg_main(["predict", str(run["bundle"]), str(good), str(bad), "--rate", str(rate),
+    assert nemg_main(["predict", str(run["bundle"]), str(good), str(bad), "--rate", str(RATE),
                       "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert str(bad) in err and want in err, err
     assert not out.exists()
     with pytest.raises((PredictError, ValueError)):
-        prepare(load_bundle(run["bundle"]), read_input([good, bad], sampling_rate_hz=rate)[0])
+        prepare(load_bundle(run["bundle"]), read_input([good, bad], sampling_rate_hz=RATE)[0])
 
 
 def test_location_is_required_when_the_model_uses_it(run, tmp_path):

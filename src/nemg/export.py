@@ -7,6 +7,7 @@ re-implemented from model.json's settings by whoever embeds the network). ONNX n
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -23,8 +24,10 @@ def export_network(net, window: int, fmt: str, path: str | Path) -> Path:
     example = torch.zeros(2, window)
     tmp = path.with_name(f".{path.name}.tmp")
     if fmt == "torchscript":
-        # trace, not script: the forward is a fixed graph, and tracing needs no annotations in nemg.model
-        with torch.no_grad():
+        # trace, not script: the forward is a fixed graph, and tracing needs no annotations in nemg.model.
+        # torch 2.13 marks TorchScript deprecated (ONNX is the durable format); the warning says nothing new here
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
             traced = torch.jit.trace(net.eval(), example)
         traced.save(str(tmp))
     elif fmt == "onnx":
@@ -73,7 +76,9 @@ def load_exported(path: str | Path):
         return lambda x: sess.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, np.float32)})[0]
     import torch
 
-    mod = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        mod = torch.jit.load(str(path), map_location="cpu")
 
     def run(x):
         with torch.no_grad():

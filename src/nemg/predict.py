@@ -37,7 +37,7 @@ def _is_sheet(path: Path) -> bool:
 def recordings_from_files(paths: Sequence[str | Path], *, subject_id: str = "patient", location: str | None = None,
                           sampling_rate_hz: float | None = None, units: str | None = None) -> pd.DataFrame:
     """A recordings sheet (as nemg.cohort.read_recordings returns it) for signal files of one patient."""
-    from .io import guess_format
+    from .io import SELF_DESCRIBING_RATE, guess_format
 
     rows, seen = [], set()
     for p in map(Path, paths):
@@ -45,9 +45,11 @@ def recordings_from_files(paths: Sequence[str | Path], *, subject_id: str = "pat
             raise PredictError(f"{p}: file not found")
         rid = p.name.split(".")[0] if p.name.split(".")[0] not in seen else p.name
         seen.add(rid)
+        fmt = guess_format(p)
+        # --rate is for files without one (npy, csv, asc); a WFDB/EDF/WAV file's own rate is used as it is
         rows.append({"recording_id": rid, "subject_id": subject_id, "muscle": None, "side": None,
-                     "location": location, "path": str(p.resolve()), "format": guess_format(p),
-                     "sampling_rate_hz": sampling_rate_hz, "units": units, "trim_start_s": None, "trim_end_s": None,
+                     "location": location, "path": str(p.resolve()), "format": fmt,
+                     "sampling_rate_hz": None if fmt in SELF_DESCRIBING_RATE else sampling_rate_hz, "units": units, "trim_start_s": None, "trim_end_s": None,
                      "channel": None})
     if not rows:
         raise PredictError("no input files")
@@ -104,7 +106,7 @@ def recording_segments(bundle: Bundle, row: dict) -> np.ndarray:
     rate, low = float(pre["resample"]["rate_hz"]), float(pre["resample"]["min_source_rate_hz"])
     if not (math.isfinite(rec.fs) and rec.fs >= low):
         raise PredictError(f"{path}: sampled at {rec.fs:g} Hz, below {low:g} Hz, the lowest rate of the recordings "
-                           f"this model was trained on (it never saw signals without content up to {low / 2:g} Hz)")
+                           f"this model was trained on (its training signals carried frequencies this rate cannot hold)")
     where = f"recording {row['recording_id']!r} ({path})"
     kept, qc = trim_recording(rec.samples, rec.fs, TrimParams(**pre["trim"]),
                               manual_start_s=_opt(row.get("trim_start_s")), manual_end_s=_opt(row.get("trim_end_s")),
@@ -201,11 +203,16 @@ def diagnose(bundle: Bundle, predictions: pd.DataFrame, recordings: pd.DataFrame
 
 
 def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | None = None, *,
-            num_threads: int | None = None, device: str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Load, preprocess, score and vote: ``(per recording, per patient)``."""
+            num_threads: int | None = None, device: str = "cpu", networks: dict | None = None
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Load, preprocess, score and vote: ``(per recording, per patient)``.
+
+    ``networks``: the bundle's networks already built (``bundle.networks()``), for a caller diagnosing many
+    patients one at a time; None builds them from the weights files.
+    """
     segments, index = prepare(bundle, recordings)
-    return diagnose(bundle, score_segments(bundle, segments, index, num_threads=num_threads, device=device),
-                    recordings, subjects)
+    scores = score_segments(bundle, segments, index, num_threads=num_threads, device=device, networks=networks)
+    return diagnose(bundle, scores, recordings, subjects)
 
 
 # ------------------------------------------------------------------------------------------------------ output

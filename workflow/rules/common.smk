@@ -160,3 +160,13 @@ def external_gain_file(wildcards):
     """Input function of the external_evaluate rule: the test cohort's gain file when it is calibrated."""
     return [f"results/external/{wildcards.cohort}/{wildcards.test}/amplitude_gain.tsv"] \
         if EXT_TEST_IDS[wildcards.test][1] != "none" else []
+
+
+def model_card_tables(wildcards):
+    """Input function of model_bundle (model.smk): the run's own tables its model card quotes, the
+    cross-validation's (absent with external.only) and the external-validation table when there are test cohorts."""
+    tables = {} if EXTERNAL["only"] else {"table2": f"results/evaluate/{wildcards.cohort}/table2.tsv",
+                                          "per_class": f"results/evaluate/{wildcards.cohort}/per_class_correct.tsv"}
+    if EXT_TESTS:
+        tables["external"] = f"results/external/{wildcards.cohort}/external_validation.tsv"
+    return tables

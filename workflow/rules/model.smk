@@ -16,16 +16,6 @@ MD = "results/model/{cohort}/"
 MODEL_OUTPUTS = expand([f"{MD}model.json", f"{MD}MODEL_CARD.md"], cohort=COHORT)
 
 
-def model_card_tables(wildcards):
-    """The run's own tables the card quotes: the cross-validation's (absent with external.only) and the
-    external-validation table when external.cohorts lists test cohorts."""
-    tables = {} if EXTERNAL["only"] else {"table2": f"results/evaluate/{wildcards.cohort}/table2.tsv",
-                                          "per_class": f"results/evaluate/{wildcards.cohort}/per_class_correct.tsv"}
-    if EXT_TESTS:
-        tables["external"] = f"results/external/{wildcards.cohort}/external_validation.tsv"
-    return tables
-
-
 rule model_bundle:
     input:
         unpack(model_card_tables),
