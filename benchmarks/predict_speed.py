@@ -98,6 +98,14 @@ def main(argv=None) -> int:
                          args.repeats) for k in range(1, len(nets) + 1)}
         segments, _ = prepare(bundle, recordings)
         pre = timed(lambda: prepare(bundle, recordings), args.repeats)
+        # the command as a user runs it: a new process (inherits the one-core affinity and thread settings)
+        import subprocess
+
+        cmd = [sys.executable, "-m", "nemg.cli", "predict", args.model_dir, str(recordings_tsv), "--threads", "1",
+               "--out", str(Path(tmp) / "out")]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        fresh = time.perf_counter() - t
 
         from nemg.export import export_bundle, load_exported
 
@@ -138,7 +146,9 @@ def main(argv=None) -> int:
                      f"resample + segment + {k} network{'s' if k > 1 else ''} + stage 2 | **{w:.2f} s** | {c:.2f} s |")
     lines += [f"| ... of which load + trim + resample + segment | {pre[0]:.2f} s | {pre[1]:.2f} s |",
               f"| first patient after start-up ({n_members} networks), including opening the bundle (sha256) and "
-              f"building the networks | {cold:.2f} s | |"]
+              f"building the networks | {cold:.2f} s | |",
+              f"| `nemg predict` of that patient as a new process ({n_members} networks): library imports, bundle, "
+              f"diagnosis, output files | {fresh:.2f} s | |"]
     for label, r in rates.items():
         lines.append(f"| one network, {label}, batches of {args.batch} | {r:,.0f} segments/s | |")
     table = "\n".join(lines)

@@ -76,7 +76,12 @@ def read_input(inputs: Sequence[str | Path], *, subject_id: str = "patient", loc
     for p in sheets:
         if not p.is_file():
             raise PredictError(f"{p}: sample sheet not found")
-    has_path = [("path" in pd.read_csv(p, sep="\t", nrows=0).columns) for p in sheets]
+    has_path = []
+    for p in sheets:
+        try:
+            has_path.append("path" in pd.read_csv(p, sep="\t", nrows=0).columns)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise PredictError(f"{p}: not a readable tab-separated sample sheet ({exc})") from None
     if sum(has_path) != 1:
         raise PredictError(f"{' '.join(map(str, sheets))}: expected exactly one recordings sheet (with a 'path' "
                            f"column)")
@@ -156,7 +161,8 @@ def score_segments(bundle: Bundle, segments: np.ndarray, index: pd.DataFrame, *,
     store = SegmentStore(x=segments, index=index, y=np.zeros(len(index), np.int64))
     rows = np.arange(len(index))
     frames = []
-    with runtime(dev, num_threads, True):
+    # inference kernels on CPU are deterministic without the global switch (training needs it, not this)
+    with runtime(dev, num_threads, False):
         for run_id, net in nets.items():
             p = torch.softmax(predict_logits(net, store, rows, int(bundle.meta["model"]["eval_batch_size"]), dev),
                               1).numpy()
