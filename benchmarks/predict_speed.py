@@ -134,7 +134,8 @@ def main(argv=None) -> int:
         pass
     lines = [
         f"Measured by `python benchmarks/predict_speed.py` on one core of an {cpu}, torch {torch.__version__}; "
-        f"bundle `{Path(args.model_dir).name}`: {n_members} member(s), `{bundle.meta['model']['config'].get('preset')}` "
+        f"bundle `{Path(args.model_dir).name}`: {n_members} member(s), "
+        f"`{bundle.meta['model']['config'].get('preset')}` "
         f"preset; load average during the run {os.getloadavg()[0]:.1f} (other jobs on the machine inflate wall "
         f"times, less so CPU times).",
         "",

@@ -106,7 +106,8 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
 
     out = Path(out_dir)
     (out / WEIGHTS_DIR).mkdir(parents=True, exist_ok=True)
-    read = lambda p: pd.read_csv(p, sep="\t", dtype={"recording_id": str, "subject_id": str, "run_id": str})  # noqa: E731
+    ids = {"recording_id": str, "subject_id": str, "run_id": str}
+    read = lambda p: pd.read_csv(p, sep="\t", dtype=ids)  # noqa: E731
     subjects, recordings, split = read(subjects_tsv), read(recordings_tsv), read(split_tsv)
     seg_index, sig_index = read(segments_index_tsv), read(signals_index_tsv)
     if sorted(checkpoints) != sorted(predictions):

@@ -49,7 +49,8 @@ def recordings_from_files(paths: Sequence[str | Path], *, subject_id: str = "pat
         # --rate is for files without one (npy, csv, asc); a WFDB/EDF/WAV file's own rate is used as it is
         rows.append({"recording_id": rid, "subject_id": subject_id, "muscle": None, "side": None,
                      "location": location, "path": str(p.resolve()), "format": fmt,
-                     "sampling_rate_hz": None if fmt in SELF_DESCRIBING_RATE else sampling_rate_hz, "units": units, "trim_start_s": None, "trim_end_s": None,
+                     "sampling_rate_hz": None if fmt in SELF_DESCRIBING_RATE else sampling_rate_hz,
+                     "units": units, "trim_start_s": None, "trim_end_s": None,
                      "channel": None})
     if not rows:
         raise PredictError("no input files")
@@ -111,7 +112,8 @@ def recording_segments(bundle: Bundle, row: dict) -> np.ndarray:
     rate, low = float(pre["resample"]["rate_hz"]), float(pre["resample"]["min_source_rate_hz"])
     if not (math.isfinite(rec.fs) and rec.fs >= low):
         raise PredictError(f"{path}: sampled at {rec.fs:g} Hz, below {low:g} Hz, the lowest rate of the recordings "
-                           f"this model was trained on (its training signals carried frequencies this rate cannot hold)")
+                           f"this model was trained on (its training signals carried frequencies this rate cannot "
+                           f"hold)")
     where = f"recording {row['recording_id']!r} ({path})"
     kept, qc = trim_recording(rec.samples, rec.fs, TrimParams(**pre["trim"]),
                               manual_start_s=_opt(row.get("trim_start_s")), manual_end_s=_opt(row.get("trim_end_s")),
