@@ -5,7 +5,8 @@
 #   logs/<stage>/<cohort>/...      one log per job (stderr of the rule's script)
 #   benchmarks/<stage>/<cohort>... runtime and memory of the heavy jobs
 # Stages: cohort (sample sheets) -> trim -> resample -> segment -> folds -> train -> evaluate (+ explain,
-# baseline, external validation on other cohorts: results/external/<cohort>/, review figures).
+# baseline, external validation on other cohorts: results/external/<cohort>/, review figures; the model
+# bundle for new patients: results/model/<cohort>/, target `model`).
 # Run:  snakemake --cores all                          (default: simulated cohort, config.yaml)
 #       snakemake --cores all --configfile configs/n2001.yaml    (a named alternative on top of config.yaml)
 
@@ -52,6 +53,10 @@ include: "workflow/rules/baseline.smk"
 
 ##### external validation: train on every patient here, diagnose another cohort #####
 include: "workflow/rules/external.smk"
+
+
+##### the model bundle: the external ensemble + stage 2 + model card, for `nemg predict` #####
+include: "workflow/rules/model.smk"
 
 
 ##### what a reviewer looks at next: training curves, calibration, patients, external confusion, timelines #####

@@ -150,3 +150,25 @@ def test_combined_sources_must_score_the_same_patients():
         patient_predictions(pred, pd.DataFrame({"subject_id": diag.index, "diagnosis": diag.values}),
                             pd.DataFrame({"recording_id": pred["recording_id"].unique(), "location": "proximal"}),
                             extra={"qemg": other_run})
+
+
+@pytest.mark.parametrize("classes", [("normal", "myopathy", "neuropathy"), ("normal", "neuropathy")])
+def test_stage2_survives_json_exactly(classes):
+    """A bundle's stage 2 (JSON numbers, no pickle) gives the very probabilities of the fitted model, also when
+    its fit set held only two classes (sklearn then keeps one coefficient row)."""
+    import json
+
+    from nemg.vote import (fit_run_stage2, proba_in_class_order, stage2_from_dict, stage2_probs,
+                           stage2_to_dict)
+
+    pred, diag = _run(3)
+    keep = set(diag[diag.isin(classes)].index)
+    pred = pred[pred["subject_id"].isin(keep)]
+    feats = patient_features(signal_scores(pred))
+    model = fit_run_stage2(feats, diag, fit_on="val", seed=0)
+    back = stage2_from_dict(json.loads(json.dumps(stage2_to_dict(model))))
+    test = feats[feats["role"] == "test"]
+    X = test[[c for c in feats.columns if c.startswith("f_")]].to_numpy(float)
+    assert np.array_equal(stage2_probs(test, "logreg", back), proba_in_class_order(model, X))
+    with pytest.raises(ValueError, match="do not fit"):
+        stage2_from_dict({**stage2_to_dict(model), "intercept": [0.0] * 5})

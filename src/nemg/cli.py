@@ -1,7 +1,8 @@
-"""The ``nemg`` command line: cohort checks, public data sets, the simulated cohort, run verification.
+"""The ``nemg`` command line: cohort checks, public data sets, the simulated cohort, run verification, and
+diagnosing new patients with a trained model bundle (``predict``, ``export``).
 
-The workflow itself runs through ``snakemake``; these commands are for preparing its inputs and auditing its
-outputs (``nemg verify results/manifest/<cohort>``).
+The workflow itself runs through ``snakemake``; these commands prepare and audit its inputs and outputs
+(``nemg verify results/manifest/<cohort>``) and use its model.
 """
 from __future__ import annotations
 
@@ -121,6 +122,39 @@ def plain_text(doc: str) -> str:
     return doc.strip()
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .bundle import load_bundle
+    from .predict import format_patients, predict, read_input, write_predictions
+
+    try:
+        bundle = load_bundle(args.model_dir)
+        recordings, subjects = read_input(args.inputs, subject_id=args.patient, location=args.location,
+                                          sampling_rate_hz=args.rate, units=args.units)
+        per_recording, per_patient = predict(bundle, recordings, subjects, num_threads=args.threads,
+                                             device=args.device)
+        written = write_predictions(args.out, per_recording, per_patient)
+    except (ValueError, OSError) as exc:  # every nemg input error is a ValueError naming its file
+        print(f"predict FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(per_patient)} patient(s), {len(per_recording)} recording(s), "
+          f"{per_patient['n_models'].iloc[0]} model(s) from {args.model_dir}\n")
+    print(format_patients(per_patient))
+    print("\n" + "\n".join(f"wrote {p}" for p in written))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_bundle
+
+    try:
+        written = export_bundle(args.model_dir, args.format, out_dir=args.out)
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"export FAILED: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(f"wrote {p}" for p in written))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nemg", description=plain_text(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -166,7 +200,32 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("manifest", help="the manifest folder, e.g. results/manifest/simulated")
     ver.add_argument("--root", help="the run's working directory (default: the one recorded in the manifest)")
     ver.set_defaults(func=_cmd_verify)
+
+    _add_model_commands(sub)
     return p
+
+
+def _add_model_commands(sub) -> None:
+    pred = sub.add_parser("predict", help="diagnose new patients with a model bundle (snakemake model)",
+                          description="INPUT is a recordings.tsv (optionally with its subjects.tsv; many patients, "
+                                      "the pipeline's sheet format) or the signal files of ONE patient.")
+    pred.add_argument("model_dir", help="a bundle folder: results/model/<cohort>/")
+    pred.add_argument("inputs", nargs="+", metavar="INPUT")
+    pred.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
+    pred.add_argument("--location", choices=["proximal", "distal"],
+                      help="signal files: the muscles' location (needed when the model uses location)")
+    pred.add_argument("--patient", default="patient", help="signal files: the patient's id (default: patient)")
+    pred.add_argument("--rate", type=float, help="signal files: sampling rate in Hz (npy, csv, asc)")
+    pred.add_argument("--units", choices=["V", "mV", "uV"], help="signal files: units where the format has none")
+    pred.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: torch's)")
+    pred.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    pred.set_defaults(func=_cmd_predict)
+
+    exp = sub.add_parser("export", help="write a bundle's networks as TorchScript or ONNX")
+    exp.add_argument("model_dir", help="a bundle folder: results/model/<cohort>/")
+    exp.add_argument("--format", required=True, choices=["torchscript", "onnx"])
+    exp.add_argument("--out", default=None, help="output folder (default: MODEL_DIR/export/)")
+    exp.set_defaults(func=_cmd_export)
 
 
 def main(argv: list[str] | None = None) -> int:

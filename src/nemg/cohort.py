@@ -171,6 +171,55 @@ def _check_file(row: pd.Series, path_col: str) -> str | None:
     return None if p.is_file() else f"file not found: {p}"
 
 
+def _check_recordings(recordings: pd.DataFrame, recordings_tsv: Path, problems: list[str], *,
+                      known_subjects: set | None, check_files: bool, subjects_name: str = "") -> pd.DataFrame:
+    """Row checks of a typed recordings sheet; resolves ``path`` against the sheet's folder (in place)."""
+    _duplicates(recordings, "recording_id", recordings_tsv, problems)
+    for i, row in zip(recordings.index, recordings.to_dict("records")):
+        where = f"{recordings_tsv}, row {i + 2}"
+        sid = row["subject_id"]
+        if known_subjects is not None and sid is not None and sid not in known_subjects:
+            problems.append(f"{where}: unknown subject_id {sid!r} (not in {subjects_name})")
+        fmt = row.get("format")
+        if fmt in FORMATS and fmt not in SELF_DESCRIBING_RATE and _opt(row.get("sampling_rate_hz")) is None:
+            # npz may carry its own rate; the loader checks that case when it opens the file
+            if fmt != "npz":
+                problems.append(f"{where}: sampling_rate_hz is required for format {fmt}")
+        t0, t1 = _opt(row.get("trim_start_s")), _opt(row.get("trim_end_s"))
+        if t0 is not None and t1 is not None and t1 <= t0:
+            problems.append(f"{where}: trim_end_s ({t1:g}) must be greater than trim_start_s ({t0:g})")
+    base = recordings_tsv.parent
+    recordings["path_in_sheet"] = recordings["path"]
+    recordings["path"] = [None if p is None else str((base / p).resolve()) if not Path(p).is_absolute() else p
+                          for p in recordings["path"]]
+    if check_files:
+        for i, row in recordings.iterrows():
+            if row["path"] is None:
+                continue
+            msg = _check_file(row, "path")
+            if msg:
+                problems.append(f"{recordings_tsv}, row {i + 2}: recording {row['recording_id']!r}: {msg}")
+    return recordings
+
+
+def read_recordings(recordings_tsv: str | Path, *, check_files: bool = True) -> pd.DataFrame:
+    """A recordings sheet on its own (patients without a subjects sheet, e.g. new patients to diagnose).
+
+    The same checks as :func:`read_cohort` except those that need the subjects sheet; raises
+    :class:`CohortError` listing every problem.
+    """
+    recordings_tsv = Path(recordings_tsv)
+    problems: list[str] = []
+    raw = _read_sheet(recordings_tsv, problems)
+    if raw is None:
+        raise CohortError(problems)
+    recordings = _validate_rows(raw, recordings_tsv, "recordings", RECORDING_NUMERIC, problems)
+    recordings = _check_recordings(recordings, recordings_tsv, problems, known_subjects=None, check_files=check_files)
+    if problems:
+        raise CohortError(problems)
+    return recordings.reset_index(drop=True)
+
+
 def read_cohort(subjects_tsv: str | Path, recordings_tsv: str | Path, *, check_files: bool = True) -> Cohort:
     """Read and validate a cohort; raises :class:`CohortError` listing every problem found."""
     subjects_tsv, recordings_tsv = Path(subjects_tsv), Path(recordings_tsv)
@@ -184,40 +233,14 @@ def read_cohort(subjects_tsv: str | Path, recordings_tsv: str | Path, *, check_f
     subjects = _validate_rows(subj_raw, subjects_tsv, "subjects", SUBJECT_NUMERIC, problems)
     recordings = _validate_rows(rec_raw, recordings_tsv, "recordings", RECORDING_NUMERIC, problems)
     _duplicates(subjects, "subject_id", subjects_tsv, problems)
-    _duplicates(recordings, "recording_id", recordings_tsv, problems)
-
     known = set(subjects["subject_id"].dropna())
-    for i, row in zip(recordings.index, recordings.to_dict("records")):
-        where = f"{recordings_tsv}, row {i + 2}"
-        sid = row["subject_id"]
-        if sid is not None and sid not in known:
-            problems.append(f"{where}: unknown subject_id {sid!r} (not in {subjects_tsv.name})")
-        fmt = row.get("format")
-        if fmt in FORMATS and fmt not in SELF_DESCRIBING_RATE and _opt(row.get("sampling_rate_hz")) is None:
-            # npz may carry its own rate; the loader checks that case when it opens the file
-            if fmt != "npz":
-                problems.append(f"{where}: sampling_rate_hz is required for format {fmt}")
-        t0, t1 = _opt(row.get("trim_start_s")), _opt(row.get("trim_end_s"))
-        if t0 is not None and t1 is not None and t1 <= t0:
-            problems.append(f"{where}: trim_end_s ({t1:g}) must be greater than trim_start_s ({t0:g})")
-
     with_recs = set(recordings["subject_id"].dropna())
+    recordings = _check_recordings(recordings, recordings_tsv, problems, known_subjects=known,
+                                   check_files=check_files, subjects_name=subjects_tsv.name)
     for i, row in subjects.iterrows():
         if row["subject_id"] is not None and row["subject_id"] not in with_recs:
             problems.append(f"{subjects_tsv}, row {i + 2}: subject {row['subject_id']!r} has no recordings "
                             f"in {recordings_tsv.name}")
-
-    base = recordings_tsv.parent
-    recordings["path_in_sheet"] = recordings["path"]
-    recordings["path"] = [None if p is None else str((base / p).resolve()) if not Path(p).is_absolute() else p
-                          for p in recordings["path"]]
-    if check_files:
-        for i, row in recordings.iterrows():
-            if row["path"] is None:
-                continue
-            msg = _check_file(row, "path")
-            if msg:
-                problems.append(f"{recordings_tsv}, row {i + 2}: recording {row['recording_id']!r}: {msg}")
 
     if problems:
         raise CohortError(problems)

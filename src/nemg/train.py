@@ -117,8 +117,10 @@ def runtime(device: torch.device, num_threads: int | None, deterministic: bool):
     prev_threads, prev_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     if num_threads:
         torch.set_num_threads(int(num_threads))
-    if device.type == "cpu" and deterministic:
-        torch.use_deterministic_algorithms(True)
+    # touched only to change it: the first call imports torch._dynamo (seconds), which inference need not pay
+    det = prev_det or (device.type == "cpu" and deterministic)
+    if det != prev_det:
+        torch.use_deterministic_algorithms(det)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # autotune conv algorithms for the fixed input shape
         torch.backends.cuda.matmul.allow_tf32 = True  # float32 leftovers (loss, softmax) on tensor cores
@@ -127,7 +129,8 @@ def runtime(device: torch.device, num_threads: int | None, deterministic: bool):
         yield
     finally:
         torch.set_num_threads(prev_threads)
-        torch.use_deterministic_algorithms(prev_det)
+        if det != prev_det:
+            torch.use_deterministic_algorithms(prev_det)
 
 
 @dataclass

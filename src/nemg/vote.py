@@ -113,6 +113,63 @@ def proba_in_class_order(model, X: np.ndarray) -> np.ndarray:
     return out
 
 
+def stage2_fit_set(features: pd.DataFrame, fit_on: str, run_id: str) -> pd.DataFrame:
+    """The patients of one run that the stage-2 classifier is fit on (role ``fit_on``)."""
+    if fit_on not in ("val", "train"):
+        raise ValueError(f"unknown stage-2 fit set {fit_on!r}; expected val or train")
+    fit = features[features["role"] == fit_on]
+    if fit.empty:
+        raise ValueError(f"run {run_id}: no {fit_on!r} predictions to fit the stage-2 classifier on "
+                         f"(fit_on='train' needs the training job to also score training patients)")
+    return fit
+
+
+def fit_run_stage2(features: pd.DataFrame, diagnosis: pd.Series, *, fit_on: str = "val", seed: int = 0,
+                   class_weight: str | None = None, run_id: str = "?"):
+    """The logistic regression of one run, fit on its ``fit_on`` patients' features (:func:`patient_features`).
+
+    The one place a run's stage 2 is fit: cross-validation, external validation and the model bundle
+    (nemg.bundle) all come through here, so a saved bundle diagnoses exactly as the evaluated runs did.
+    """
+    fit = stage2_fit_set(features, fit_on, run_id)
+    cols = feature_columns(features)
+    return fit_stage2(fit[cols].to_numpy(float), fit["subject_id"].map(diagnosis).to_numpy(), seed, class_weight)
+
+
+def stage2_probs(features: pd.DataFrame, method: str, model=None) -> np.ndarray:
+    """Class probabilities (CLASSES order) of patients' features under stage-2 ``method``."""
+    if method == "argmax":
+        return _class_probs_from_features(features)
+    if method == "logreg":
+        return proba_in_class_order(model, features[feature_columns(features)].to_numpy(float))
+    raise ValueError(f"unknown stage-2 method {method!r}; expected logreg or argmax")
+
+
+def stage2_to_dict(model) -> dict:
+    """A fitted stage-2 logistic regression as plain JSON numbers (no pickle: a bundle cannot run code)."""
+    return {"classes": [str(c) for c in model.classes_], "coef": model.coef_.tolist(),
+            "intercept": model.intercept_.tolist()}
+
+
+def stage2_from_dict(d: dict):
+    """The logistic regression of :func:`stage2_to_dict`, rebuilt so sklearn's own predict_proba applies it."""
+    from sklearn.linear_model import LogisticRegression
+
+    unknown = sorted(set(d["classes"]) - set(CLASSES))
+    if unknown:
+        raise ValueError(f"stage-2 classes {unknown} are not among {list(CLASSES)}")
+    model = LogisticRegression()
+    model.classes_ = np.array(d["classes"], dtype=object)
+    model.coef_ = np.array(d["coef"], dtype=float)
+    model.intercept_ = np.array(d["intercept"], dtype=float)
+    model.n_features_in_ = model.coef_.shape[1]
+    if model.coef_.shape[0] != (1 if len(model.classes_) == 2 else len(model.classes_)) \
+            or model.intercept_.shape != (model.coef_.shape[0],):
+        raise ValueError(f"stage-2 coefficients of shape {model.coef_.shape} / {model.intercept_.shape} do not fit "
+                         f"{len(model.classes_)} classes")
+    return model
+
+
 def vote_run(predictions: pd.DataFrame, diagnosis: pd.Series, locations: pd.Series | None = None, *,
              method: str = "logreg", fit_on: str = "val", with_location: bool = False,
              seed: int = 0, class_weight: str | None = None,
@@ -136,20 +193,14 @@ def vote_run(predictions: pd.DataFrame, diagnosis: pd.Series, locations: pd.Seri
     test = feats[feats["role"] == "test"].reset_index(drop=True)
     if test.empty:
         raise ValueError(f"run {runs[0]}: no test-patient predictions")
-    cols = feature_columns(feats)
-    if method == "argmax":
-        probs = _class_probs_from_features(test)
-    else:
-        fit = feats[feats["role"] == fit_on]
-        if fit.empty:
-            raise ValueError(f"run {runs[0]}: no {fit_on!r} predictions to fit the stage-2 classifier on "
-                             f"(fit_on='train' needs the training job to also score training patients)")
-        leaked = set(fit["subject_id"]) & set(test["subject_id"])
+    model = None
+    if method == "logreg":
+        leaked = set(stage2_fit_set(feats, fit_on, runs[0])["subject_id"]) & set(test["subject_id"])
         if leaked:
             raise AssertionError(f"run {runs[0]}: stage-2 fit set contains test patients {sorted(leaked)}")
-        model = fit_stage2(fit[cols].to_numpy(float), fit["subject_id"].map(diagnosis).to_numpy(), seed,
-                           class_weight)
-        probs = proba_in_class_order(model, test[cols].to_numpy(float))
+        model = fit_run_stage2(feats, diagnosis, fit_on=fit_on, seed=seed, class_weight=class_weight,
+                               run_id=runs[0])
+    probs = stage2_probs(test, method, model)
     out = test[["run_id", "subject_id"]].copy()
     out["diagnosis"] = out["subject_id"].map(diagnosis)
     out["predicted"] = [CLASSES[i] for i in probs.argmax(axis=1)]

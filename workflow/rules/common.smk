@@ -247,3 +247,13 @@ def run_outputs(exclude=()):
     # anything `all` asks for beyond these (a target added later is covered without touching this list)
     files += [f for f in rules.all.input if f not in exclude]
     return sorted(set(map(str, files)))
+
+
+def model_card_tables(wildcards):
+    """Input function of model_bundle (model.smk): the run's own tables its model card quotes, the
+    cross-validation's (absent with external.only) and the external-validation table when there are test cohorts."""
+    tables = {} if EXTERNAL["only"] else {"table2": f"results/evaluate/{wildcards.cohort}/table2.tsv",
+                                          "per_class": f"results/evaluate/{wildcards.cohort}/per_class_correct.tsv"}
+    if EXT_TESTS:
+        tables["external"] = f"results/external/{wildcards.cohort}/external_validation.tsv"
+    return tables

@@ -1,0 +1,240 @@
+"""A trained model bundle: everything needed to diagnose a new patient exactly as the pipeline would.
+
+    results/model/<cohort>/
+        model.json      classes, preprocessing, network config, stage 2 (coefficients as JSON numbers),
+                        training cohort summary, nemg version, git commit, sha256 of every weights file
+        weights/<run>.pt  one nEMGNet state dict per ensemble member (``torch.load(..., weights_only=True)``)
+        MODEL_CARD.md   intended use, training data, the run's own cross-validation and external metrics
+
+The members are the external-validation models (nemg.external: one per ``external.seeds`` seed, trained on
+every patient with a stratified fraction held out for early stopping and the stage-2 fit); each member's
+stage 2 is fit by :func:`nemg.vote.fit_run_stage2` on its validation patients, the same function the DAG's
+divide-and-vote uses, so a bundle's diagnosis of a patient equals the DAG's for the same segments.
+Nothing in a bundle is pickled: loading it cannot run code.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from . import __version__
+from .vote import (CLASSES, feature_columns, fit_run_stage2, patient_features, signal_scores, stage2_from_dict,
+                   stage2_to_dict)
+
+BUNDLE_FORMAT = 1
+MODEL_JSON = "model.json"
+MODEL_CARD = "MODEL_CARD.md"
+WEIGHTS_DIR = "weights"
+#: every recording is converted to this by nemg.io.load_recording; the network was trained on it
+UNITS = "uV"
+#: how the members' patient probabilities become one diagnosis: the consensus of nemg.evaluate.consensus
+COMBINE = "mean of the members' stage-2 class probabilities, then the most probable class"
+
+
+class BundleError(ValueError):
+    """A model bundle that cannot be used (missing, altered, or made by another nemg version)."""
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write through a temporary file and rename, so a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------------ build
+def _counts(series: pd.Series) -> dict[str, int]:
+    return {c: int((series == c).sum()) for c in CLASSES}
+
+
+def cohort_summary(name: str, split: pd.DataFrame, segments_index: pd.DataFrame) -> dict:
+    """Patients, recordings and segments per class the ensemble learned from, and each member's split."""
+    seg = segments_index
+    recs = seg.drop_duplicates("recording_id")
+    members = {}
+    for rid, g in split.groupby("run_id", sort=True):
+        members[rid] = {role: _counts(g.loc[g["role"] == role, "diagnosis"]) for role in ("train", "val")}
+    patients = split.drop_duplicates("subject_id")
+    return {"name": name, "patients": _counts(patients["diagnosis"]), "recordings": _counts(recs["diagnosis"]),
+            "segments": _counts(seg["diagnosis"]), "members": members}
+
+
+def fit_member_stage2(predictions: pd.DataFrame, subjects: pd.DataFrame, recordings: pd.DataFrame, *,
+                      method: str, fit_on: str, with_location: bool, seed: int,
+                      class_weight: str | None) -> dict | None:
+    """One member's stage 2 as JSON (None for the argmax method, which has nothing to fit)."""
+    if method == "argmax":
+        return None
+    run_id = str(predictions["run_id"].iloc[0])
+    feats = patient_features(signal_scores(predictions), recordings.set_index("recording_id")["location"],
+                             with_location)
+    model = fit_run_stage2(feats, subjects.set_index("subject_id")["diagnosis"], fit_on=fit_on, seed=seed,
+                           class_weight=class_weight, run_id=run_id)
+    return {**stage2_to_dict(model), "features": feature_columns(feats)}
+
+
+def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
+                 predictions: Mapping[str, str | Path], split_tsv: str | Path, subjects_tsv: str | Path,
+                 recordings_tsv: str | Path, segments_index_tsv: str | Path, signals_index_tsv: str | Path,
+                 preprocess: Mapping, stage2: Mapping, eval_batch_size: int, cohort_name: str,
+                 git_commit: str, config_files: Sequence[str] = ()) -> dict:
+    """Write weights/ and model.json under ``out_dir``; returns model.json's content.
+
+    ``checkpoints`` / ``predictions``: run id -> the member's best.pt / predictions.tsv (nemg.train.train_run).
+    ``stage2``: method, fit_on, with_location, seed, class_weight (the ``evaluate:`` and ``bundle:`` settings).
+    ``signals_index_tsv``: the resampled signal store's index (its ``source_fs_hz`` bounds usable input rates).
+    """
+    import torch
+
+    from .segment import samples_of
+    from .trim import TrimParams
+
+    out = Path(out_dir)
+    (out / WEIGHTS_DIR).mkdir(parents=True, exist_ok=True)
+    ids = {"recording_id": str, "subject_id": str, "run_id": str}
+    read = lambda p: pd.read_csv(p, sep="\t", dtype=ids)  # noqa: E731
+    subjects, recordings, split = read(subjects_tsv), read(recordings_tsv), read(split_tsv)
+    seg_index, sig_index = read(segments_index_tsv), read(signals_index_tsv)
+    if sorted(checkpoints) != sorted(predictions):
+        raise BundleError(f"members with weights {sorted(checkpoints)} differ from those with predictions "
+                          f"{sorted(predictions)}")
+    rate = float(preprocess["resample"]["rate_hz"])
+    window_s, hop_s = float(preprocess["segment"]["window_s"]), float(preprocess["segment"]["hop_s"])
+    window = samples_of(window_s, rate, "preprocess.segment.window_s")
+    members, model_cfg = [], None
+    for run_id in sorted(checkpoints):
+        ck = torch.load(checkpoints[run_id], map_location="cpu", weights_only=True)
+        if int(ck["window_samples"]) != window:
+            raise BundleError(f"{checkpoints[run_id]}: trained on {ck['window_samples']} samples, but the "
+                              f"preprocessing gives windows of {window}")
+        if model_cfg is not None and ck["model_cfg"] != model_cfg:
+            raise BundleError(f"{checkpoints[run_id]}: another network config than the other members")
+        model_cfg = ck["model_cfg"]
+        weights = out / WEIGHTS_DIR / f"{run_id}.pt"
+        tmp = weights.with_name(weights.name + ".tmp")
+        torch.save({k: v.contiguous() for k, v in ck["state_dict"].items()}, tmp)
+        os.replace(tmp, weights)
+        preds = read(predictions[run_id])
+        members.append({
+            "run_id": run_id, "seed": int(ck["seed"]), "weights": f"{WEIGHTS_DIR}/{weights.name}",
+            "sha256": sha256(weights), "best_val_acc": float(ck["best_val_acc"]),
+            "stage2": fit_member_stage2(preds, subjects, recordings, method=stage2["method"],
+                                        fit_on=stage2["fit_on"], with_location=bool(stage2["with_location"]),
+                                        seed=int(stage2["seed"]), class_weight=stage2["class_weight"]),
+        })
+    trim = asdict(TrimParams.from_config(preprocess["trim"]))
+    meta = {
+        "format": BUNDLE_FORMAT,
+        "nemg_version": __version__,
+        "git_commit": git_commit,
+        "torch": str(torch.__version__),
+        "config_files": list(config_files),
+        "classes": list(CLASSES),
+        "preprocessing": {
+            "loader": "nemg.io.load_recording (every format to float32 microvolts)",
+            "units": UNITS,
+            "trim": trim,
+            "resample": {"rate_hz": rate, "method": str(preprocess["resample"]["method"]),
+                         # content above half of the slowest training recording's rate was never seen
+                         "min_source_rate_hz": float(min(sig_index["source_fs_hz"].astype(float).min(), rate))},
+            "segment": {"window_s": window_s, "hop_s": hop_s, "window_samples": window,
+                        "hop_samples": samples_of(hop_s, rate, "preprocess.segment.hop_s")},
+        },
+        "model": {"architecture": "nEMGNet (nemg.model.NEMGNet)", "config": model_cfg, "window_samples": window,
+                  "eval_batch_size": int(eval_batch_size)},
+        "stage2": {"method": stage2["method"], "with_location": bool(stage2["with_location"]),
+                   "fit_on": stage2["fit_on"], "class_weight": stage2["class_weight"], "seed": int(stage2["seed"]),
+                   "combine": COMBINE},
+        "members": members,
+        "training_cohort": cohort_summary(cohort_name, split, seg_index),
+    }
+    write_atomic(out / MODEL_JSON, json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+# ------------------------------------------------------------------------------------------------------- load
+@dataclass
+class Bundle:
+    path: Path
+    meta: dict
+
+    @property
+    def preprocessing(self) -> dict:
+        return self.meta["preprocessing"]
+
+    @property
+    def with_location(self) -> bool:
+        return bool(self.meta["stage2"]["with_location"])
+
+    def networks(self, device: str = "cpu") -> dict[str, Any]:
+        """run id -> nEMGNet in eval mode with the member's weights."""
+        import torch
+
+        from .model import NEMGNet
+
+        cfg, nets = self.meta["model"]["config"], {}
+        for m in self.meta["members"]:
+            net = NEMGNet(n_samples=int(self.meta["model"]["window_samples"]), width=float(cfg["width"]),
+                          head_width=float(cfg["head_width"]), deep_stride=int(cfg.get("deep_stride", 1)),
+                          head=str(cfg.get("head", "flatten")))
+            net.load_state_dict(torch.load(self.path / m["weights"], map_location="cpu", weights_only=True))
+            nets[m["run_id"]] = net.to(device).eval()
+        return nets
+
+    def stage2_models(self) -> dict[str, Any]:
+        """run id -> the member's fitted logistic regression (None for argmax)."""
+        return {m["run_id"]: None if m["stage2"] is None else stage2_from_dict(m["stage2"])
+                for m in self.meta["members"]}
+
+
+def load_bundle(model_dir: str | Path, *, check_version: bool = True) -> Bundle:
+    """Open a bundle, refusing one made by another nemg version or with a missing or altered weights file."""
+    path = Path(model_dir)
+    mj = path / MODEL_JSON
+    if not mj.is_file():
+        raise BundleError(f"{mj}: not found; MODEL_DIR must be a folder written by `snakemake model` "
+                          f"(results/model/<cohort>/)")
+    try:
+        meta = json.loads(mj.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{mj}: not valid JSON ({exc})") from None
+    missing = sorted({"format", "nemg_version", "classes", "preprocessing", "model", "stage2", "members"} - set(meta))
+    if missing:
+        raise BundleError(f"{mj}: missing key(s) {', '.join(missing)}")
+    if meta["format"] != BUNDLE_FORMAT:
+        raise BundleError(f"{mj}: bundle format {meta['format']}, this nemg reads format {BUNDLE_FORMAT}")
+    if check_version and meta["nemg_version"] != __version__:
+        raise BundleError(f"{mj}: made by nemg {meta['nemg_version']}, this is nemg {__version__}; its "
+                          f"preprocessing and network code may differ: rebuild the bundle with this version "
+                          f"(`snakemake model`) or install nemg {meta['nemg_version']}")
+    if list(meta["classes"]) != list(CLASSES):
+        raise BundleError(f"{mj}: classes {meta['classes']}, this nemg knows {list(CLASSES)}")
+    if not meta["members"]:
+        raise BundleError(f"{mj}: no ensemble members")
+    for m in meta["members"]:
+        w = path / m["weights"]
+        if not w.is_file():
+            raise BundleError(f"{w}: weights file of member {m['run_id']} is missing")
+        if sha256(w) != m["sha256"]:
+            raise BundleError(f"{w}: sha256 differs from the one in {mj}; the weights file was altered or "
+                              f"replaced")
+    return Bundle(path, meta)
+
+
+__all__ = ["BUNDLE_FORMAT", "Bundle", "BundleError", "MODEL_CARD", "MODEL_JSON", "build_bundle", "cohort_summary",
+           "load_bundle", "sha256", "write_atomic"]

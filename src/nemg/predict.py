@@ -1,0 +1,250 @@
+"""Diagnose new patients with a model bundle (nemg.bundle): ``nemg predict MODEL_DIR INPUT...``.
+
+Every step is the pipeline's own function with the bundle's settings: nemg.io.load_recording (any format to
+float32 microvolts), nemg.trim.trim_recording, nemg.resample.resample (any source rate to the model's),
+nemg.segment.segment_signal, nemg.train.predict_logits for each member, and nemg.vote's divide-and-vote with
+the member's saved stage 2; the members' patient probabilities are averaged as in the DAG's consensus.
+
+A recording the pipeline would have skipped (too short after trimming, below the model's lowest source rate)
+is an error here, not a silent exclusion: a diagnosis from a subset of what the user gave would not say so.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .bundle import Bundle
+from .vote import CLASSES, PROB_COLS, patient_features, signal_scores, stage2_probs
+
+RECORDING_FILE = "recording_predictions.tsv"
+PATIENT_FILE = "patient_predictions.tsv"
+
+
+class PredictError(ValueError):
+    """Input that cannot be diagnosed; the message starts with the file it concerns."""
+
+
+# ------------------------------------------------------------------------------------------------------ input
+def _is_sheet(path: Path) -> bool:
+    return path.suffix.lower() == ".tsv"
+
+
+def recordings_from_files(paths: Sequence[str | Path], *, subject_id: str = "patient", location: str | None = None,
+                          sampling_rate_hz: float | None = None, units: str | None = None) -> pd.DataFrame:
+    """A recordings sheet (as nemg.cohort.read_recordings returns it) for signal files of one patient."""
+    from .io import SELF_DESCRIBING_RATE, guess_format
+
+    rows, seen = [], set()
+    for p in map(Path, paths):
+        if not (p.is_file() or p.with_suffix(".hea").is_file()):
+            raise PredictError(f"{p}: file not found")
+        rid = p.name.split(".")[0] if p.name.split(".")[0] not in seen else p.name
+        seen.add(rid)
+        fmt = guess_format(p)
+        # --rate is for files without one (npy, csv, asc); a WFDB/EDF/WAV file's own rate is used as it is
+        rows.append({"recording_id": rid, "subject_id": subject_id, "muscle": None, "side": None,
+                     "location": location, "path": str(p.resolve()), "format": fmt,
+                     "sampling_rate_hz": None if fmt in SELF_DESCRIBING_RATE else sampling_rate_hz,
+                     "units": units, "trim_start_s": None, "trim_end_s": None,
+                     "channel": None})
+    if not rows:
+        raise PredictError("no input files")
+    return pd.DataFrame(rows)
+
+
+def read_input(inputs: Sequence[str | Path], *, subject_id: str = "patient", location: str | None = None,
+               sampling_rate_hz: float | None = None, units: str | None = None
+               ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``(recordings, subjects or None)`` from a recordings.tsv (+ optional subjects.tsv) or one patient's files.
+
+    Sheets are validated exactly as the pipeline's own (nemg.cohort), every problem at once.
+    """
+    from .cohort import read_cohort, read_recordings
+
+    paths = [Path(p) for p in inputs]
+    sheets = [p for p in paths if _is_sheet(p)]
+    if not sheets:
+        return recordings_from_files(paths, subject_id=subject_id, location=location,
+                                     sampling_rate_hz=sampling_rate_hz, units=units), None
+    if len(sheets) != len(paths) or len(sheets) > 2:
+        raise PredictError(f"give a recordings.tsv (and optionally its subjects.tsv), or signal files of one "
+                           f"patient, not both: {' '.join(map(str, paths))}")
+    for p in sheets:
+        if not p.is_file():
+            raise PredictError(f"{p}: sample sheet not found")
+    has_path = []
+    for p in sheets:
+        try:
+            has_path.append("path" in pd.read_csv(p, sep="\t", nrows=0).columns)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise PredictError(f"{p}: not a readable tab-separated sample sheet ({exc})") from None
+    if sum(has_path) != 1:
+        raise PredictError(f"{' '.join(map(str, sheets))}: expected exactly one recordings sheet (with a 'path' "
+                           f"column)")
+    rec_tsv = sheets[has_path.index(True)]
+    if len(sheets) == 1:
+        return read_recordings(rec_tsv), None
+    cohort = read_cohort(sheets[has_path.index(False)], rec_tsv)
+    return cohort.recordings, cohort.subjects
+
+
+# ------------------------------------------------------------------------------------------------ preprocess
+def _opt(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else v
+
+
+def recording_segments(bundle: Bundle, row: dict) -> np.ndarray:
+    """One recording loaded, trimmed, resampled and cut into windows with the bundle's settings."""
+    from .io import load_recording
+    from .resample import resample
+    from .segment import segment_signal
+    from .trim import TrimParams, trim_recording
+
+    pre = bundle.preprocessing
+    path = row["path"]
+    rec = load_recording(path, row["format"], sampling_rate_hz=_opt(row.get("sampling_rate_hz")),
+                         units=_opt(row.get("units")), channel=_opt(row.get("channel")), min_duration_s=0.0)
+    rate, low = float(pre["resample"]["rate_hz"]), float(pre["resample"]["min_source_rate_hz"])
+    if not (math.isfinite(rec.fs) and rec.fs >= low):
+        raise PredictError(f"{path}: sampled at {rec.fs:g} Hz, below {low:g} Hz, the lowest rate of the recordings "
+                           f"this model was trained on (its training signals carried frequencies this rate cannot "
+                           f"hold)")
+    where = f"recording {row['recording_id']!r} ({path})"
+    kept, qc = trim_recording(rec.samples, rec.fs, TrimParams(**pre["trim"]),
+                              manual_start_s=_opt(row.get("trim_start_s")), manual_end_s=_opt(row.get("trim_end_s")),
+                              clipped=float(rec.meta.get("clipped_fraction", float("nan"))), where=where)
+    if qc["status"] != "kept":
+        raise PredictError(f"{path}: not usable after trimming ({qc['exclusion_reason']}; the recording is "
+                           f"{qc['duration_s']:.3f} s long)")
+    # float32 between trimming and resampling, as the DAG's trimmed-signal store holds it
+    x = resample(np.ascontiguousarray(kept, dtype=np.float32), rec.fs, rate, pre["resample"]["method"])
+    seg = segment_signal(x, int(pre["segment"]["window_samples"]), int(pre["segment"]["hop_samples"]))
+    if len(seg) == 0:
+        raise PredictError(f"{path}: {len(x) / rate:.3f} s after trimming and resampling, shorter than one "
+                           f"{pre['segment']['window_s']} s window")
+    return seg
+
+
+def prepare(bundle: Bundle, recordings: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Segments of every recording, in the sheet's order, and their index (the segment-store columns)."""
+    if bundle.with_location:
+        bad = recordings[~recordings["location"].isin(["proximal", "distal"])]
+        if len(bad):
+            raise PredictError(f"{bad['path'].iloc[0]}: this model's stage 2 uses muscle location; give each "
+                               f"recording's location (proximal or distal; --location for signal files)")
+    arrays, rows = [], []
+    for row in recordings.to_dict("records"):
+        seg = recording_segments(bundle, row)
+        hop = int(bundle.preprocessing["segment"]["hop_samples"])
+        for j in range(len(seg)):
+            rows.append((row["recording_id"], row["subject_id"], row.get("location"), j * hop))
+        arrays.append(seg)
+    index = pd.DataFrame(rows, columns=["recording_id", "subject_id", "location", "offset_samples"])
+    index.insert(0, "segment", np.arange(len(index)))
+    return np.ascontiguousarray(np.concatenate(arrays)), index
+
+
+# ------------------------------------------------------------------------------------------------- ensemble
+def score_segments(bundle: Bundle, segments: np.ndarray, index: pd.DataFrame, *, num_threads: int | None = None,
+                   device: str = "cpu", networks: dict | None = None) -> pd.DataFrame:
+    """Segment probabilities under every member, in the training predictions' format (role ``test``)."""
+    import torch
+
+    from .data import SegmentStore
+    from .train import pick_device, predict_logits, runtime
+
+    dev = pick_device(device)
+    nets = networks if networks is not None else bundle.networks(str(dev))
+    store = SegmentStore(x=segments, index=index, y=np.zeros(len(index), np.int64))
+    rows = np.arange(len(index))
+    frames = []
+    # inference kernels on CPU are deterministic without the global switch (training needs it, not this)
+    with runtime(dev, num_threads, False):
+        for run_id, net in nets.items():
+            p = torch.softmax(predict_logits(net, store, rows, int(bundle.meta["model"]["eval_batch_size"]), dev),
+                              1).numpy()
+            part = index[["segment", "recording_id", "subject_id"]].copy()
+            part.insert(0, "run_id", run_id)
+            part["role"] = "test"
+            for i, c in enumerate(CLASSES):
+                part[f"p_{c}"] = p[:, i]
+            frames.append(part)
+    return pd.concat(frames, ignore_index=True)
+
+
+def diagnose(bundle: Bundle, predictions: pd.DataFrame, recordings: pd.DataFrame,
+             subjects: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(per recording, per patient)``: divide-and-vote per member, then the members' mean probabilities."""
+    st2 = bundle.meta["stage2"]
+    models = bundle.stage2_models()
+    locations = recordings.set_index("recording_id")["location"]
+    signals = signal_scores(predictions)
+    per_run = []
+    for run_id, sig in signals.groupby("run_id", sort=True):
+        feats = patient_features(sig, locations, st2["with_location"])
+        probs = stage2_probs(feats, st2["method"], models[run_id])
+        per_run.append(pd.DataFrame(probs, columns=PROB_COLS).assign(subject_id=feats["subject_id"].to_numpy(),
+                                                                    run_id=run_id))
+    pp = pd.concat(per_run, ignore_index=True)
+    order = list(dict.fromkeys(recordings["subject_id"]))
+    patients = pp.groupby("subject_id")[PROB_COLS].mean().loc[order].reset_index()
+    patients.insert(1, "predicted", np.array(CLASSES)[patients[PROB_COLS].to_numpy().argmax(axis=1)])
+    n_rec = recordings.groupby("subject_id").size()
+    patients.insert(2, "n_recordings", patients["subject_id"].map(n_rec).to_numpy())
+    patients.insert(3, "n_models", pp["run_id"].nunique())
+    if subjects is not None:  # a subjects sheet carries the known diagnosis: shown beside the model's
+        patients.insert(1, "diagnosis", patients["subject_id"].map(subjects.set_index("subject_id")["diagnosis"]))
+
+    segs = predictions.groupby("recording_id").size() / predictions["run_id"].nunique()
+    rec = signals.groupby(["recording_id", "subject_id"], sort=False)[PROB_COLS].mean().reset_index()
+    rec = rec.set_index("recording_id").loc[list(recordings["recording_id"])].reset_index()
+    rec.insert(2, "predicted", np.array(CLASSES)[rec[PROB_COLS].to_numpy().argmax(axis=1)])
+    rec.insert(2, "n_segments", rec["recording_id"].map(segs).astype(int).to_numpy())
+    rec.insert(2, "location", rec["recording_id"].map(locations).to_numpy())
+    rec["path"] = rec["recording_id"].map(recordings.set_index("recording_id")["path"]).to_numpy()
+    return rec, patients
+
+
+def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | None = None, *,
+            num_threads: int | None = None, device: str = "cpu", networks: dict | None = None
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Load, preprocess, score and vote: ``(per recording, per patient)``.
+
+    ``networks``: the bundle's networks already built (``bundle.networks()``), for a caller diagnosing many
+    patients one at a time; None builds them from the weights files.
+    """
+    segments, index = prepare(bundle, recordings)
+    scores = score_segments(bundle, segments, index, num_threads=num_threads, device=device, networks=networks)
+    return diagnose(bundle, scores, recordings, subjects)
+
+
+# ------------------------------------------------------------------------------------------------------ output
+def write_predictions(out_dir: str | Path, per_recording: pd.DataFrame, per_patient: pd.DataFrame) -> list[Path]:
+    """Both tables written to temporary files first and renamed only when both exist: never half an output."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for name, df in ((RECORDING_FILE, per_recording), (PATIENT_FILE, per_patient)):
+        tmp = out / f".{name}.tmp"
+        df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+        pairs.append((tmp, out / name))
+    for tmp, final in pairs:
+        os.replace(tmp, final)
+    return [final for _, final in pairs]
+
+
+def format_patients(per_patient: pd.DataFrame) -> str:
+    """The per-patient table for the terminal."""
+    show = per_patient.copy()
+    for c in PROB_COLS:
+        show[c] = show[c].map(lambda v: f"{v:.3f}")
+    return show.rename(columns={f"p_{c}": c for c in CLASSES}).to_string(index=False)
+
+
+__all__ = ["PATIENT_FILE", "PredictError", "RECORDING_FILE", "diagnose", "format_patients", "predict", "prepare",
+           "read_input", "recording_segments", "recordings_from_files", "score_segments", "write_predictions"]

@@ -1,0 +1,260 @@
+"""The model bundle (snakemake model), nemg predict and nemg export (issue 14).
+
+One small DAG (configs/ci.yaml, one training epoch) builds the bundle and, in the same run, diagnoses three new
+patients as an external cohort; their recordings are raw files at 25 kHz (the training cohort is 48 kHz).
+`nemg predict` on the same files must give the DAG's own segments, segment probabilities and divide-and-vote.
+"""
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from scipy import signal as sps
+from scipy.io import wavfile
+
+from nemg.bundle import BundleError, load_bundle
+from nemg.cli import main as nemg_main
+from nemg.io import load_recording
+from nemg.predict import PredictError, prepare, read_input, score_segments
+from nemg.simulate import simulate_cohort
+from nemg.vote import PROB_COLS
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+RATE = 25_000  # the new patients' rate: neither the training cohort's 48 kHz nor the model's 10 kHz
+pytestmark = pytest.mark.slow
+
+
+def new_patients(folder: Path) -> tuple[Path, Path]:
+    """Three simulated patients (one per class) re-recorded at 25 kHz as NPY and WAV files, ids unlike ci's."""
+    sheets = simulate_cohort({"cohort": {"n_subjects": {"normal": 1, "myopathy": 1, "neuropathy": 1},
+                                         "muscles_per_subject": [2, 3], "duration_s": [2.5, 3.0]},
+                              "artifacts": {"duration_s": [0.2, 0.4]}}, folder / "sim", seed=11)
+    subjects = pd.read_csv(sheets["subjects"], sep="\t", dtype=str)
+    recs = pd.read_csv(sheets["recordings"], sep="\t", dtype=str)
+    rows = []
+    for i, r in enumerate(recs.to_dict("records")):
+        x = load_recording(folder / "sim" / r["path"], "wfdb").samples
+        y = sps.resample_poly(x.astype(np.float64), 25, 48).astype(np.float32)
+        rid = f"new_{r['recording_id']}"
+        if i % 2:
+            path, fmt = f"{rid}.wav", "wav"
+            wavfile.write(folder / path, RATE, y)
+        else:
+            path, fmt = f"{rid}.npy", "npy"
+            np.save(folder / path, y)
+        rows.append({"recording_id": rid, "subject_id": f"new_{r['subject_id']}", "muscle": r["muscle"],
+                     "side": r["side"], "location": r["location"], "path": path, "format": fmt,
+                     "sampling_rate_hz": RATE if fmt == "npy" else ""})
+    subjects["subject_id"] = "new_" + subjects["subject_id"]
+    subjects[["subject_id", "diagnosis", "sex", "age"]].to_csv(folder / "subjects.tsv", sep="\t", index=False)
+    pd.DataFrame(rows).to_csv(folder / "recordings.tsv", sep="\t", index=False)
+    return folder / "subjects.tsv", folder / "recordings.tsv"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("model")
+    subjects, recordings = new_patients(work / "clinic")
+    cfg = work / "fast.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "folds": {"schemes": ["nested"]},
+        "train": {"max_epochs": 1, "progress": False},
+        "baseline": {"enabled": False},
+        "evaluate": {"n_bootstrap": 200},
+        "external": {"seeds": [0, 1], "val_fraction": 0.34,
+                     "cohorts": {"clinic": {"source": "sheets",
+                                            "sheets": {"subjects": str(subjects), "recordings": str(recordings)}}}},
+    }))
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2", "model",
+           "--configfile", str(REPO / "configs" / "ci.yaml"), str(cfg)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=work)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return {"work": work, "bundle": work / "results" / "model" / "ci", "subjects": subjects,
+            "recordings": recordings, "xv": work / "results" / "external" / "ci"}
+
+
+def dag_consensus(run) -> pd.DataFrame:
+    """The DAG's diagnosis of the test cohort: the primary stage 2 per model, averaged over the models."""
+    pp = pd.read_csv(run["xv"] / "clinic" / "nemgnet" / "patient_predictions.tsv", sep="\t")
+    pp = pp[(pp["method"] == "logreg") & (~pp["with_location"].astype(bool))]
+    return pp.groupby("subject_id")[PROB_COLS].mean()
+
+
+def test_bundle_contents(run):
+    b = run["bundle"]
+    meta = json.loads((b / "model.json").read_text())
+    assert meta["classes"] == ["normal", "myopathy", "neuropathy"]
+    assert [m["run_id"] for m in meta["members"]] == ["ext_s0", "ext_s1"]
+    assert meta["preprocessing"]["resample"] == {"rate_hz": 10000.0, "method": "polyphase",
+                                                 "min_source_rate_hz": 10000.0}
+    assert meta["preprocessing"]["segment"]["window_samples"] == 4000 and meta["preprocessing"]["units"] == "uV"
+    assert meta["training_cohort"]["patients"] == {"normal": 4, "myopathy": 4, "neuropathy": 4}
+    for m in meta["members"]:
+        state = torch.load(b / m["weights"], weights_only=True)  # plain tensors, no pickled code
+        assert all(isinstance(v, torch.Tensor) for v in state.values())
+        assert hashlib.sha256((b / m["weights"]).read_bytes()).hexdigest() == m["sha256"]
+        s2 = m["stage2"]
+        assert np.asarray(s2["coef"], dtype=float).shape == (3, 3) and len(s2["intercept"]) == 3
+    # the members are the external-validation models: the same weights, not a second training
+    for m in meta["members"]:
+        ck = torch.load(run["xv"] / "models" / m["run_id"] / "best.pt", weights_only=True)
+        state = torch.load(b / m["weights"], weights_only=True)
+        assert all(torch.equal(ck["state_dict"][k], state[k]) for k in state)
+
+
+def test_predict_equals_the_dags_divide_and_vote(run, tmp_path):
+    bundle = load_bundle(run["bundle"])
+    recordings, subjects = read_input([run["recordings"], run["subjects"]])
+    segments, index = prepare(bundle, recordings)
+    # the same segments as the DAG's own preprocessing of the same files (trim, 25 -> 10 kHz, windows)
+    dag_seg = np.load(run["work"] / "results" / "segment" / "clinic_for_ci" / "segments.npy")
+    dag_idx = pd.read_csv(run["work"] / "results" / "segment" / "clinic_for_ci" / "segments_index.tsv", sep="\t")
+    assert np.array_equal(segments, dag_seg)
+    assert list(index["recording_id"]) == list(dag_idx["recording_id"])
+    # the same segment probabilities under each member as the DAG's predict_external
+    scores = score_segments(bundle, segments, index, num_threads=1)
+    for rid in ("ext_s0", "ext_s1"):
+        dag = pd.read_csv(run["xv"] / "clinic" / "nemgnet" / f"{rid}_predictions.tsv", sep="\t")
+        mine = scores[scores["run_id"] == rid]
+        np.testing.assert_allclose(mine[PROB_COLS].to_numpy(), dag[PROB_COLS].to_numpy(), rtol=1e-5, atol=1e-6)
+
+    # the command line on the sheets: the same patient diagnosis as the DAG's divide-and-vote
+    out = tmp_path / "sheets"
+    assert nemg_main(["predict", str(run["bundle"]), str(run["recordings"]), str(run["subjects"]),
+                      "--out", str(out), "--threads", "1"]) == 0
+    patients = pd.read_csv(out / "patient_predictions.tsv", sep="\t").set_index("subject_id")
+    dag = dag_consensus(run)
+    assert sorted(patients.index) == sorted(dag.index) and len(dag) == 3
+    np.testing.assert_allclose(patients.loc[dag.index, PROB_COLS].to_numpy(), dag.to_numpy(), rtol=1e-4, atol=1e-5)
+    assert (patients.loc[dag.index, "predicted"] == dag.idxmax(axis=1).str[2:]).all()
+    assert "diagnosis" in patients.columns  # the subjects sheet's truth, beside the call
+    recs = pd.read_csv(out / "recording_predictions.tsv", sep="\t")
+    assert len(recs) == len(recordings) and np.allclose(recs[PROB_COLS].sum(axis=1), 1, atol=1e-5)
+
+    # one patient's raw files without any sheet: the same result as that patient in the sheet
+    sid = dag.index[0]
+    mine = recordings[recordings["subject_id"] == sid]
+    files = tmp_path / "files"
+    files.mkdir()
+    for p in mine["path"]:
+        shutil.copy(p, files / Path(p).name)
+    out1 = tmp_path / "one"
+    assert nemg_main(["predict", str(run["bundle"]), *[str(files / Path(p).name) for p in mine["path"]],
+                      "--rate", str(RATE), "--patient", sid, "--out", str(out1), "--threads", "1"]) == 0
+    one = pd.read_csv(out1 / "patient_predictions.tsv", sep="\t").set_index("subject_id")
+    np.testing.assert_allclose(one.loc[[sid], PROB_COLS].to_numpy(), patients.loc[[sid], PROB_COLS].to_numpy(),
+                               atol=1e-6)
+
+
+def test_model_card_numbers_are_the_runs_tables(run):
+    card = (run["bundle"] / "MODEL_CARD.md").read_text()
+    assert "not a medical device" in card and "SIMULATED" in card
+    ev = run["work"] / "results" / "evaluate" / "ci"
+    t2 = pd.read_csv(ev / "table2.tsv", sep="\t")
+    for r in t2.itertuples():
+        assert f"| {r.metric} | {r.model_mean_ci_runs} | {r.model_consensus_bootstrap} |" in card
+    pc = pd.read_csv(ev / "per_class_correct.tsv", sep="\t")
+    for r in pc.itertuples():
+        assert re.search(rf"\| {r._1} \| {r.model_mean:.3f} \|", card), r._1
+    ext = pd.read_csv(run["xv"] / "external_validation.tsv", sep="\t")
+    row = ext[ext["model"] == "nemgnet"].iloc[0]
+    assert f"{row['accuracy_consensus']:.3f} ({max(0, row['accuracy_boot_low']):.3f}-" in card
+    assert "ci -> clinic" in card
+
+
+def copy_bundle(run, tmp_path) -> Path:
+    dst = tmp_path / "bundle"
+    shutil.copytree(run["bundle"], dst)
+    return dst
+
+
+def test_altered_missing_or_foreign_bundles_are_refused(run, tmp_path, capsys):
+    b = copy_bundle(run, tmp_path)
+    w = b / "weights" / "ext_s1.pt"
+    w.write_bytes(w.read_bytes()[:-1] + bytes([w.read_bytes()[-1] ^ 1]))
+    with pytest.raises(BundleError, match=re.escape(str(w)) + ".*sha256"):
+        load_bundle(b)
+    out = tmp_path / "out"
+    assert nemg_main(["predict", str(b), str(run["recordings"]), "--out", str(out)]) == 1
+    assert "ext_s1.pt" in capsys.readouterr().err and not out.exists()
+    w.unlink()
+    with pytest.raises(BundleError, match="ext_s1.pt.*missing"):
+        load_bundle(b)
+    b2 = copy_bundle(run, tmp_path / "v")
+    meta = json.loads((b2 / "model.json").read_text())
+    meta["nemg_version"] = "0.0.1"
+    (b2 / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="made by nemg 0.0.1"):
+        load_bundle(b2)
+
+
+@pytest.mark.parametrize("case", ["nan", "short", "low_rate", "unreadable"])
+def test_bad_input_names_the_file_and_writes_nothing(run, tmp_path, capsys, case):
+    rng = np.random.default_rng(0)
+    good = tmp_path / "good.npy"
+    np.save(good, (rng.standard_normal(RATE * 2) * 50).astype(np.float32))
+    bad = tmp_path / "bad.npy"
+    x = (rng.standard_normal(RATE * 2) * 50).astype(np.float32)
+    if case == "nan":
+        x[100] = np.nan
+    elif case == "short":
+        x = x[:int(0.3 * RATE)]
+    np.save(bad, x)
+    if case == "low_rate":  # a WAV carries its own rate, so --rate (for the NPY) does not apply to it
+        bad = tmp_path / "bad.wav"
+        wavfile.write(bad, 4000, x[:8000])
+    if case == "unreadable":
+        bad.write_bytes(b"not a numpy file")
+    want = {"nan": "NaN", "short": "not usable after trimming", "low_rate": "below 10000 Hz",
+            "unreadable": "unreadable"}[case]
+    out = tmp_path / "out"
+    assert nemg_main(["predict", str(run["bundle"]), str(good), str(bad), "--rate", str(RATE),
+                      "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and want in err, err
+    assert not out.exists()
+    with pytest.raises((PredictError, ValueError)):
+        prepare(load_bundle(run["bundle"]), read_input([good, bad], sampling_rate_hz=RATE)[0])
+
+
+def test_location_is_required_when_the_model_uses_it(run, tmp_path):
+    b = copy_bundle(run, tmp_path)
+    meta = json.loads((b / "model.json").read_text())
+    meta["stage2"]["with_location"] = True
+    (b / "model.json").write_text(json.dumps(meta))
+    recs = read_input([run["recordings"]])[0]
+    with pytest.raises(PredictError, match="location"):
+        prepare(load_bundle(b), recs.assign(location=None))
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_exported_networks_match_eager(run, tmp_path, fmt):
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnxscript")
+    from nemg.export import export_bundle, load_exported
+
+    bundle = load_bundle(run["bundle"])
+    if fmt == "torchscript":  # the command line once; the library call for ONNX
+        assert nemg_main(["export", str(run["bundle"]), "--format", fmt, "--out", str(tmp_path)]) == 0
+        written = sorted(tmp_path.glob("*.pt"))
+    else:
+        written = export_bundle(run["bundle"], fmt, out_dir=tmp_path)
+    assert sorted(p.stem for p in written) == ["ext_s0", "ext_s1"]
+    segments = np.load(run["work"] / "results" / "segment" / "clinic_for_ci" / "segments.npy")[:37]
+    nets = bundle.networks()
+    for path in written:
+        with torch.no_grad():
+            eager = nets[path.stem](torch.from_numpy(segments)).numpy()
+        exported = load_exported(path)(segments)
+        assert exported.shape == (37, 3)
+        np.testing.assert_allclose(exported, eager, rtol=1e-4, atol=1e-4)

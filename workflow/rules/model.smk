@@ -1,0 +1,58 @@
+# The model bundle (issue 14): the external-validation ensemble (external.smk: one nEMGNet per external.seeds
+# seed, trained on every patient of this cohort) with its fitted stage 2, preprocessing and model card, in one
+# self-contained folder that `nemg predict` reads. Library: nemg.bundle, nemg.model_card.
+#
+# results/model/<cohort>/model.json        classes, preprocessing, network config, stage-2 coefficients,
+#                                          training cohort summary, nemg version, git commit, weights sha256
+# results/model/<cohort>/weights/<run>.pt  one state dict per member (torch.load(..., weights_only=True))
+# results/model/<cohort>/MODEL_CARD.md     generated from the run's own evaluate / external tables
+#
+# Needs EXT_RUN_IDS / EXTERNAL_OUTPUTS (external.smk), EVAL / STAGE2_CLASS_WEIGHT (evaluate.smk): include after.
+
+from nemg.results_table import git_commit
+
+BUNDLE = config["bundle"]
+MD = "results/model/{cohort}/"
+MODEL_OUTPUTS = expand([f"{MD}model.json", f"{MD}MODEL_CARD.md"], cohort=COHORT)
+
+
+rule model_bundle:
+    input:
+        unpack(model_card_tables),
+        best=expand(f"{XV}models/{{ext_run}}/best.pt", ext_run=EXT_RUN_IDS, allow_missing=True),
+        predictions=expand(f"{XV}models/{{ext_run}}/predictions.tsv", ext_run=EXT_RUN_IDS, allow_missing=True),
+        split=f"{XV}split.tsv",
+        subjects=cohort_sheet("subjects"),
+        recordings=cohort_sheet("recordings"),
+        segments_index="results/segment/{cohort}/segments_index.tsv",
+        signals_index="results/resample/{cohort}/signals_index.tsv",
+    output:
+        model_json=f"{MD}model.json",
+        card=f"{MD}MODEL_CARD.md",
+        weights=expand(f"{MD}weights/{{ext_run}}.pt", ext_run=EXT_RUN_IDS, allow_missing=True),
+    params:
+        run_ids=EXT_RUN_IDS,
+        preprocess=config["preprocess"],
+        stage2=dict(method=EVAL["primary_method"], fit_on=EVAL["stage2_fit_on"], seed=EVAL["seed"],
+                    class_weight=STAGE2_CLASS_WEIGHT, with_location=BUNDLE["with_location"]),
+        eval_batch_size=TRAIN_CFG.get("eval_batch_size", 256),
+        source=SOURCE,
+        git_commit=git_commit(REPO),
+        config_files=[str(f) for f in workflow.configfiles],
+    log:
+        "logs/model/{cohort}/model_bundle.log",
+    benchmark:
+        "benchmarks/model/{cohort}/model_bundle.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/model_bundle.py"
+
+
+rule model:
+    input:
+        MODEL_OUTPUTS,

@@ -1,0 +1,24 @@
+"""Rule model_bundle: the external-validation ensemble, its stage 2 and model card as one bundle."""
+import logging
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from nemg.bundle import build_bundle
+from nemg.model_card import write_card
+
+inp, par = snakemake.input, snakemake.params
+meta = build_bundle(
+    Path(snakemake.output.model_json).parent,
+    checkpoints=dict(zip(par.run_ids, inp.best)),
+    predictions=dict(zip(par.run_ids, inp.predictions)),
+    split_tsv=inp.split, subjects_tsv=inp.subjects, recordings_tsv=inp.recordings,
+    segments_index_tsv=inp.segments_index, signals_index_tsv=inp.signals_index,
+    preprocess=par.preprocess, stage2=par.stage2, eval_batch_size=par.eval_batch_size,
+    cohort_name=snakemake.wildcards.cohort, git_commit=par.git_commit, config_files=par.config_files,
+)
+write_card(snakemake.output.card, meta, source=par.source, table2_tsv=inp.get("table2"),
+           per_class_tsv=inp.get("per_class"), external_tsv=inp.get("external"))
+logging.info("bundle of %d members: %s", len(meta["members"]), [m["run_id"] for m in meta["members"]])
