@@ -23,8 +23,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, TextIO
 
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..manifest import sha256_of
 from ._common import DatasetError
@@ -172,6 +170,10 @@ def fetch_entries(entries: list[ManifestEntry], dest: str | Path, base_url: str,
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     n_skipped = n_done = n_bytes = 0
+    # tqdm only here: rules import this package in conda envs without it (envs/preprocess.yaml)
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     bar = tqdm(total=len(entries), desc=label or dest.name, unit="file", file=stream or sys.stderr,
                disable=None, dynamic_ncols=True, leave=True)
     # warnings (a bad local copy, a retried download) go above the bar instead of through it
