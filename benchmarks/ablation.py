@@ -118,6 +118,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", default="inner0", help="inner0 | all | comma-separated run ids")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--class-weight", default=None, help="stage-2 class weight (default: none; balanced)")
+    ap.add_argument("--stage2-c", type=float, default=None,
+                    help="stage-2 inverse L2 strength (default: config.yaml's evaluate.stage2_c, as the DAG)")
     ap.add_argument("--table", default=str(ROOT / "results/ablation/ablation.tsv"))
     args = ap.parse_args(argv)
 
@@ -151,7 +153,9 @@ def main(argv=None) -> int:
     recordings = pd.read_csv(ROOT / f"results/cohort/{c}/recordings.tsv", sep="\t",
                              dtype={"recording_id": str, "subject_id": str})
     preds = read_predictions([out_root / r / "predictions.tsv" for r in run_ids])
-    pp = patient_predictions(preds, subjects, recordings, methods=("logreg",), class_weight=args.class_weight)
+    stage2_c = args.stage2_c or float(yaml.safe_load((ROOT / "config.yaml").read_text())["evaluate"]["stage2_c"])
+    pp = patient_predictions(preds, subjects, recordings, methods=("logreg",), class_weight=args.class_weight,
+                             c=stage2_c)
     run_folds = folds[folds["run_id"].isin(run_ids)]
     row = {"cohort": c, "variant": args.variant, "runs": args.runs, "n_runs": len(run_ids), **score(pp, run_folds),
            "train_wall_s": round(wall, 1),

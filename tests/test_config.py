@@ -45,10 +45,12 @@ def test_paper_config_switches_off_every_nemg_deviation():
     assert {k: v for k, v in train.items() if k not in runtime_only} == \
         {k: v for k, v in paper.items() if k not in runtime_only}
     assert train["augment"] == AUGMENT_OFF and TRAIN_DEFAULTS["lr"] == 1e-3 and train["patience"] == 100
+    assert cfg["evaluate"]["stage2_c"] == 1.0  # sklearn's default, as in the released code
     # ... while the default config does deviate (otherwise this test proves nothing)
     default_train = resolve_train_cfg(default()["train"])
     assert default_train["lr_schedule"] != paper["lr_schedule"]
     assert resolve_size(default()["model"]) != PRESETS["paper"]
+    assert default()["evaluate"]["stage2_c"] != 1.0
 
 
 def test_unknown_key_names_it_and_suggests():

@@ -132,3 +132,16 @@ def test_a_listed_output_that_does_not_exist_is_an_error(tmp_path):
         expand_files([tmp_path / "nope.tsv"])
     with pytest.raises(ManifestError, match="nope.tsv"):
         write_manifest(tmp_path / "m", ["nope.tsv"], {}, tmp_path, root=tmp_path)
+
+
+def test_a_store_comes_with_its_integrity_sidecar(tmp_path):
+    """A store's <file>.check.json is written beside it, not declared as a rule output: the manifest lists it."""
+    import numpy as np
+
+    from nemg.segment import store_check_path, write_store_check
+
+    store = tmp_path / "segments.npy"
+    np.save(store, np.zeros((3, 4), np.float32))
+    assert expand_files([store]) == [store]
+    write_store_check(store)
+    assert expand_files([store]) == [store, store_check_path(store)]

@@ -68,9 +68,9 @@ def test_stage2_never_sees_a_test_patient(monkeypatch):
     seen = {}
     real_fit = vote.fit_stage2
 
-    def spy(X, y, seed=0, class_weight=None):
+    def spy(X, y, seed=0, class_weight=None, c=1.0):
         seen["n"] = len(X)
-        return real_fit(X, y, seed, class_weight)
+        return real_fit(X, y, seed, class_weight, c)
 
     monkeypatch.setattr(vote, "fit_stage2", spy)
     vote_run(pred, diag)
@@ -172,3 +172,16 @@ def test_stage2_survives_json_exactly(classes):
     assert np.array_equal(stage2_probs(test, "logreg", back), proba_in_class_order(model, X))
     with pytest.raises(ValueError, match="do not fit"):
         stage2_from_dict({**stage2_to_dict(model), "intercept": [0.0] * 5})
+
+
+def test_stage2_c_sets_the_penalty_and_a_weak_one_is_more_decisive():
+    """evaluate.stage2_c reaches the logistic regression: on a handful of fit patients a strong penalty (C = 1, the
+    released code's) keeps every call near the class priors, a weaker one follows the features."""
+    pred, diag = _run(seed=4)
+    val = pred["role"] == "val"
+    small = pred[~val | pred["subject_id"].isin([f"val{i}" for i in range(6)])]  # 6 fit patients, 2 per class
+    strong = vote_run(small, diag, c=1.0)
+    weak = vote_run(small, diag, c=100.0)
+    probs = ["p_normal", "p_myopathy", "p_neuropathy"]
+    assert weak[probs].max(axis=1).mean() > strong[probs].max(axis=1).mean() + 0.1
+    assert (weak["predicted"] == weak["diagnosis"]).mean() >= (strong["predicted"] == strong["diagnosis"]).mean()

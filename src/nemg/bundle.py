@@ -14,7 +14,6 @@ Nothing in a bundle is pickled: loading it cannot run code.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from . import __version__
+from .hashing import sha256_file
 from .vote import (CLASSES, feature_columns, fit_run_stage2, patient_features, signal_scores, stage2_from_dict,
                    stage2_to_dict)
 
@@ -39,14 +39,6 @@ COMBINE = "mean of the members' stage-2 class probabilities, then the most proba
 
 class BundleError(ValueError):
     """A model bundle that cannot be used (missing, altered, or made by another nemg version)."""
-
-
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_atomic(path: str | Path, text: str) -> None:
@@ -76,7 +68,7 @@ def cohort_summary(name: str, split: pd.DataFrame, segments_index: pd.DataFrame)
 
 def fit_member_stage2(predictions: pd.DataFrame, subjects: pd.DataFrame, recordings: pd.DataFrame, *,
                       method: str, fit_on: str, with_location: bool, seed: int,
-                      class_weight: str | None) -> dict | None:
+                      class_weight: str | None, c: float = 1.0) -> dict | None:
     """One member's stage 2 as JSON (None for the argmax method, which has nothing to fit)."""
     if method == "argmax":
         return None
@@ -84,7 +76,7 @@ def fit_member_stage2(predictions: pd.DataFrame, subjects: pd.DataFrame, recordi
     feats = patient_features(signal_scores(predictions), recordings.set_index("recording_id")["location"],
                              with_location)
     model = fit_run_stage2(feats, subjects.set_index("subject_id")["diagnosis"], fit_on=fit_on, seed=seed,
-                           class_weight=class_weight, run_id=run_id)
+                           class_weight=class_weight, c=c, run_id=run_id)
     return {**stage2_to_dict(model), "features": feature_columns(feats)}
 
 
@@ -96,7 +88,7 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
     """Write weights/ and model.json under ``out_dir``; returns model.json's content.
 
     ``checkpoints`` / ``predictions``: run id -> the member's best.pt / predictions.tsv (nemg.train.train_run).
-    ``stage2``: method, fit_on, with_location, seed, class_weight (the ``evaluate:`` and ``bundle:`` settings).
+    ``stage2``: method, fit_on, with_location, seed, class_weight, c (the ``evaluate:`` and ``bundle:`` settings).
     ``signals_index_tsv``: the resampled signal store's index (its ``source_fs_hz`` bounds usable input rates).
     """
     import torch
@@ -132,10 +124,11 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
         preds = read(predictions[run_id])
         members.append({
             "run_id": run_id, "seed": int(ck["seed"]), "weights": f"{WEIGHTS_DIR}/{weights.name}",
-            "sha256": sha256(weights), "best_val_acc": float(ck["best_val_acc"]),
+            "sha256": sha256_file(weights), "best_val_acc": float(ck["best_val_acc"]),
             "stage2": fit_member_stage2(preds, subjects, recordings, method=stage2["method"],
                                         fit_on=stage2["fit_on"], with_location=bool(stage2["with_location"]),
-                                        seed=int(stage2["seed"]), class_weight=stage2["class_weight"]),
+                                        seed=int(stage2["seed"]), class_weight=stage2["class_weight"],
+                                        c=float(stage2["c"])),
         })
     trim = asdict(TrimParams.from_config(preprocess["trim"]))
     meta = {
@@ -158,7 +151,8 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
         "model": {"architecture": "nEMGNet (nemg.model.NEMGNet)", "config": model_cfg, "window_samples": window,
                   "eval_batch_size": int(eval_batch_size)},
         "stage2": {"method": stage2["method"], "with_location": bool(stage2["with_location"]),
-                   "fit_on": stage2["fit_on"], "class_weight": stage2["class_weight"], "seed": int(stage2["seed"]),
+                   "fit_on": stage2["fit_on"], "class_weight": stage2["class_weight"], "c": float(stage2["c"]),
+                   "seed": int(stage2["seed"]),
                    "combine": COMBINE},
         "members": members,
         "training_cohort": cohort_summary(cohort_name, split, seg_index),
@@ -230,7 +224,7 @@ def load_bundle(model_dir: str | Path, *, check_version: bool = True) -> Bundle:
         w = path / m["weights"]
         if not w.is_file():
             raise BundleError(f"{w}: weights file of member {m['run_id']} is missing")
-        if sha256(w) != m["sha256"]:
+        if sha256_file(w) != m["sha256"]:
             raise BundleError(f"{w}: sha256 differs from the one in {mj}; the weights file was altered or "
                               f"replaced")
     return Bundle(path, meta)

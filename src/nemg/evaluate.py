@@ -38,7 +38,7 @@ def read_predictions(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 def patient_predictions(predictions: pd.DataFrame, subjects: pd.DataFrame, recordings: pd.DataFrame, *,
                         methods: Sequence[str] = ("logreg", "argmax"), fit_on: str = "val",
-                        seed: int = 0, class_weight: str | None = None,
+                        seed: int = 0, class_weight: str | None = None, c: float = 1.0,
                         extra: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Divide-and-vote for every run, method and location variant; one row per (run, variant, test patient).
 
@@ -63,7 +63,7 @@ def patient_predictions(predictions: pd.DataFrame, subjects: pd.DataFrame, recor
                 try:
                     out.append(vote_run(run, diagnosis, locations, method=method, fit_on=fit_on,
                                         with_location=with_location, seed=seed, class_weight=class_weight,
-                                        extra=run_extra))
+                                        c=c, extra=run_extra))
                 except Stage2FitError as exc:
                     # tiny cohorts: an inner-validation set of one class cannot train a classifier; the run
                     # keeps its argmax result and the gap is logged, never filled with a guess

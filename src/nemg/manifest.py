@@ -13,7 +13,6 @@ This module stays light (standard library and PyYAML): ``nemg verify`` should no
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import platform
@@ -26,31 +25,25 @@ from typing import Iterable, Mapping
 
 import yaml
 
+from .hashing import sha256_file
+from .segment import CHECK_SUFFIX as STORE_CHECK_SUFFIX
+
 #: the packages whose versions can change a run's numbers or figures (nemg itself is recorded from the code run)
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "scikit-learn", "statsmodels", "snakemake", "seaborn",
             "matplotlib", "wfdb")
 FILES, RUN, CONFIG = "files.tsv", "run.yaml", "config.yaml"
 COLUMNS = ("path", "size_bytes", "sha256")
-_CHUNK = 1 << 20
 
 
 class ManifestError(Exception):
     """A manifest cannot be written or read; the message names the file and the problem."""
 
 
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def expand_files(paths: Iterable[str | Path]) -> list[Path]:
     """Every file named, a folder replaced by every file below it; sorted, each once.
 
     A path that does not exist is an error: a manifest that silently leaves out an output would vouch for less
-    than it claims.
+    than it claims. A file's store sidecar (``<file>.check.json``) comes with it.
     """
     out: set[Path] = set()
     for p in map(Path, paths):
@@ -58,6 +51,11 @@ def expand_files(paths: Iterable[str | Path]) -> list[Path]:
             out.update(f for f in p.rglob("*") if f.is_file())
         elif p.is_file():
             out.add(p)
+            # a store's integrity sidecar (nemg.segment.write_store_check) is written beside it, not declared
+            # as a rule output: it belongs to the run's files all the same
+            sidecar = Path(str(p) + STORE_CHECK_SUFFIX)
+            if sidecar.is_file():
+                out.add(sidecar)
         else:
             raise ManifestError(f"{p}: listed as an output of the run but does not exist")
     return sorted(out, key=lambda f: f.as_posix())
@@ -111,7 +109,7 @@ def write_manifest(out_dir: str | Path, files: Iterable[str | Path], config: Map
     rows = []
     for f in expand_files(_absolute(Path(root, p)) for p in files):
         rel = f.relative_to(root) if f.is_relative_to(root) else f
-        rows.append((rel.as_posix(), f.stat().st_size, sha256_of(f)))
+        rows.append((rel.as_posix(), f.stat().st_size, sha256_file(f)))
     git = git_state(repo)
     run = {
         "nemg_version": __version__,
@@ -215,7 +213,7 @@ def verify(manifest_dir: str | Path, root: str | Path | None = None) -> Verifica
             result.missing.append(rel)
             continue
         now_size = f.stat().st_size
-        now_sha = sha256_of(f)
+        now_sha = sha256_file(f)
         if now_sha != sha:
             size_note = f"size {size} -> {now_size} bytes" if now_size != size else f"same size {size} bytes"
             result.changed.append((rel, f"sha256 {sha[:12]}... -> {now_sha[:12]}..., {size_note}"))

@@ -91,17 +91,20 @@ class Stage2FitError(ValueError):
     """The stage-2 classifier cannot be fit on this run's fit set (e.g. a single class)."""
 
 
-def fit_stage2(X: np.ndarray, y: np.ndarray, seed: int = 0, class_weight: str | None = None):
+def fit_stage2(X: np.ndarray, y: np.ndarray, seed: int = 0, class_weight: str | None = None, c: float = 1.0):
     """Multinomial logistic regression on patient features (deterministic lbfgs).
 
     ``class_weight='balanced'`` weighs each patient by the inverse of its class's share of the fit set: with
-    1 normal patient in 8 (Messekher) the unweighted fit never calls anyone normal.
+    1 normal patient in 8 (Messekher) the unweighted fit never calls anyone normal. ``c``: inverse L2 strength
+    (sklearn's default 1 is the released code's). The penalty does not shrink with the fit set while the loss
+    grows with it, so on the 6-40 validation patients of a run C = 1 pulls every patient towards the class
+    priors (docs/evaluation.md, "Stage-2 regularisation").
     """
     from sklearn.linear_model import LogisticRegression
 
     if len(set(y)) < 2:
         raise Stage2FitError(f"the stage-2 classifier needs patients of at least two classes to fit, got {sorted(set(y))}")
-    return LogisticRegression(max_iter=2000, random_state=seed, class_weight=class_weight).fit(X, y)
+    return LogisticRegression(C=c, max_iter=2000, random_state=seed, class_weight=class_weight).fit(X, y)
 
 
 def proba_in_class_order(model, X: np.ndarray) -> np.ndarray:
@@ -125,7 +128,7 @@ def stage2_fit_set(features: pd.DataFrame, fit_on: str, run_id: str) -> pd.DataF
 
 
 def fit_run_stage2(features: pd.DataFrame, diagnosis: pd.Series, *, fit_on: str = "val", seed: int = 0,
-                   class_weight: str | None = None, run_id: str = "?"):
+                   class_weight: str | None = None, c: float = 1.0, run_id: str = "?"):
     """The logistic regression of one run, fit on its ``fit_on`` patients' features (:func:`patient_features`).
 
     The one place a run's stage 2 is fit: cross-validation, external validation and the model bundle
@@ -133,7 +136,8 @@ def fit_run_stage2(features: pd.DataFrame, diagnosis: pd.Series, *, fit_on: str 
     """
     fit = stage2_fit_set(features, fit_on, run_id)
     cols = feature_columns(features)
-    return fit_stage2(fit[cols].to_numpy(float), fit["subject_id"].map(diagnosis).to_numpy(), seed, class_weight)
+    return fit_stage2(fit[cols].to_numpy(float), fit["subject_id"].map(diagnosis).to_numpy(), seed, class_weight,
+                      c)
 
 
 def stage2_probs(features: pd.DataFrame, method: str, model=None) -> np.ndarray:
@@ -172,7 +176,7 @@ def stage2_from_dict(d: dict):
 
 def vote_run(predictions: pd.DataFrame, diagnosis: pd.Series, locations: pd.Series | None = None, *,
              method: str = "logreg", fit_on: str = "val", with_location: bool = False,
-             seed: int = 0, class_weight: str | None = None,
+             seed: int = 0, class_weight: str | None = None, c: float = 1.0,
              extra: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Patient predictions for the test patients of one run.
 
@@ -198,7 +202,7 @@ def vote_run(predictions: pd.DataFrame, diagnosis: pd.Series, locations: pd.Seri
         leaked = set(stage2_fit_set(feats, fit_on, runs[0])["subject_id"]) & set(test["subject_id"])
         if leaked:
             raise AssertionError(f"run {runs[0]}: stage-2 fit set contains test patients {sorted(leaked)}")
-        model = fit_run_stage2(feats, diagnosis, fit_on=fit_on, seed=seed, class_weight=class_weight,
+        model = fit_run_stage2(feats, diagnosis, fit_on=fit_on, seed=seed, class_weight=class_weight, c=c,
                                run_id=runs[0])
     probs = stage2_probs(test, method, model)
     out = test[["run_id", "subject_id"]].copy()

@@ -98,9 +98,7 @@ rule baseline_vote:
         patients=f"{BL}{{baseline_model}}/patient_predictions.tsv",
     params:
         methods=EVAL["methods"],
-        fit_on=EVAL["stage2_fit_on"],
-        seed=EVAL["seed"],
-        class_weight=STAGE2_CLASS_WEIGHT,
+        stage2=STAGE2,
     log:
         "logs/baseline/{cohort}/{baseline_model}_vote.log",
     threads: 1

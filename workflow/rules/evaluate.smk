@@ -16,6 +16,9 @@ if EVAL["primary_method"] not in EVAL["methods"]:
 
 # none: the released code's plain logistic regression; balanced: weigh patients by inverse class frequency
 STAGE2_CLASS_WEIGHT = None if EVAL.get("stage2_class_weight", "none") == "none" else "balanced"
+# the stage-2 settings every divide-and-vote of this run shares: keywords of nemg.evaluate.patient_predictions
+STAGE2 = {"fit_on": EVAL["stage2_fit_on"], "seed": EVAL["seed"], "class_weight": STAGE2_CLASS_WEIGHT,
+          "c": float(EVAL["stage2_c"])}
 RATINGS = ratings_path()
 PHYSICIAN_NOTE = ("Physicians are SIMULATED raters (nemg.simulate), not real physicians."
                   if EVAL["ratings"] == "auto" and SOURCE == "simulated" else "")
@@ -32,9 +35,7 @@ rule vote:
         patients=f"{EV}patient_predictions.tsv",
     params:
         methods=EVAL["methods"],
-        fit_on=EVAL["stage2_fit_on"],
-        seed=EVAL["seed"],
-        class_weight=STAGE2_CLASS_WEIGHT,
+        stage2=STAGE2,
     log:
         "logs/evaluate/{cohort}/vote.log",
     benchmark:

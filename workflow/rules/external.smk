@@ -143,9 +143,7 @@ rule external_vote:
         patients=f"{XV}{{test}}/{{arm}}/patient_predictions.tsv",
     params:
         methods=EVAL["methods"],
-        fit_on=EVAL["stage2_fit_on"],
-        seed=EVAL["seed"],
-        class_weight=STAGE2_CLASS_WEIGHT,
+        stage2=STAGE2,
     log:
         "logs/external/{cohort}/{test}_{arm}_vote.log",
     threads: 1

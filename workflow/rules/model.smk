@@ -33,8 +33,7 @@ rule model_bundle:
     params:
         run_ids=EXT_RUN_IDS,
         preprocess=config["preprocess"],
-        stage2=dict(method=EVAL["primary_method"], fit_on=EVAL["stage2_fit_on"], seed=EVAL["seed"],
-                    class_weight=STAGE2_CLASS_WEIGHT, with_location=BUNDLE["with_location"]),
+        stage2=dict(method=EVAL["primary_method"], with_location=BUNDLE["with_location"], **STAGE2),
         eval_batch_size=TRAIN_CFG.get("eval_batch_size", 256),
         source=SOURCE,
         git_commit=git_commit(REPO),

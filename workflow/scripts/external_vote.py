@@ -14,7 +14,6 @@ inp = snakemake.input
 read = lambda p: pd.read_csv(p, sep="\t", dtype={"recording_id": str, "subject_id": str})  # noqa: E731
 pp = external_patient_predictions(read_predictions(inp.predictions), read(inp.train_subjects),
                                   read(inp.train_recordings), read(inp.test_subjects), read(inp.test_recordings),
-                                  methods=snakemake.params.methods, fit_on=snakemake.params.fit_on,
-                                  seed=snakemake.params.seed, class_weight=snakemake.params.class_weight)
+                                  methods=snakemake.params.methods, **snakemake.params.stage2)
 pp.to_csv(snakemake.output.patients, sep="\t", index=False, float_format="%.6g")
 logging.info("%d patient predictions from %d models", len(pp), pp["run_id"].nunique())

@@ -25,7 +25,6 @@ if "extra" in snakemake.input.keys():
     # combined_vote: the QEMG model's segment scores, named by its wildcard, feed the same stage 2
     extra = {snakemake.wildcards.baseline_model: read_predictions(paths(snakemake.input.extra))}
 pp = patient_predictions(read_predictions(paths(snakemake.input.predictions)), subjects, recordings,
-                         methods=snakemake.params.methods, fit_on=snakemake.params.fit_on, seed=snakemake.params.seed,
-                         class_weight=snakemake.params.class_weight, extra=extra)
+                         methods=snakemake.params.methods, extra=extra, **snakemake.params.stage2)
 pp.to_csv(snakemake.output.patients, sep="\t", index=False, float_format="%.6g")
 logging.info("%d patient predictions from %d runs", len(pp), pp["run_id"].nunique())

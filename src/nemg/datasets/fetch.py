@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable, TextIO
 
 
-from ..manifest import sha256_of
+from ..hashing import sha256_file
 from ._common import DatasetError
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def fetch_entries(entries: list[ManifestEntry], dest: str | Path, base_url: str,
     with bar, logging_redirect_tqdm():
         for e in entries:
             target = dest.joinpath(*e.file.split("/"))
-            if target.is_file() and sha256_of(target) == e.sha256:
+            if target.is_file() and sha256_file(target) == e.sha256:
                 n_skipped += 1
             else:
                 if target.is_file():
