@@ -21,48 +21,26 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "workflow/rules/common.smk"
-
-
 ##### cohort: simulated, public or your own sample sheets #####
 include: "workflow/rules/cohort.smk"
-
-
 ##### preprocessing: trim artifacts, resample, segment #####
 include: "workflow/rules/preprocess.smk"
-
-
 ##### patient-level folds and the leakage gate #####
 include: "workflow/rules/folds.smk"
-
-
 ##### one nEMGNet per run of the folds table #####
 include: "workflow/rules/train.smk"
-
-
 ##### divide-and-vote, metrics, statistics, tables and figures #####
 include: "workflow/rules/evaluate.smk"
-
-
 ##### model-centred figures: Fig 3 (activation maximisation), S4 Fig, S1 Fig #####
 include: "workflow/rules/explain.smk"
-
-
 ##### classical quantitative-EMG baseline: same folds, same divide-and-vote #####
 include: "workflow/rules/baseline.smk"
-
-
 ##### external validation: train on every patient here, diagnose another cohort #####
 include: "workflow/rules/external.smk"
-
-
 ##### the model bundle: the external ensemble + stage 2 + model card, for `nemg predict` #####
 include: "workflow/rules/model.smk"
-
-
 ##### what a reviewer looks at next: training curves, calibration, patients, external confusion, timelines #####
 include: "workflow/rules/review.smk"
-
-
 ##### results/README.<cohort>.md and the report's landing page (snakemake --report) #####
 include: "workflow/rules/report.smk"
 
@@ -96,6 +74,7 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
         # external.only: an inference-only run (configs/emgdb.yaml) skips this cohort's cross-validation
@@ -104,4 +83,3 @@ rule all:
         REVIEW_OUTPUTS,
         rules.results_readme.output.readme,
         MANIFEST_OUTPUTS,  # last: it hashes everything above
-    default_target: True

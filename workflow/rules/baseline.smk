@@ -19,12 +19,15 @@ BASELINE_CFG = {
 }
 _unknown_models = sorted(set(BASELINE_CFG["models"]) - set(BASELINE_MODELS))
 if _unknown_models or not BASELINE_CFG["models"]:
-    raise WorkflowError(f"baseline.models {BASELINE_CFG['models']}: expected a non-empty subset of "
-                        f"{list(BASELINE_MODELS)}")
+    raise WorkflowError(
+        f"baseline.models {BASELINE_CFG['models']}: expected a non-empty subset of " f"{list(BASELINE_MODELS)}"
+    )
 _bad_combine = sorted(set(BASELINE_CFG.get("combine") or []) - set(BASELINE_CFG["models"]))
 if _bad_combine:
-    raise WorkflowError(f"baseline.combine {_bad_combine}: each must also be in baseline.models "
-                        f"{BASELINE_CFG['models']} (the combined arm reuses that model's segment scores)")
+    raise WorkflowError(
+        f"baseline.combine {_bad_combine}: each must also be in baseline.models "
+        f"{BASELINE_CFG['models']} (the combined arm reuses that model's segment scores)"
+    )
 # The combined arms (issue 12, item 4): a stage 2 that sees nEMGNet's and one QEMG model's patient scores
 # together, reported beside (never instead of) nEMGNet alone.
 COMBINED_ARMS = [f"combined_{m}" for m in BASELINE_CFG.get("combine") or []]
@@ -45,18 +48,18 @@ rule baseline_features:
     output:
         features=f"{BL}features.npy",
         names=f"{BL}feature_names.txt",
-    params:
-        features=BASELINE_FEATURES,
     log:
         "logs/baseline/{cohort}/features.log",
     benchmark:
         "benchmarks/baseline/{cohort}/features.tsv"
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        features=BASELINE_FEATURES,
     script:
         "../scripts/baseline_features.py"
 
@@ -71,20 +74,20 @@ rule baseline_predictions:
     output:
         predictions=f"{BL}{{baseline_model}}/predictions.tsv",
         timing=f"{BL}{{baseline_model}}/fit_times.tsv",
-    params:
-        classifier=BASELINE_CLF,
-        # the stage-2 fit on training patients needs their scores too, as train.predict_train for the CNN
-        predict_train=EVAL["stage2_fit_on"] == "train",
     log:
         "logs/baseline/{cohort}/{baseline_model}_predictions.log",
     benchmark:
         "benchmarks/baseline/{cohort}/{baseline_model}_predictions.tsv"
+    conda:
+        "../../envs/plots.yaml"
     threads: lambda wildcards: int(BASELINE_CFG["threads"]) if wildcards.baseline_model == "rf" else 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        classifier=BASELINE_CLF,
+        # the stage-2 fit on training patients needs their scores too, as train.predict_train for the CNN
+        predict_train=EVAL["stage2_fit_on"] == "train",
     script:
         "../scripts/baseline_predictions.py"
 
@@ -96,17 +99,17 @@ rule baseline_vote:
         recordings=cohort_sheet("recordings"),
     output:
         patients=f"{BL}{{baseline_model}}/patient_predictions.tsv",
-    params:
-        methods=EVAL["methods"],
-        stage2=STAGE2,
     log:
         "logs/baseline/{cohort}/{baseline_model}_vote.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        methods=EVAL["methods"],
+        stage2=STAGE2,
     script:
         "../scripts/vote.py"
 
@@ -131,19 +134,19 @@ rule baseline_evaluate:
         per_run=f"{BL}{{baseline_model}}/per_run_metrics.tsv",
         consensus=f"{BL}{{baseline_model}}/patient_consensus.tsv",
         bootstrap=f"{BL}{{baseline_model}}/bootstrap_ci.tsv",
-    params:
-        n_boot=EVAL["n_bootstrap"],
-        seed=EVAL["seed"],
     log:
         "logs/baseline/{cohort}/{baseline_model}_evaluate.log",
     benchmark:
         "benchmarks/baseline/{cohort}/{baseline_model}_evaluate.tsv"
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        n_boot=EVAL["n_bootstrap"],
+        seed=EVAL["seed"],
     script:
         "../scripts/baseline_evaluate.py"
 
@@ -167,12 +170,15 @@ rule model_comparison:
         nemgnet_per_run=f"{EV}per_run_metrics.tsv",
         nemgnet_consensus=f"{EV}patient_consensus.tsv",
         nemgnet_bootstrap=f"{EV}bootstrap_ci.tsv",
-        per_run=expand(f"{BL}{{baseline_model}}/per_run_metrics.tsv", baseline_model=BASELINE_CFG["models"],
-                       allow_missing=True),
-        consensus=expand(f"{BL}{{baseline_model}}/patient_consensus.tsv", baseline_model=BASELINE_CFG["models"],
-                         allow_missing=True),
-        bootstrap=expand(f"{BL}{{baseline_model}}/bootstrap_ci.tsv", baseline_model=BASELINE_CFG["models"],
-                         allow_missing=True),
+        per_run=expand(
+            f"{BL}{{baseline_model}}/per_run_metrics.tsv", baseline_model=BASELINE_CFG["models"], allow_missing=True
+        ),
+        consensus=expand(
+            f"{BL}{{baseline_model}}/patient_consensus.tsv", baseline_model=BASELINE_CFG["models"], allow_missing=True
+        ),
+        bootstrap=expand(
+            f"{BL}{{baseline_model}}/bootstrap_ci.tsv", baseline_model=BASELINE_CFG["models"], allow_missing=True
+        ),
         combined_per_run=expand(f"{EV}{{arm}}/per_run_metrics.tsv", arm=COMBINED_ARMS, allow_missing=True),
         combined_consensus=expand(f"{EV}{{arm}}/patient_consensus.tsv", arm=COMBINED_ARMS, allow_missing=True),
         combined_bootstrap=expand(f"{EV}{{arm}}/bootstrap_ci.tsv", arm=COMBINED_ARMS, allow_missing=True),
@@ -180,22 +186,28 @@ rule model_comparison:
         table=f"{EV}model_comparison.tsv",
         tests=f"{EV}model_comparison_tests.tsv",
         per_class=f"{EV}model_comparison_per_class.tsv",
-        html=report_item(f"{EV}model_comparison.html", "model_comparison", "diagnosis", "Classical baseline",
-                         "nEMGNet vs QEMG baselines", "nEMGNet and QEMG baselines"),
+        html=report_item(
+            f"{EV}model_comparison.html",
+            "model_comparison",
+            "diagnosis",
+            "Classical baseline",
+            "nEMGNet vs QEMG baselines",
+            "nEMGNet and QEMG baselines",
+        ),
+    log:
+        "logs/baseline/{cohort}/model_comparison.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         models=BASELINE_CFG["models"],
         combined=COMBINED_ARMS,
         method=EVAL["primary_method"],
         n_boot=EVAL["n_bootstrap"],
         seed=EVAL["seed"],
-    log:
-        "logs/baseline/{cohort}/model_comparison.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../scripts/model_comparison.py"
 

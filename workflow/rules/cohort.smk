@@ -9,23 +9,23 @@ rule simulate_cohort:
         recordings=cohort_sheet("recordings"),
         ratings=cohort_sheet("ratings"),
         signals=directory("results/cohort/{cohort}/signals"),
+    log:
+        "logs/cohort/{cohort}/simulate_cohort.log",
+    benchmark:
+        "benchmarks/cohort/{cohort}/simulate_cohort.tsv"
     wildcard_constraints:
         cohort=cohort_regex(cohorts_from("simulated")),
+    conda:
+        "../../envs/preprocess.yaml"
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         sim=simulation_params(),
         seed=lambda wildcards: COHORTS[wildcards.cohort]["seed"],
         keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
         where=lambda wildcards: COHORTS[wildcards.cohort].get("recordings_where") or {},
-    log:
-        "logs/cohort/{cohort}/simulate_cohort.log",
-    benchmark:
-        "benchmarks/cohort/{cohort}/simulate_cohort.tsv"
-    threads: 4
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    conda:
-        "../../envs/preprocess.yaml"
     script:
         "../scripts/simulate_cohort.py"
 
@@ -34,21 +34,21 @@ rule import_cohort:
     output:
         subjects=cohort_sheet("subjects"),
         recordings=cohort_sheet("recordings"),
+    log:
+        "logs/cohort/{cohort}/import_cohort.log",
     wildcard_constraints:
         cohort=cohort_regex(cohorts_from("public")),
+    conda:
+        "../../envs/preprocess.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         dataset=lambda wildcards: COHORTS[wildcards.cohort]["public"]["dataset"],
         source_dir=lambda wildcards: public_source_dir(wildcards.cohort),
         keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
         where=lambda wildcards: COHORTS[wildcards.cohort].get("recordings_where") or {},
-    log:
-        "logs/cohort/{cohort}/import_cohort.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    conda:
-        "../../envs/preprocess.yaml"
     script:
         "../scripts/import_cohort.py"
 
@@ -60,18 +60,18 @@ rule register_sheets:
     output:
         subjects=cohort_sheet("subjects"),
         recordings=cohort_sheet("recordings"),
-    wildcard_constraints:
-        cohort=cohort_regex(cohorts_from("sheets")),
-    params:
-        keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
-        where=lambda wildcards: COHORTS[wildcards.cohort].get("recordings_where") or {},
     log:
         "logs/cohort/{cohort}/register_sheets.log",
+    wildcard_constraints:
+        cohort=cohort_regex(cohorts_from("sheets")),
+    conda:
+        "../../envs/preprocess.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/preprocess.yaml"
+    params:
+        keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
+        where=lambda wildcards: COHORTS[wildcards.cohort].get("recordings_where") or {},
     script:
         "../scripts/register_sheets.py"

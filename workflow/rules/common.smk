@@ -37,9 +37,11 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 # test id -> (external cohort, amplitude calibration): "<name>" as recorded, "<name>.rms" amplitude-calibrated
 EXT_TEST_IDS = external_test_ids(EXTERNAL_COHORTS, EXTERNAL["amplitude_calibration"])
-COHORTS = {COHORT: config["cohort"],
-           **{cohort_key(name, COHORT): c for name, c in EXTERNAL_COHORTS.items()},
-           **{cohort_key(t, COHORT): EXTERNAL_COHORTS[name] for t, (name, _) in EXT_TEST_IDS.items()}}
+COHORTS = {
+    COHORT: config["cohort"],
+    **{cohort_key(name, COHORT): c for name, c in EXTERNAL_COHORTS.items()},
+    **{cohort_key(t, COHORT): EXTERNAL_COHORTS[name] for t, (name, _) in EXT_TEST_IDS.items()},
+}
 # cohort key of a calibrated test cohort -> its test id (its segments are scaled by the gain of rule external_gain)
 CALIBRATED = {cohort_key(t, COHORT): t for t, (_, cal) in EXT_TEST_IDS.items() if cal != "none"}
 # ... and -> the key of its uncalibrated twin: the same recordings, so the twin's sheets and trimmed and resampled
@@ -148,8 +150,13 @@ def report_item(path, caption, section, subcategory, item, model=None):
     Labels: ``item`` (first, it names the entry and must be unique within the subcategory), the cohort (from the
     rule's wildcard) and, where one applies, the model."""
     labels = {"item": item, "cohort": "{cohort}", **({"model": model} if model else {})}
-    return report(path, caption=f"../report/{caption}.rst", category=REPORT_SECTIONS[section],
-                  subcategory=subcategory, labels=labels)
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category=REPORT_SECTIONS[section],
+        subcategory=subcategory,
+        labels=labels,
+    )
 
 
 def resampled(name):
@@ -162,6 +169,7 @@ def test_path(pattern, shared=False):
 
     shared: a file that a calibrated variant takes from its uncalibrated twin (sheets, trimmed or resampled
     signals)."""
+
     def path(wildcards):
         key = cohort_key(wildcards.test, wildcards.cohort)
         return pattern.format(cohort=TWIN.get(key, key) if shared else key)
@@ -173,9 +181,12 @@ def external_arm_predictions(wildcards):
     """Input function of external_vote (EXT_RUN_IDS and XV come from external.smk)."""
     if wildcards.arm == "nemgnet":
         # validation (stage-2 fit) scores of the training cohort + the test cohort's scores, per model
-        return expand(f"{XV}models/{{ext_run}}/predictions.tsv", cohort=wildcards.cohort, ext_run=EXT_RUN_IDS) + \
-            expand(f"{XV}{{test}}/nemgnet/{{ext_run}}_predictions.tsv", cohort=wildcards.cohort,
-                   test=wildcards.test, ext_run=EXT_RUN_IDS)
+        return expand(f"{XV}models/{{ext_run}}/predictions.tsv", cohort=wildcards.cohort, ext_run=EXT_RUN_IDS) + expand(
+            f"{XV}{{test}}/nemgnet/{{ext_run}}_predictions.tsv",
+            cohort=wildcards.cohort,
+            test=wildcards.test,
+            ext_run=EXT_RUN_IDS,
+        )
     return [f"results/external/{wildcards.cohort}/{wildcards.test}/{wildcards.arm}/predictions.tsv"]
 
 
@@ -188,8 +199,11 @@ def amplitude_gain_file(wildcards):
 
 def external_gain_file(wildcards):
     """Input function of the external_evaluate rule: the test cohort's gain file when it is calibrated."""
-    return [f"results/external/{wildcards.cohort}/{wildcards.test}/amplitude_gain.tsv"] \
-        if EXT_TEST_IDS[wildcards.test][1] != "none" else []
+    return (
+        [f"results/external/{wildcards.cohort}/{wildcards.test}/amplitude_gain.tsv"]
+        if EXT_TEST_IDS[wildcards.test][1] != "none"
+        else []
+    )
 
 
 def _outputs(step, **wildcards):
@@ -207,15 +221,24 @@ def run_outputs(exclude=()):
     tests = [cohort_key(t, COHORT) for t in EXT_TESTS]  # external test cohorts, calibrated variants included
     # cohorts with their own sheets, trimmed and resampled signals (a calibrated variant shares its twin's)
     preprocessed = [COHORT] + sorted({TWIN.get(k, k) for k in tests})
-    sheet_rules = {"simulated": rules.simulate_cohort, "public": rules.import_cohort,
-                   "sheets": rules.register_sheets}
+    sheet_rules = {"simulated": rules.simulate_cohort, "public": rules.import_cohort, "sheets": rules.register_sheets}
     files = [f for k in preprocessed for f in _outputs(sheet_rules[COHORTS[k]["source"]], cohort=k)]
     files += _outputs(rules.trim, cohort=preprocessed) + _outputs(rules.resample, cohort=preprocessed)
     files += _outputs(rules.trim_qc_figure, cohort=COHORT)
     files += _outputs(rules.segment, cohort=[COHORT] + tests)
-    for step in (rules.make_folds, rules.check_leakage, rules.vote, rules.evaluate, rules.table1,
-                 rules.evaluation_figures, rules.fig3_optimize_inputs, rules.fig3_activation_maximization,
-                 rules.s4_fig_mispredicted, rules.s1_model_structure_table, rules.s1_fig_model_structure):
+    for step in (
+        rules.make_folds,
+        rules.check_leakage,
+        rules.vote,
+        rules.evaluate,
+        rules.table1,
+        rules.evaluation_figures,
+        rules.fig3_optimize_inputs,
+        rules.fig3_activation_maximization,
+        rules.s4_fig_mispredicted,
+        rules.s1_model_structure_table,
+        rules.s1_fig_model_structure,
+    ):
         files += _outputs(step, cohort=cv)
     files += _outputs(rules.train_fold, cohort=cv, run_id=TRAIN_RUN_IDS)
     if BASELINE_CFG["enabled"]:
@@ -233,8 +256,12 @@ def run_outputs(exclude=()):
         files += _outputs(rules.train_external, cohort=COHORT, ext_run=EXT_RUN_IDS)
         files += _outputs(rules.predict_external, cohort=COHORT, test=EXT_TESTS, ext_run=EXT_RUN_IDS)
         if BASELINE_CFG["enabled"]:
-            files += _outputs(rules.external_baseline_predictions, cohort=COHORT, test=EXT_TESTS,
-                              baseline_model=BASELINE_CFG["models"])
+            files += _outputs(
+                rules.external_baseline_predictions,
+                cohort=COHORT,
+                test=EXT_TESTS,
+                baseline_model=BASELINE_CFG["models"],
+            )
         files += _outputs(rules.external_vote, cohort=COHORT, test=EXT_TESTS, arm=EXT_ARMS)
         files += _outputs(rules.external_gain, cohort=COHORT, test=calibrated)
         files += _outputs(rules.external_evaluate, cohort=COHORT, test=EXT_TESTS)
@@ -252,8 +279,14 @@ def run_outputs(exclude=()):
 def model_card_tables(wildcards):
     """Input function of model_bundle (model.smk): the run's own tables its model card quotes, the
     cross-validation's (absent with external.only) and the external-validation table when there are test cohorts."""
-    tables = {} if EXTERNAL["only"] else {"table2": f"results/evaluate/{wildcards.cohort}/table2.tsv",
-                                          "per_class": f"results/evaluate/{wildcards.cohort}/per_class_correct.tsv"}
+    tables = (
+        {}
+        if EXTERNAL["only"]
+        else {
+            "table2": f"results/evaluate/{wildcards.cohort}/table2.tsv",
+            "per_class": f"results/evaluate/{wildcards.cohort}/per_class_correct.tsv",
+        }
+    )
     if EXT_TESTS:
         tables["external"] = f"results/external/{wildcards.cohort}/external_validation.tsv"
     return tables

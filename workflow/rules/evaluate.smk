@@ -7,23 +7,32 @@
 
 EVAL = config["evaluate"]
 if EVAL["stage2_fit_on"] == "train" and not config["train"].get("predict_train", False):
-    raise WorkflowError("evaluate.stage2_fit_on: train needs train.predict_train: true "
-                        "(the training jobs must also score their training patients)")
+    raise WorkflowError(
+        "evaluate.stage2_fit_on: train needs train.predict_train: true "
+        "(the training jobs must also score their training patients)"
+    )
 if EVAL["primary_method"] not in EVAL["methods"]:
-    raise WorkflowError(f"evaluate.primary_method {EVAL['primary_method']!r} is not in evaluate.methods "
-                        f"{EVAL['methods']}")
+    raise WorkflowError(
+        f"evaluate.primary_method {EVAL['primary_method']!r} is not in evaluate.methods " f"{EVAL['methods']}"
+    )
 
 
 # none: the released code's plain logistic regression; balanced: weigh patients by inverse class frequency
 STAGE2_CLASS_WEIGHT = None if EVAL.get("stage2_class_weight", "none") == "none" else "balanced"
 # the stage-2 settings every divide-and-vote of this run shares: keywords of nemg.evaluate.patient_predictions
-STAGE2 = {"fit_on": EVAL["stage2_fit_on"], "seed": EVAL["seed"], "class_weight": STAGE2_CLASS_WEIGHT,
-          "c": float(EVAL["stage2_c"])}
+STAGE2 = {
+    "fit_on": EVAL["stage2_fit_on"],
+    "seed": EVAL["seed"],
+    "class_weight": STAGE2_CLASS_WEIGHT,
+    "c": float(EVAL["stage2_c"]),
+}
 RATINGS = ratings_path()
-PHYSICIAN_NOTE = ("Physicians are SIMULATED raters (nemg.simulate), not real physicians."
-                  if EVAL["ratings"] == "auto" and SOURCE == "simulated" else "")
+PHYSICIAN_NOTE = (
+    "Physicians are SIMULATED raters (nemg.simulate), not real physicians."
+    if EVAL["ratings"] == "auto" and SOURCE == "simulated"
+    else ""
+)
 EV = "results/evaluate/{cohort}/"
-
 
 
 rule vote:
@@ -33,19 +42,19 @@ rule vote:
         recordings=cohort_sheet("recordings"),
     output:
         patients=f"{EV}patient_predictions.tsv",
-    params:
-        methods=EVAL["methods"],
-        stage2=STAGE2,
     log:
         "logs/evaluate/{cohort}/vote.log",
     benchmark:
         "benchmarks/evaluate/{cohort}/vote.tsv"
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        methods=EVAL["methods"],
+        stage2=STAGE2,
     script:
         "../scripts/vote.py"
 
@@ -53,11 +62,23 @@ rule vote:
 _physician_outputs = (
     dict(
         physicians=f"{EV}physician_metrics.tsv",
-        physicians_html=report_item(f"{EV}physician_metrics.html", "physician_metrics", "diagnosis", "Physicians",
-                                     "per-physician metrics", "physicians"),
+        physicians_html=report_item(
+            f"{EV}physician_metrics.html",
+            "physician_metrics",
+            "diagnosis",
+            "Physicians",
+            "per-physician metrics",
+            "physicians",
+        ),
         comparisons=f"{EV}model_vs_physicians.tsv",
-        comparisons_html=report_item(f"{EV}model_vs_physicians.html", "model_vs_physicians", "diagnosis", "Physicians",
-                                      "nEMGNet vs physicians, paired tests", "physicians"),
+        comparisons_html=report_item(
+            f"{EV}model_vs_physicians.html",
+            "model_vs_physicians",
+            "diagnosis",
+            "Physicians",
+            "nEMGNet vs physicians, paired tests",
+            "physicians",
+        ),
     )
     if RATINGS
     else {}
@@ -66,11 +87,12 @@ _physician_outputs = (
 
 rule evaluate:
     input:
+        **ratings_inputs(),
         patients=f"{EV}patient_predictions.tsv",
         folds="results/folds/{cohort}/folds.tsv",
         subjects=cohort_sheet("subjects"),
-        **ratings_inputs(),
     output:
+        **_physician_outputs,
         per_run=f"{EV}per_run_metrics.tsv",
         consensus=f"{EV}patient_consensus.tsv",
         bootstrap=f"{EV}bootstrap_ci.tsv",
@@ -79,28 +101,34 @@ rule evaluate:
         s2_table=f"{EV}s2_table.tsv",
         s2_table_html=report_item(f"{EV}s2_table.html", "s2_table", "diagnosis", "Tables", "S2 Table", "nEMGNet"),
         per_class=f"{EV}per_class_correct.tsv",
-        per_class_html=report_item(f"{EV}per_class_correct.html", "per_class_correct", "diagnosis", "Tables",
-                                   "per-class correct ratio", "nEMGNet"),
+        per_class_html=report_item(
+            f"{EV}per_class_correct.html",
+            "per_class_correct",
+            "diagnosis",
+            "Tables",
+            "per-class correct ratio",
+            "nEMGNet",
+        ),
         failures=f"{EV}failure_analysis.tsv",
         failure_summary=f"{EV}failure_summary.tsv",
-        failure_summary_html=report_item(f"{EV}failure_summary.html", "failure_summary", "diagnosis", "Tables",
-                                         "failure analysis", "nEMGNet"),
-        **_physician_outputs,
+        failure_summary_html=report_item(
+            f"{EV}failure_summary.html", "failure_summary", "diagnosis", "Tables", "failure analysis", "nEMGNet"
+        ),
+    log:
+        "logs/evaluate/{cohort}/evaluate.log",
+    benchmark:
+        "benchmarks/evaluate/{cohort}/evaluate.tsv"
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         method=EVAL["primary_method"],
         n_boot=EVAL["n_bootstrap"],
         seed=EVAL["seed"],
         physician_note=PHYSICIAN_NOTE,
-    log:
-        "logs/evaluate/{cohort}/evaluate.log",
-    benchmark:
-        "benchmarks/evaluate/{cohort}/evaluate.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -111,16 +139,16 @@ rule table1:
     output:
         tsv=f"{EV}table1.tsv",
         html=report_item(f"{EV}table1.html", "table1", "cohort", "Cohort", "Table 1"),
-    params:
-        note="Subjects of a simulated cohort." if SOURCE == "simulated" else "",
     log:
         "logs/evaluate/{cohort}/table1.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        note="Subjects of a simulated cohort." if SOURCE == "simulated" else "",
     script:
         "../scripts/table1.py"
 
@@ -130,31 +158,33 @@ FIG = "results/figures/{cohort}/"
 
 rule evaluation_figures:
     input:
+        **ratings_inputs(),
         consensus=f"{EV}patient_consensus.tsv",
         subjects=cohort_sheet("subjects"),
-        **ratings_inputs(),
     output:
         fig1_png=report_item(f"{FIG}fig1_roc_pr.png", "fig1", "diagnosis", "Figures", "Fig 1", "nEMGNet"),
         fig1_pdf=f"{FIG}fig1_roc_pr.pdf",
-        s2_fig_png=report_item(f"{FIG}s2_fig_roc_pr_location.png", "s2_fig", "diagnosis", "Figures", "S2 Fig",
-                               "nEMGNet"),
+        s2_fig_png=report_item(
+            f"{FIG}s2_fig_roc_pr_location.png", "s2_fig", "diagnosis", "Figures", "S2 Fig", "nEMGNet"
+        ),
         s2_fig_pdf=f"{FIG}s2_fig_roc_pr_location.pdf",
         fig2_png=report_item(f"{FIG}fig2_confusion.png", "fig2", "diagnosis", "Figures", "Fig 2", "nEMGNet"),
         fig2_pdf=f"{FIG}fig2_confusion.pdf",
-        s3_fig_png=report_item(f"{FIG}s3_fig_confusion_location.png", "s3_fig", "diagnosis", "Figures", "S3 Fig",
-                               "nEMGNet"),
+        s3_fig_png=report_item(
+            f"{FIG}s3_fig_confusion_location.png", "s3_fig", "diagnosis", "Figures", "S3 Fig", "nEMGNet"
+        ),
         s3_fig_pdf=f"{FIG}s3_fig_confusion_location.pdf",
-    params:
-        method=EVAL["primary_method"],
-        cohort_note=f"cohort {COHORT}" + (", simulated physicians" if PHYSICIAN_NOTE else ""),
     log:
         "logs/evaluate/{cohort}/evaluation_figures.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        method=EVAL["primary_method"],
+        cohort_note=f"cohort {COHORT}" + (", simulated physicians" if PHYSICIAN_NOTE else ""),
     script:
         "../scripts/evaluation_figures.py"
 

@@ -39,23 +39,26 @@ rule fig3_optimize_inputs:
         summary=report_item(
             "results/figures/{cohort}/fig3_activation_maximization.tsv",
             "fig3_summary",
-            "explain", "Fig 3", "Fig 3 summary", "nEMGNet",
+            "explain",
+            "Fig 3",
+            "Fig 3 summary",
+            "nEMGNet",
         ),
-    params:
-        am={k: EXPLAIN_CFG[k] for k in AM_DEFAULTS},
-        fs_hz=EXPLAIN_FS_HZ,
-        device=EXPLAIN_CFG["device"] or TRAIN_CFG.get("device", "auto"),
     log:
         "logs/figures/{cohort}/fig3_optimize_inputs.log",
     benchmark:
         "benchmarks/figures/{cohort}/fig3_optimize_inputs.tsv"
+    conda:
+        "../../envs/train.yaml"
     threads: 1
     resources:
         gpu=1 if TRAIN_ON_GPU else 0,
         mem_mb=8000 if TRAIN_ON_GPU else 2000,
         runtime=30,
-    conda:
-        "../../envs/train.yaml"
+    params:
+        am={k: EXPLAIN_CFG[k] for k in AM_DEFAULTS},
+        fs_hz=EXPLAIN_FS_HZ,
+        device=EXPLAIN_CFG["device"] or TRAIN_CFG.get("device", "auto"),
     script:
         "../scripts/fig3_optimize_inputs.py"
 
@@ -68,21 +71,24 @@ rule fig3_activation_maximization:
         png=report_item(
             "results/figures/{cohort}/fig3_activation_maximization.png",
             "fig3_activation_maximization",
-            "explain", "Fig 3", "Fig 3", "nEMGNet",
+            "explain",
+            "Fig 3",
+            "Fig 3",
+            "nEMGNet",
         ),
         pdf="results/figures/{cohort}/fig3_activation_maximization.pdf",
-    params:
-        runs=", ".join(EXPLAIN_RUN_IDS),  # for the caption
     log:
         "logs/figures/{cohort}/fig3_activation_maximization.log",
     benchmark:
         "benchmarks/figures/{cohort}/fig3_activation_maximization.tsv"
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        runs=", ".join(EXPLAIN_RUN_IDS),  # for the caption
     script:
         "../scripts/fig3_activation_maximization.py"
 
@@ -97,24 +103,27 @@ rule s4_fig_mispredicted:
         png=report_item(
             "results/figures/{cohort}/s4_fig_mispredicted.png",
             "s4_fig_mispredicted",
-            "explain", "Mispredicted patients", "S4 Fig", "nEMGNet",
+            "explain",
+            "Mispredicted patients",
+            "S4 Fig",
+            "nEMGNet",
         ),
         pdf="results/figures/{cohort}/s4_fig_mispredicted.pdf",
         tsv="results/figures/{cohort}/s4_fig_mispredicted.tsv",
+    log:
+        "logs/figures/{cohort}/s4_fig_mispredicted.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         method=EXPLAIN_CFG["method"] or _evaluate.get("primary_method") or "logreg",
         fit_on=EXPLAIN_CFG["fit_on"] or _evaluate.get("stage2_fit_on"),
         n_examples=EXPLAIN_CFG["n_examples"],
         n_segments=EXPLAIN_CFG["n_segments"],
         fs_hz=EXPLAIN_FS_HZ,
-    log:
-        "logs/figures/{cohort}/s4_fig_mispredicted.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../scripts/s4_fig_mispredicted.py"
 
@@ -124,19 +133,22 @@ rule s1_model_structure_table:
         report_item(
             "results/figures/{cohort}/s1_fig_model_structure.tsv",
             "s1_fig_model_structure_table",
-            "training", "Model structure", "S1 Fig table", "nEMGNet",
+            "training",
+            "Model structure",
+            "S1 Fig table",
+            "nEMGNet",
         ),
-    params:
-        model=MODEL_CFG,
-        n_samples=EXPLAIN_WINDOW,
     log:
         "logs/figures/{cohort}/s1_model_structure_table.log",
+    conda:
+        "../../envs/train.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../../envs/train.yaml"
+    params:
+        model=MODEL_CFG,
+        n_samples=EXPLAIN_WINDOW,
     script:
         "../scripts/s1_model_structure_table.py"
 
@@ -148,17 +160,20 @@ rule s1_fig_model_structure:
         png=report_item(
             "results/figures/{cohort}/s1_fig_model_structure.png",
             "s1_fig_model_structure",
-            "training", "Model structure", "S1 Fig", "nEMGNet",
+            "training",
+            "Model structure",
+            "S1 Fig",
+            "nEMGNet",
         ),
         pdf="results/figures/{cohort}/s1_fig_model_structure.pdf",
     log:
         "logs/figures/{cohort}/s1_fig_model_structure.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../scripts/s1_fig_model_structure.py"
 

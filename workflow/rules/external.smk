@@ -37,17 +37,17 @@ rule external_split:
         segments_index="results/segment/{cohort}/segments_index.tsv",
     output:
         split=f"{XV}split.tsv",
-    params:
-        seeds=EXTERNAL["seeds"],
-        val_fraction=EXTERNAL["val_fraction"],
     log:
         "logs/external/{cohort}/split.log",
+    conda:
+        "../../envs/preprocess.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/preprocess.yaml"
+    params:
+        seeds=EXTERNAL["seeds"],
+        val_fraction=EXTERNAL["val_fraction"],
     script:
         "../scripts/external_split.py"
 
@@ -61,20 +61,20 @@ rule train_external:
         best=f"{XV}models/{{ext_run}}/best.pt",
         curve=f"{XV}models/{{ext_run}}/curve.tsv",
         predictions=f"{XV}models/{{ext_run}}/predictions.tsv",
-    params:
-        model=MODEL_CFG,
-        train=lambda wildcards, threads: {**TRAIN_CFG, "num_threads": threads},
     log:
         "logs/external/{cohort}/train_{ext_run}.log",
     benchmark:
         "benchmarks/external/{cohort}/train_{ext_run}.tsv"
+    conda:
+        "../../envs/train.yaml"
     threads: TRAIN_THREADS
     resources:
         gpu=1 if TRAIN_ON_GPU else 0,
         mem_mb=16000 if TRAIN_ON_GPU else 2000,
         runtime=600 if TRAIN_ON_GPU else 30,
-    conda:
-        "../../envs/train.yaml"
+    params:
+        model=MODEL_CFG,
+        train=lambda wildcards, threads: {**TRAIN_CFG, "num_threads": threads},
     script:
         "../scripts/train_fold.py"  # the same training loop as the cross-validation runs
 
@@ -86,20 +86,20 @@ rule predict_external:
         index=test_path("results/segment/{cohort}/segments_index.tsv"),
     output:
         predictions=f"{XV}{{test}}/nemgnet/{{ext_run}}_predictions.tsv",
-    params:
-        batch_size=TRAIN_CFG.get("eval_batch_size", 256),
-        device=TRAIN_CFG.get("device", "auto"),
     log:
         "logs/external/{cohort}/{test}_predict_{ext_run}.log",
     benchmark:
         "benchmarks/external/{cohort}/{test}_predict_{ext_run}.tsv"
+    conda:
+        "../../envs/train.yaml"
     threads: TRAIN_THREADS
     resources:
         gpu=1 if TRAIN_ON_GPU else 0,
         mem_mb=8000 if TRAIN_ON_GPU else 2000,
         runtime=60,
-    conda:
-        "../../envs/train.yaml"
+    params:
+        batch_size=TRAIN_CFG.get("eval_batch_size", 256),
+        device=TRAIN_CFG.get("device", "auto"),
     script:
         "../scripts/predict_external.py"
 
@@ -115,19 +115,19 @@ rule external_baseline_predictions:
         split=f"{XV}split.tsv",
     output:
         predictions=f"{XV}{{test}}/{{baseline_model}}/predictions.tsv",
-    params:
-        classifier=BASELINE_CLF,
-        predict_train=EVAL["stage2_fit_on"] == "train",
     log:
         "logs/external/{cohort}/{test}_{baseline_model}_predictions.log",
     benchmark:
         "benchmarks/external/{cohort}/{test}_{baseline_model}_predictions.tsv"
+    conda:
+        "../../envs/plots.yaml"
     threads: lambda wildcards: int(BASELINE_CFG["threads"]) if wildcards.baseline_model == "rf" else 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        classifier=BASELINE_CLF,
+        predict_train=EVAL["stage2_fit_on"] == "train",
     script:
         "../scripts/external_baseline_predictions.py"
 
@@ -141,17 +141,17 @@ rule external_vote:
         test_recordings=test_path("results/cohort/{cohort}/recordings.tsv", shared=True),
     output:
         patients=f"{XV}{{test}}/{{arm}}/patient_predictions.tsv",
-    params:
-        methods=EVAL["methods"],
-        stage2=STAGE2,
     log:
         "logs/external/{cohort}/{test}_{arm}_vote.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        methods=EVAL["methods"],
+        stage2=STAGE2,
     script:
         "../scripts/external_vote.py"
 
@@ -166,12 +166,12 @@ rule external_gain:
         gain=f"{XV}{{test}}/amplitude_gain.tsv",
     log:
         "logs/external/{cohort}/{test}_gain.log",
+    conda:
+        "../../envs/preprocess.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        "../../envs/preprocess.yaml"
     script:
         "../scripts/external_gain.py"
 
@@ -186,20 +186,20 @@ rule external_evaluate:
         bootstrap=f"{XV}{{test}}/bootstrap_ci.tsv",
         summary=f"{XV}{{test}}/summary.tsv",
         tests=f"{XV}{{test}}/model_tests.tsv",
+    log:
+        "logs/external/{cohort}/{test}_evaluate.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         arms=EXT_ARMS,
         calibration=lambda wildcards: EXT_TEST_IDS[wildcards.test][1],
         method=EVAL["primary_method"],
         n_boot=EVAL["n_bootstrap"],
         seed=EVAL["seed"],
-    log:
-        "logs/external/{cohort}/{test}_evaluate.log",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../scripts/external_evaluate.py"
 
@@ -210,16 +210,22 @@ rule external_table:
         tests=expand(f"{XV}{{test}}/model_tests.tsv", test=EXT_TESTS, allow_missing=True),
     output:
         tsv=f"{XV}external_validation.tsv",
-        html=report_item(f"{XV}external_validation.html", "external_validation", "external", "Table",
-                         "external validation table", ", ".join(EXT_ARMS)),
+        html=report_item(
+            f"{XV}external_validation.html",
+            "external_validation",
+            "external",
+            "Table",
+            "external validation table",
+            ", ".join(EXT_ARMS),
+        ),
     log:
         "logs/external/{cohort}/external_table.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../scripts/external_table.py"
 

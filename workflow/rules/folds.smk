@@ -11,18 +11,20 @@ rule make_folds:
         summary=report_item(
             "results/folds/{cohort}/folds_summary.tsv",
             "folds",
-            "cohort", "Folds", "folds summary",
+            "cohort",
+            "Folds",
+            "folds summary",
         ),
-    params:
-        folds=config["folds"],
     log:
         "logs/folds/{cohort}/make_folds.log",
+    conda:
+        "../../envs/preprocess.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/preprocess.yaml"
+    params:
+        folds=config["folds"],
     script:
         "../scripts/make_folds.py"
 
@@ -35,12 +37,12 @@ rule check_leakage:
         "results/folds/{cohort}/leakage_check.txt",
     log:
         "logs/folds/{cohort}/check_leakage.log",
+    conda:
+        "../../envs/preprocess.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/preprocess.yaml"
     script:
         "../scripts/check_leakage.py"
 

@@ -30,6 +30,16 @@ rule model_bundle:
         model_json=f"{MD}model.json",
         card=f"{MD}MODEL_CARD.md",
         weights=expand(f"{MD}weights/{{ext_run}}.pt", ext_run=EXT_RUN_IDS, allow_missing=True),
+    log:
+        "logs/model/{cohort}/model_bundle.log",
+    benchmark:
+        "benchmarks/model/{cohort}/model_bundle.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         run_ids=EXT_RUN_IDS,
         preprocess=config["preprocess"],
@@ -38,16 +48,6 @@ rule model_bundle:
         source=SOURCE,
         git_commit=git_commit(REPO),
         config_files=[str(f) for f in workflow.configfiles],
-    log:
-        "logs/model/{cohort}/model_bundle.log",
-    benchmark:
-        "benchmarks/model/{cohort}/model_bundle.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/train.yaml"
     script:
         "../scripts/model_bundle.py"
 

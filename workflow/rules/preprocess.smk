@@ -12,20 +12,22 @@ rule trim:
         qc=report_item(
             "results/trim/{cohort}/trim_qc.tsv",
             "trim_qc_table",
-            "cohort", "Trimming", "trimming QC table",
+            "cohort",
+            "Trimming",
+            "trimming QC table",
         ),
-    params:
-        trim=trim_params(),
     log:
         "logs/trim/{cohort}/trim.log",
     benchmark:
         "benchmarks/trim/{cohort}/trim.tsv"
+    conda:
+        "../../envs/preprocess.yaml"
     threads: 4
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/preprocess.yaml"
+    params:
+        trim=trim_params(),
     script:
         "../scripts/trim.py"
 
@@ -39,16 +41,18 @@ rule trim_qc_figure:
         report_item(
             "results/trim/{cohort}/trim_qc.png",
             "trim_qc",
-            "cohort", "Trimming", "trimming QC figure",
+            "cohort",
+            "Trimming",
+            "trimming QC figure",
         ),
     log:
         "logs/trim/{cohort}/trim_qc_figure.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../scripts/trim_qc_figure.py"
 
@@ -60,19 +64,19 @@ rule resample:
     output:
         signals="results/resample/{cohort}/signals.npy",
         index="results/resample/{cohort}/signals_index.tsv",
-    params:
-        rate_hz=config["preprocess"]["resample"]["rate_hz"],
-        method=config["preprocess"]["resample"]["method"],
     log:
         "logs/resample/{cohort}/resample.log",
     benchmark:
         "benchmarks/resample/{cohort}/resample.tsv"
+    conda:
+        "../../envs/preprocess.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/preprocess.yaml"
+    params:
+        rate_hz=config["preprocess"]["resample"]["rate_hz"],
+        method=config["preprocess"]["resample"]["method"],
     script:
         "../scripts/resample.py"
 
@@ -88,21 +92,23 @@ rule segment:
         s1=report_item(
             "results/segment/{cohort}/s1_table.tsv",
             "s1_table",
-            "cohort", "Cohort", "S1 Table",
+            "cohort",
+            "Cohort",
+            "S1 Table",
         ),
-    params:
-        window_s=config["preprocess"]["segment"]["window_s"],
-        hop_s=config["preprocess"]["segment"]["hop_s"],
     log:
         "logs/segment/{cohort}/segment.log",
     benchmark:
         "benchmarks/segment/{cohort}/segment.tsv"
+    conda:
+        "../../envs/preprocess.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/preprocess.yaml"
+    params:
+        window_s=config["preprocess"]["segment"]["window_s"],
+        hop_s=config["preprocess"]["segment"]["hop_s"],
     script:
         "../scripts/segment.py"
 

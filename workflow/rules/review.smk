@@ -23,20 +23,21 @@ rule training_curves:
     input:
         curves=expand("results/train/{{cohort}}/{run_id}/curve.tsv", run_id=TRAIN_RUN_IDS),
     output:
-        png=report_item(f"{FIG}training_curves.png", "training_curves", "training", "Training curves",
-                        "training curves", "nEMGNet"),
+        png=report_item(
+            f"{FIG}training_curves.png", "training_curves", "training", "Training curves", "training curves", "nEMGNet"
+        ),
         pdf=f"{FIG}training_curves.pdf",
         tsv=f"{FIG}training_curves.tsv",
-    params:
-        cohort_note=REVIEW_NOTE,
     log:
         "logs/figures/{cohort}/training_curves.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        cohort_note=REVIEW_NOTE,
     script:
         "../scripts/training_curves.py"
 
@@ -49,51 +50,69 @@ rule calibration:
             + expand(f"{BL}{{model}}/patient_consensus.tsv", model=REVIEW_BASELINES, allow_missing=True)
         ),
     output:
-        png=report_item(f"{FIG}calibration.png", "calibration", "review", "Calibration", "calibration",
-                        "nEMGNet and QEMG baselines"),
+        png=report_item(
+            f"{FIG}calibration.png",
+            "calibration",
+            "review",
+            "Calibration",
+            "calibration",
+            "nEMGNet and QEMG baselines",
+        ),
         pdf=f"{FIG}calibration.pdf",
         bins=f"{FIG}calibration_bins.tsv",
-        summary=report_item(f"{FIG}calibration_summary.tsv", "calibration_summary", "review", "Calibration",
-                            "Brier scores and calibration errors", "nEMGNet and QEMG baselines"),
+        summary=report_item(
+            f"{FIG}calibration_summary.tsv",
+            "calibration_summary",
+            "review",
+            "Calibration",
+            "Brier scores and calibration errors",
+            "nEMGNet and QEMG baselines",
+        ),
+    log:
+        "logs/figures/{cohort}/calibration.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         models=["nemgnet"] + REVIEW_BASELINES,
         method=EVAL["primary_method"],
         # 5 bins: a cohort of ~60 patients leaves ~10 per bin; finer bins would mostly show noise
         n_bins=5,
         cohort_note=REVIEW_NOTE,
-    log:
-        "logs/figures/{cohort}/calibration.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../scripts/calibration.py"
 
 
 rule patient_probabilities:
     input:
+        **({"ratings": RATINGS} if RATINGS else {}),
         consensus=f"{EV}patient_consensus.tsv",
         subjects=cohort_sheet("subjects"),
-        **({"ratings": RATINGS} if RATINGS else {}),
     output:
-        png=report_item(f"{FIG}patient_probabilities.png", "patient_probabilities", "review", "Patients",
-                        "every patient's probabilities", "nEMGNet" + (" and physicians" if RATINGS else "")),
+        png=report_item(
+            f"{FIG}patient_probabilities.png",
+            "patient_probabilities",
+            "review",
+            "Patients",
+            "every patient's probabilities",
+            "nEMGNet" + (" and physicians" if RATINGS else ""),
+        ),
         pdf=f"{FIG}patient_probabilities.pdf",
         tsv=f"{FIG}patient_probabilities.tsv",
-    params:
-        method=EVAL["primary_method"],
-        cohort_note=REVIEW_NOTE,
     log:
         "logs/figures/{cohort}/patient_probabilities.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        method=EVAL["primary_method"],
+        cohort_note=REVIEW_NOTE,
     script:
         "../scripts/patient_probabilities.py"
 
@@ -106,22 +125,28 @@ rule recording_timeline:
         signals=resampled("signals.npy"),
         signals_index=resampled("signals_index.tsv"),
     output:
-        png=report_item(f"{FIG}recording_timeline.png", "recording_timeline", "explain", "Mispredicted patients",
-                        "recording timeline", "nEMGNet"),
+        png=report_item(
+            f"{FIG}recording_timeline.png",
+            "recording_timeline",
+            "explain",
+            "Mispredicted patients",
+            "recording timeline",
+            "nEMGNet",
+        ),
         pdf=f"{FIG}recording_timeline.pdf",
         tsv=f"{FIG}recording_timeline.tsv",
-    params:
-        fs_hz=EXPLAIN_FS_HZ,
-        window=EXPLAIN_WINDOW,
-        cohort_note=REVIEW_NOTE,
     log:
         "logs/figures/{cohort}/recording_timeline.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        fs_hz=EXPLAIN_FS_HZ,
+        window=EXPLAIN_WINDOW,
+        cohort_note=REVIEW_NOTE,
     script:
         "../scripts/recording_timeline.py"
 
@@ -130,22 +155,28 @@ rule external_confusion:
     input:
         consensus=expand(f"{XV}{{test}}/patient_consensus.tsv", test=EXT_TESTS, allow_missing=True),
     output:
-        png=report_item(f"{FIG}external_confusion.png", "external_confusion", "external", "Confusion matrices",
-                        "external confusion matrices", ", ".join(EXT_ARMS)),
+        png=report_item(
+            f"{FIG}external_confusion.png",
+            "external_confusion",
+            "external",
+            "Confusion matrices",
+            "external confusion matrices",
+            ", ".join(EXT_ARMS),
+        ),
         pdf=f"{FIG}external_confusion.pdf",
+    log:
+        "logs/figures/{cohort}/external_confusion.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         tests=EXT_TESTS,
         models=EXT_ARMS,
         method=EVAL["primary_method"],
         cohort=COHORT,
-    log:
-        "logs/figures/{cohort}/external_confusion.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../scripts/external_confusion.py"
 

@@ -21,12 +21,14 @@ TRAIN_THREADS = int(TRAIN_CFG.get("num_threads") or (4 if TRAIN_ON_GPU else 1))
 _folds = config["folds"]
 TRAIN_RUN_IDS = [
     fold_run_id("nested", seed, 0, o, i)
-    for seed in _folds["seeds"] if "nested" in _folds["schemes"]
+    for seed in _folds["seeds"]
+    if "nested" in _folds["schemes"]
     for o in range(_folds["nested"]["outer"])
     for i in range(_folds["nested"]["inner"])
 ] + [
     fold_run_id("repeated_kfold", seed, r, o, -1)
-    for seed in _folds["seeds"] if "repeated_kfold" in _folds["schemes"]
+    for seed in _folds["seeds"]
+    if "repeated_kfold" in _folds["schemes"]
     for r in range(_folds["repeated_kfold"]["repeats"])
     for o in range(_folds["repeated_kfold"]["k"])
 ]
@@ -47,13 +49,12 @@ rule train_fold:
         best="results/train/{cohort}/{run_id}/best.pt",
         curve="results/train/{cohort}/{run_id}/curve.tsv",
         predictions="results/train/{cohort}/{run_id}/predictions.tsv",
-    params:
-        model=MODEL_CFG,
-        train=lambda wildcards, threads: {**TRAIN_CFG, "num_threads": threads},
     log:
         "logs/train/{cohort}/{run_id}.log",
     benchmark:
         "benchmarks/train/{cohort}/{run_id}.tsv"
+    conda:
+        "../../envs/train.yaml"
     threads: TRAIN_THREADS
     resources:
         # one GPU per job; the profile caps the total at the machine's GPUs (profiles/default: gpu=1).
@@ -61,8 +62,9 @@ rule train_fold:
         gpu=1 if TRAIN_ON_GPU else 0,
         mem_mb=16000 if TRAIN_ON_GPU else 2000,
         runtime=600 if TRAIN_ON_GPU else 30,
-    conda:
-        "../../envs/train.yaml"
+    params:
+        model=MODEL_CFG,
+        train=lambda wildcards, threads: {**TRAIN_CFG, "num_threads": threads},
     script:
         "../scripts/train_fold.py"
 
