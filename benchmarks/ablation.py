@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import time
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -142,7 +143,8 @@ def main(argv=None) -> int:
     out_root = ROOT / f"results/ablation/{c}/{args.variant}"
     jobs = [(str(seg), str(idx), str(folds_tsv), r, str(out_root / r), model_cfg, train_cfg) for r in run_ids]
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    # spawn, not fork: a forked child inherits the parent's torch / OpenMP thread state and can spin forever
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(_train_one, jobs))
     wall = time.perf_counter() - t0
     for run_id, secs, res in results:

@@ -48,7 +48,7 @@ def test_paper_config_switches_off_every_nemg_deviation():
     assert cfg["evaluate"]["stage2_c"] == 1.0  # sklearn's default, as in the released code
     # ... while the default config does deviate (otherwise this test proves nothing)
     default_train = resolve_train_cfg(default()["train"])
-    assert default_train["lr_schedule"] != paper["lr_schedule"]
+    assert default_train["train_hop_factor"] != paper["train_hop_factor"]
     assert resolve_size(default()["model"]) != PRESETS["paper"]
     assert default()["evaluate"]["stage2_c"] != 1.0
 
