@@ -21,14 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import multiprocessing
 import sys
 import time
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -45,6 +46,11 @@ def _train_one(args):
     t0 = time.perf_counter()
     res = train_run(seg, idx, folds, run_id, out, model_cfg, {**train_cfg, "num_threads": 1, "progress": False})
     return run_id, time.perf_counter() - t0, res
+
+
+def _config_stage2_c() -> float:
+    """The stage-2 C the DAG votes with (config.yaml; no shipped config overrides it but configs/paper.yaml)."""
+    return float(yaml.safe_load((ROOT / "config.yaml").read_text())["evaluate"]["stage2_c"])
 
 
 def _git_commit() -> str:
@@ -73,12 +79,14 @@ def markdown(tsv: str | Path) -> str:
     kind = np.where(t["runs"] == "all", 0, np.where(t["variant"].str.startswith("qemg_"), 2, 1))
     t = t.assign(_kind=kind, _order=range(len(t))).sort_values(["cohort", "_kind", "_order"], kind="stable")
     lines = ["| data set | variant | runs | consensus accuracy | macro F1 | recall normal / myopathy / neuropathy | "
-             "s per run (1 thread) |", "|---|---|---|---|---|---|---|"]
+             "stage-2 C | s per run (1 thread) |", "|---|---|---|---|---|---|---|---|"]
     for _, r in t.iterrows():
         cost = f"{r['mean_run_s']:.0f}" if pd.notna(r.get("mean_run_s")) else "—"
+        # rows from before evaluate.stage2_c existed were voted with sklearn's default C = 1
+        c = f"{r['stage2_c']:g}" if pd.notna(r.get("stage2_c")) else "1"
         lines.append(f"| {r['cohort']} | {r['variant']} | {r['runs']} ({r['n_runs']}) | {r['consensus_accuracy']:.3f} | "
                      f"{r['macro_f1']:.3f} | {r['recall_normal']:.2f} / {r['recall_myopathy']:.2f} / "
-                     f"{r['recall_neuropathy']:.2f} | {cost} |")
+                     f"{r['recall_neuropathy']:.2f} | {c} | {cost} |")
     return "\n".join(lines)
 
 
@@ -93,7 +101,7 @@ def from_dag(cohort: str, variant: str, patients: str | None = None,
     row = {"cohort": cohort, "variant": variant, "runs": "all", "n_runs": int(pp["run_id"].nunique()),
            **score(pp, folds[folds["run_id"].isin(pp["run_id"].unique())]),
            "mean_run_s": round(float(np.mean(secs)), 1) if secs and patients is None else float("nan"),
-           "commit": _git_commit()}
+           "stage2_c": _config_stage2_c(), "commit": _git_commit()}
     out = Path(table)
     old = pd.read_csv(out, sep="\t") if out.exists() else pd.DataFrame()
     if len(old):
@@ -124,7 +132,6 @@ def main(argv=None) -> int:
     ap.add_argument("--table", default=str(ROOT / "results/ablation/ablation.tsv"))
     args = ap.parse_args(argv)
 
-    import yaml
 
     from nemg.evaluate import patient_predictions, read_predictions
 
@@ -155,11 +162,12 @@ def main(argv=None) -> int:
     recordings = pd.read_csv(ROOT / f"results/cohort/{c}/recordings.tsv", sep="\t",
                              dtype={"recording_id": str, "subject_id": str})
     preds = read_predictions([out_root / r / "predictions.tsv" for r in run_ids])
-    stage2_c = args.stage2_c or float(yaml.safe_load((ROOT / "config.yaml").read_text())["evaluate"]["stage2_c"])
+    stage2_c = args.stage2_c or _config_stage2_c()
     pp = patient_predictions(preds, subjects, recordings, methods=("logreg",), class_weight=args.class_weight,
                              c=stage2_c)
     run_folds = folds[folds["run_id"].isin(run_ids)]
     row = {"cohort": c, "variant": args.variant, "runs": args.runs, "n_runs": len(run_ids), **score(pp, run_folds),
+           "stage2_c": stage2_c,
            "train_wall_s": round(wall, 1),
            "mean_run_s": round(float(np.mean([s for _, s, _ in results])), 1),
            "model": json.dumps(model_cfg, sort_keys=True), "train": args.train, "commit": _git_commit()}
