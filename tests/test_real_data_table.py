@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.metrics import f1_score
 
 from nemg import baseline as bl
@@ -390,3 +391,24 @@ def test_default_run_table2_block_comes_from_the_runs_table2(root):
     block = readme.read_text().split("<!-- default-table2:begin -->")[1].split("<!-- default-table2:end -->")[0]
     assert "old" not in block and "| accuracy |" in block and "0.610 (0.500–0.720)" in block
     assert "0.875 / 0.694" in block  # the published anchors beside it
+
+
+def test_rows_carry_the_commit_of_their_own_run(root):
+    """A cohort with a run manifest is stamped with the commit it was run at (dirty only for code edits), the
+    others with the working tree's; the README footer names each data set's commit."""
+    head = git(root, "rev-parse", "--short", "HEAD")
+    manifest = root / "results/manifest/n2001/run.yaml"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(yaml.safe_dump({"git_commit": "abcdef0123456789", "git_dirty": True,
+                                        "git_changes": [" M docs/notes.md", "?? results/x.tsv"]}))
+    out = root / "docs/results/real_data.tsv"
+    assert run_script("--root", root, "--cohorts", "n2001", "simulated") == 0
+    tsv = pd.read_csv(out, sep="\t", dtype={"commit": str})
+    assert set(tsv.loc[tsv["dataset"] == "n2001", "commit"]) == {"abcdef0"}  # docs edits do not make it dirty
+    assert set(tsv.loc[tsv["dataset"] == "simulated", "commit"]) == {head}
+    readme = (root / "README.md").read_text()
+    assert "location; commit `abcdef0`)" in readme and f"location; commit `{head}`)" in readme  # one per block
+    manifest.write_text(yaml.safe_dump({"git_commit": "abcdef0123456789", "git_changes": [" M src/nemg/x.py"]}))
+    assert run_script("--root", root, "--cohorts", "n2001") == 0
+    tsv = pd.read_csv(out, sep="\t", dtype={"commit": str})
+    assert set(tsv.loc[tsv["dataset"] == "n2001", "commit"]) == {"abcdef0-dirty"}
