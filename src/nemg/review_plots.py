@@ -44,6 +44,21 @@ def primary_variant(consensus: pd.DataFrame, method: str, source: str = "consens
     return sel
 
 
+def read_primary_variant(path: str, method: str) -> pd.DataFrame:
+    """:func:`primary_variant` of a ``patient_consensus.tsv`` file (errors name the file)."""
+    return primary_variant(pd.read_csv(path, sep="\t", dtype={"subject_id": str}), method, str(path))
+
+
+def _finish(fig, handles, ncol: int, title: str | None, bottom: float):
+    """Legend under the panels, the title, despined axes and a layout that leaves the legend its strip."""
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    sns.despine(fig)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    return fig
+
+
 def _note_page(title: str, detail: str = ""):
     """A figure that says why there is nothing to draw (an empty figure would look like a bug)."""
     fig, ax = plt.subplots(figsize=(8, 2.6))
@@ -151,12 +166,7 @@ def training_curves_figure(curves: Mapping[str, pd.DataFrame], *, title: str = "
         axes[2 * (k // n_cols) + 1, k % n_cols].axis("off")
     handles = [Line2D([], [], marker="*", ms=11, color="0.3", mec="k", ls="none", label="kept checkpoint (best.pt)"),
                Line2D([], [], marker="x", color="0.3", ls="none", label="last evaluation (training stopped)")]
-    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    sns.despine(fig)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    return fig
+    return _finish(fig, handles, 2, title, 0.04)
 
 
 # ========================================================================================== calibration
@@ -482,9 +492,4 @@ def recording_timeline_figure(items: Sequence[dict], fs_hz: float, window: int, 
         ax_p.legend(fontsize=7, ncol=3, loc="lower right", bbox_to_anchor=(1, 0.98), frameon=False)
     handles = [Patch(color=PALETTE[c], alpha=0.45, label=f"segment favours {c}") for c in CLASSES]
     handles.append(Patch(fill=False, ls="--", ec="k", label="window favouring the call most (S4 Fig)"))
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    sns.despine(fig)
-    fig.tight_layout(rect=(0, 0.025, 1, 1))
-    return fig
+    return _finish(fig, handles, 4, title, 0.025)

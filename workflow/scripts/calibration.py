@@ -5,18 +5,15 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-import pandas as pd
-
 from nemg.plots import save
-from nemg.review_plots import calibration_figure, calibration_tables, model_name, primary_variant
+from nemg.review_plots import calibration_figure, calibration_tables, model_name, read_primary_variant
 from nemg.vote import PROB_COLS
 
 p = snakemake.params
 models = {}
 for key, path in zip(p.models, snakemake.input.consensus):
-    cons = pd.read_csv(path, sep="\t", dtype={"subject_id": str})
     # the primary variant, every replicate pooled: each patient once per replicate (as Fig 1 and Fig 2)
-    sel = primary_variant(cons, p.method, path)
+    sel = read_primary_variant(path, p.method)
     models[model_name(key)] = (sel["diagnosis"].to_numpy(), sel[PROB_COLS].to_numpy())
 bins, summary = calibration_tables(models, n_bins=p.n_bins)
 logging.info("calibration summary:\n%s", summary.to_string(index=False))

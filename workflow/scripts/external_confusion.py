@@ -5,16 +5,13 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-import pandas as pd
-
 from nemg.plots import save
-from nemg.review_plots import external_confusion_figure, primary_variant
+from nemg.review_plots import external_confusion_figure, read_primary_variant
 
 p = snakemake.params
 panels = {}
 for test, path in zip(p.tests, snakemake.input.consensus):
-    cons = pd.read_csv(path, sep="\t", dtype={"subject_id": str})
-    sel = primary_variant(cons, p.method, path)
+    sel = read_primary_variant(path, p.method)
     missing = sorted(set(p.models) - set(sel["model"]))
     if missing:
         raise ValueError(f"{path}: no consensus rows of model(s) {missing} for stage-2 method {p.method!r}")
