@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from . import __version__
-from .hashing import sha256_file
+from .fileio import sha256_file, write_atomic
 from .vote import (CLASSES, feature_columns, fit_run_stage2, patient_features, signal_scores, stage2_from_dict,
                    stage2_to_dict)
 
@@ -39,14 +39,6 @@ COMBINE = "mean of the members' stage-2 class probabilities, then the most proba
 
 class BundleError(ValueError):
     """A model bundle that cannot be used (missing, altered, or made by another nemg version)."""
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write through a temporary file and rename, so a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------------------ build
@@ -231,4 +223,4 @@ def load_bundle(model_dir: str | Path, *, check_version: bool = True) -> Bundle:
 
 
 __all__ = ["BUNDLE_FORMAT", "Bundle", "BundleError", "MODEL_CARD", "MODEL_JSON", "build_bundle", "cohort_summary",
-           "load_bundle", "sha256", "write_atomic"]
+           "load_bundle"]

@@ -25,7 +25,7 @@ from typing import Iterable, Mapping
 
 import yaml
 
-from .hashing import sha256_file
+from .fileio import sha256_file
 from .segment import CHECK_SUFFIX as STORE_CHECK_SUFFIX
 
 #: the packages whose versions can change a run's numbers or figures (nemg itself is recorded from the code run)

@@ -134,7 +134,7 @@ Split per member (patients):
 
 def write_card(path, meta: Mapping, *, source: str, table2_tsv=None, per_class_tsv=None, external_tsv=None) -> str:
     """Render the card from the run's table files (None: that part was not run) and write it atomically."""
-    from .bundle import write_atomic
+    from .fileio import write_atomic
 
     read = lambda p: None if p is None else pd.read_csv(p, sep="\t")  # noqa: E731
     text = render_card(meta, source=source, table2=read(table2_tsv), per_class=read(per_class_tsv),

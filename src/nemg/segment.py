@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .hashing import sha256_file
+from .fileio import sha256_file, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +52,7 @@ def write_store_check(array: str | Path, rebuild: str | None = None) -> Path:
     array = Path(array)
     check = store_check_path(array)
     record = {"file": array.name, "bytes": array.stat().st_size, "sha256": sha256_file(array), "rebuild": rebuild}
-    tmp = check.with_name(check.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, check)
+    write_atomic(check, json.dumps(record, indent=1) + "\n")
     return check
 
 

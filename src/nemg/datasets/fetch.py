@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable, TextIO
 
 
-from ..hashing import sha256_file
+from ..fileio import sha256_file
 from ._common import DatasetError
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""SHA-256 of a file, the one checksum nemg writes and checks (stores, manifests, bundles, downloads).
+"""File integrity helpers: the one checksum nemg writes and checks (stores, manifests, bundles, downloads) and the
+atomic write every small output goes through.
 
 SHA-256 rather than a cheaper CRC: ~1.1 s/GB on the development machine against 0.45 s/GB for zlib.crc32, small
 next to a training run that reads a store every epoch, and anyone can check it by hand with ``sha256sum``.
@@ -6,6 +7,7 @@ next to a training run that reads a store every epoch, and anyone can check it b
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 _CHUNK = 1 << 22
@@ -17,3 +19,11 @@ def sha256_file(path: str | Path) -> str:
         while block := fh.read(_CHUNK):
             h.update(block)
     return h.hexdigest()
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write through a temporary file and rename, so a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
