@@ -81,6 +81,16 @@ def class_weights(y: np.ndarray, n_classes: int = len(CLASSES)) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
+def probability_table(index: pd.DataFrame, run_id: str, role: str, probs: np.ndarray) -> pd.DataFrame:
+    """Segment-level class probabilities as predictions.tsv holds them, one row per row of ``index``."""
+    out = index[["segment", "recording_id", "subject_id"]].reset_index(drop=True)
+    out.insert(0, "run_id", run_id)
+    out["role"] = role
+    for i, c in enumerate(CLASSES):
+        out[f"p_{c}"] = probs[:, i]
+    return out
+
+
 def load_batch(store: SegmentStore, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Gather ``rows`` from the memmap: x float32 [B, 1, window], y int64 [B]."""
     x = torch.from_numpy(np.ascontiguousarray(store.x[rows], dtype=np.float32)).unsqueeze(1)
