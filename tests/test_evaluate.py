@@ -107,3 +107,28 @@ def test_failure_analysis_counts_unanimous_errors():
     summary = ev.failure_summary(fail, diagnosis, True).set_index("arm")
     assert summary.loc["both", "unanimously_misclassified"] == 0
     assert summary.loc["physicians (all raters)", "neuropathy"] == 1
+
+
+def test_evaluate_arm_is_per_run_consensus_and_bootstrap(fabricated):
+    """The one evaluation every arm gets (nEMGNet, baselines, external): the three tables, as the parts make them."""
+    subjects, recordings, folds, preds = fabricated
+    pp = ev.patient_predictions(preds, subjects, recordings)
+    arm = ev.evaluate_arm(pp, ev.replicate_of(folds), n_boot=30, seed=3)
+    assert list(arm) == ["per_run", "consensus", "bootstrap"]
+    cons = ev.consensus(pp, ev.replicate_of(folds))
+    pd.testing.assert_frame_equal(arm["per_run"], ev.per_run_metrics(pp))
+    pd.testing.assert_frame_equal(arm["consensus"], cons)
+    pd.testing.assert_frame_equal(arm["bootstrap"], ev.bootstrap_consensus(cons, n_boot=30, seed=3))
+
+
+def test_evaluate_arm_with_one_replicate_key_pools_every_run(fabricated):
+    """External validation: every seed's model tests every patient, and their consensus is one call per patient."""
+    subjects, recordings, folds, preds = fabricated
+    pp = ev.patient_predictions(preds, subjects, recordings)
+    arm = ev.evaluate_arm(pp, "external", n_boot=20)
+    cons = arm["consensus"]
+    assert set(cons["replicate"]) == {"external"}
+    assert cons.groupby(ev.VARIANT)["subject_id"].apply(lambda s: s.is_unique and len(s) == 12).all()
+    assert set(arm["bootstrap"]["n_replicates"]) == {1} and set(arm["bootstrap"]["n_patients"]) == {12}
+    one_key = pd.Series("external", index=sorted(pp["run_id"].unique()))
+    pd.testing.assert_frame_equal(cons, ev.consensus(pp, one_key))

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .external import SCHEME
+from .folds import FOLD_COLUMNS
 from .metrics import CLASSES, summarize_runs
 from .stats import mcnemar_paired, paired_bootstrap_diff
 from .tables import html_page, html_table
@@ -145,6 +147,30 @@ def write_baseline_predictions(features_npy, names_txt, index_tsv, folds_tsv, mo
     if out_timing is not None:
         timing.to_csv(out_timing, sep="\t", index=False)
     return pred
+
+
+def baseline_external_predictions(train_features: np.ndarray, train_index: pd.DataFrame,
+                                  test_features: np.ndarray, test_index: pd.DataFrame, split: pd.DataFrame,
+                                  model: str, *, params: Mapping | None = None, n_jobs: int = 1,
+                                  predict_train: bool = False) -> pd.DataFrame:
+    """External validation (nemg.external): the classical baseline fit on each seed's training patients of the
+    training cohort, scoring its validation patients and every patient of the test cohort (role test)."""
+    for feats, index, what in ((train_features, train_index, "training"), (test_features, test_index, "test")):
+        if len(feats) != len(index):
+            raise ValueError(f"{what} cohort: {len(feats)} feature rows but {len(index)} segments in the index")
+    features = np.concatenate([train_features, test_features])
+    if not np.isfinite(features).all():
+        raise ValueError("non-finite baseline features")
+    index = pd.concat([train_index, test_index], ignore_index=True)
+    test_subjects = test_index[["subject_id", "diagnosis"]].drop_duplicates()
+    frames = []
+    for rid, run in split.groupby("run_id", sort=True):
+        test_rows = test_subjects.assign(scheme=SCHEME, seed=run["seed"].iloc[0], repeat=0, outer=0, inner=0,
+                                         run_id=rid, role="test")
+        full = pd.concat([run, test_rows[list(FOLD_COLUMNS)]], ignore_index=True)
+        frames.append(run_predictions(features, index, full, model, params=params, n_jobs=n_jobs,
+                                      predict_train=predict_train))
+    return pd.concat(frames, ignore_index=True)
 
 
 # ------------------------------------------------------------------------------------------------ comparison

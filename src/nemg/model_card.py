@@ -10,6 +10,7 @@ from typing import Mapping
 
 import pandas as pd
 
+from .tables import external_display_table
 from .vote import CLASSES
 
 SOURCES = {
@@ -47,13 +48,11 @@ def cv_section(table2: pd.DataFrame | None, per_class: pd.DataFrame | None, meth
 
 
 def external_section(external: pd.DataFrame | None) -> str:
-    from .external import display_table
-
     if external is None:
         return "No external validation was configured (`external.cohorts` is empty)."
     return ("Trained on every patient of this cohort, tested on every patient of another cohort preprocessed with "
             "this bundle's settings (`external_validation.tsv`, docs/external.md):\n\n"
-            + md_table(display_table(external)))
+            + md_table(external_display_table(external)))
 
 
 def render_card(meta: Mapping, *, source: str, table2: pd.DataFrame | None, per_class: pd.DataFrame | None,

@@ -8,7 +8,7 @@ One row per (data set, model, variant):
   table's point estimates (mean over replicates); per-class recall is that of the consensus calls
   (:func:`nemg.baseline.per_class_recall`).
 * ``variant`` ``external:<test>``: trained on every patient of the data set, tested on another (``<test>.rms``:
-  amplitude-calibrated), from ``external_validation.tsv`` (:func:`nemg.external.summary_rows`).
+  amplitude-calibrated), from ``external_validation.tsv`` (:func:`nemg.evaluate.external_summary_row`).
 
 Inputs per cohort ``<c>`` (paths relative to the repository root):
 

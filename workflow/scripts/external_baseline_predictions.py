@@ -7,7 +7,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 import pandas as pd
 
-from nemg.external import baseline_external_predictions
+from nemg.baseline import baseline_external_predictions
 from nemg.features import read_features
 
 inp = snakemake.input

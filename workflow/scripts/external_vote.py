@@ -7,8 +7,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 import pandas as pd
 
-from nemg.evaluate import read_predictions
-from nemg.external import external_patient_predictions
+from nemg.evaluate import external_patient_predictions, read_predictions
 
 inp = snakemake.input
 read = lambda p: pd.read_csv(p, sep="\t", dtype={"recording_id": str, "subject_id": str})  # noqa: E731

@@ -5,7 +5,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-from nemg.external import predict_cohort
+from nemg.predict import predict_cohort
 
 pred = predict_cohort(snakemake.input.best, snakemake.input.segments, snakemake.input.index,
                       batch_size=int(snakemake.params.batch_size), device=str(snakemake.params.device),
