@@ -1,9 +1,7 @@
 """Rule evaluation_figures: Fig 1 / S2 Fig (ROC and PR with physicians), Fig 2 / S3 Fig (confusion matrices)."""
-import logging
-import sys
+from nemg.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])
 
 import pandas as pd
 

@@ -1,9 +1,9 @@
 """Rule predict_external: segment probabilities of a test cohort under one externally trained nEMGNet."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 from nemg.predict import predict_cohort
 

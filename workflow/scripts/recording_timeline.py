@@ -1,9 +1,9 @@
 """Rule recording_timeline: S4 Fig's mispredicted patients, one recording each, segment probabilities over time."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 import numpy as np
 import pandas as pd
