@@ -12,7 +12,7 @@ from nemg.external import (baseline_external_predictions, check_disjoint, cohort
                            external_cohorts, external_patient_predictions, external_split, predict_cohort,
                            summary_rows)
 from nemg.folds import FoldError
-from nemg.model import CLASSES
+from nemg.labels import CLASSES
 from nemg.train import train_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,7 +189,7 @@ def test_baseline_transfers_a_separable_feature(cohorts):
 # ------------------------------------------------------------------------------------- amplitude calibration
 def signal_store(d, amplitudes, fs=10_000.0, seconds=1.0, offset=0.0, drift=50.0, seed=0):
     """One recording per amplitude: Gaussian noise of that RMS plus a DC offset and a slow drift."""
-    from nemg.segment import write_signal_store
+    from nemg.store import write_signal_store
 
     rng = np.random.default_rng(seed)
     t = np.arange(int(fs * seconds)) / fs

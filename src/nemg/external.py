@@ -21,21 +21,17 @@ import pandas as pd
 import yaml
 
 from .config import ConfigError, deep_merge, resolve_path, validate_config
-from .evaluate import (METRICS, bootstrap_consensus, consensus, patient_predictions, per_run_metrics)
-from .folds import FOLD_COLUMNS, FoldError, stratified_folds
-from .vote import CLASSES, PROB_COLS
+from .evaluate import (bootstrap_consensus, consensus, patient_predictions, per_run_metrics)
+from .folds import EXTERNAL_SCHEME as SCHEME
+from .folds import FOLD_COLUMNS, FoldError, external_run_id, stratified_folds
+from .labels import CLASSES, METRICS, PROB_COLS
 
 log = logging.getLogger(__name__)
 
-SCHEME = "external"
 EXTERNAL_DEFAULTS: dict[str, Any] = {"cohorts": {}, "seeds": [0], "val_fraction": 0.2, "only": False,
                                      "amplitude_calibration": ["none"]}
 #: amplitude calibration -> suffix of the test id (``<name>.<suffix>``); "none" keeps the plain name
 CALIBRATIONS = {"none": "", "median_rms": "rms"}
-
-
-def run_id(seed: int) -> str:
-    return f"ext_s{int(seed)}"
 
 
 def cohort_key(test: str, train: str) -> str:
@@ -131,7 +127,7 @@ def external_split(subjects: pd.DataFrame, seeds: Iterable[int], val_fraction: f
     rows = []
     for seed in seeds:
         fold = stratified_folds(ids, dx, k, np.random.default_rng([int(seed), 7]))
-        rid = run_id(seed)
+        rid = external_run_id(seed)
         for sid, d, f in zip(ids, dx, fold):
             rows.append((SCHEME, int(seed), 0, 0, 0, rid, sid, d, "val" if f == 0 else "train"))
     split = pd.DataFrame(rows, columns=list(FOLD_COLUMNS))
@@ -160,7 +156,7 @@ def median_frame_rms(signals: str | Path, index: str | Path, frame_s: float = 0.
     Label-free and robust: the frame median ignores bursts and artifacts inside a recording, removing each
     frame's mean ignores DC offset and slow drift, the median over recordings ignores odd recordings.
     """
-    from .segment import iter_signals, read_signal_store
+    from .store import iter_signals, read_signal_store
 
     arr, idx = read_signal_store(signals, index)
     per_recording = []
@@ -197,7 +193,7 @@ def predict_cohort(checkpoint: str | Path, segments_npy: str | Path, index_tsv: 
     # torch only here: the DAG-time rules importing this module run in the torch-free conda envs
     import torch
 
-    from .data import SegmentStore
+    from .store import SegmentStore
     from .explain import load_model
     from .train import pick_device, predict_logits, runtime
 
@@ -318,4 +314,4 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
 __all__ = ["CALIBRATIONS", "EXTERNAL_DEFAULTS", "PROB_COLS", "amplitude_gain", "baseline_external_predictions",
            "check_disjoint", "cohort_key", "display_table", "evaluate_arm", "external_cohorts",
            "external_patient_predictions", "external_settings", "external_split", "external_test_ids",
-           "median_frame_rms", "predict_cohort", "run_id", "summary_rows"]
+           "median_frame_rms", "predict_cohort", "summary_rows"]

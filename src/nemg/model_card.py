@@ -10,7 +10,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from .vote import CLASSES
+from .labels import CLASSES
 
 SOURCES = {
     "simulated": "SIMULATED patients (nemg.simulate, docs/simulator.md), not real recordings: the metrics below "

@@ -5,9 +5,9 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+from nemg.labels import PROB_COLS
 from nemg.plots import save
 from nemg.review_plots import calibration_figure, calibration_tables, model_name, read_primary_variant
-from nemg.vote import PROB_COLS
 
 p = snakemake.params
 models = {}
