@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from nemg import evaluate as ev
-from nemg.metrics import CLASSES, classification_metrics, summarize_runs
+from nemg.labels import CLASSES, METRICS
+from nemg.metrics import classification_metrics, summarize_runs
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_bootstrap_point_estimate_and_table2(fabricated):
     sel = cons[(cons.method == "logreg") & (~cons.with_location)]
     direct = classification_metrics(sel["diagnosis"], sel["predicted"])
     b = boot[(boot.method == "logreg") & (~boot.with_location)].set_index("metric")
-    for k in ev.METRICS:
+    for k in METRICS:
         assert b.loc[k, "estimate"] == pytest.approx(direct[k])
         assert b.loc[k, "boot_low"] <= b.loc[k, "estimate"] + 1e-12 <= b.loc[k, "boot_high"] + 1e-12
     per_run = ev.per_run_metrics(pp)

@@ -14,7 +14,7 @@ from nemg.baseline import baseline_external_predictions
 from nemg.evaluate import evaluate_arm, external_patient_predictions, external_summary_row
 from nemg.external import SCHEME, check_disjoint, cohort_key, external_cohorts, external_split
 from nemg.folds import FoldError
-from nemg.model import CLASSES
+from nemg.labels import CLASSES
 from nemg.predict import predict_cohort
 from nemg.tables import external_display_table
 from nemg.train import train_run
@@ -193,7 +193,7 @@ def test_baseline_transfers_a_separable_feature(cohorts):
 # ------------------------------------------------------------------------------------- amplitude calibration
 def signal_store(d, amplitudes, fs=10_000.0, seconds=1.0, offset=0.0, drift=50.0, seed=0):
     """One recording per amplitude: Gaussian noise of that RMS plus a DC offset and a slow drift."""
-    from nemg.segment import write_signal_store
+    from nemg.store import write_signal_store
 
     rng = np.random.default_rng(seed)
     t = np.arange(int(fs * seconds)) / fs

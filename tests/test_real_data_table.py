@@ -22,9 +22,8 @@ from sklearn.metrics import f1_score
 from nemg import baseline as bl
 from nemg import evaluate as ev
 from nemg.folds import make_folds
-from nemg.metrics import CLASSES
+from nemg.labels import CLASSES, PROB_COLS
 from nemg.tables import write_table
-from nemg.vote import PROB_COLS
 
 REPO = Path(__file__).resolve().parents[1]
 # argmax: no stage-2 fit, so the fixture builds in seconds; the tables' format is the same for every method, and

@@ -5,8 +5,10 @@ import pytest
 import torch
 
 import nemg.train as train_mod
-from nemg.data import SegmentStore, class_weights, load_batch, probability_table, read_run, rows_by_role
-from nemg.model import CLASSES, build_model
+from nemg.data import class_weights, load_batch, probability_table, read_run, rows_by_role
+from nemg.labels import CLASSES
+from nemg.model import build_model
+from nemg.store import SegmentStore
 from nemg.train import predict_logits, train_run
 
 WINDOW = 256

@@ -25,16 +25,16 @@ import pandas as pd
 
 from .external import SCHEME
 from .folds import FOLD_COLUMNS
-from .metrics import CLASSES, summarize_runs
+from .labels import CLASSES, METRICS, PROB_COLS
+from .metrics import summarize_runs
 from .stats import mcnemar_paired, paired_bootstrap_diff
 from .tables import html_page, html_table
-from .vote import PROB_COLS, proba_in_class_order
+from .vote import proba_in_class_order
 
 log = logging.getLogger(__name__)
 
 MODELS = ("logreg", "rf")
 PREDICTION_COLUMNS = ["run_id", "segment", "recording_id", "subject_id", "role", *PROB_COLS]
-METRICS = ("accuracy", "precision", "recall", "specificity", "f1")
 
 #: Defaults of the classifiers (the ``baseline:`` config section overrides them).
 BASELINE_DEFAULTS = {

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .labels import LOCATIONS
 
 
 def _failed(command: str, exc: Exception, code: int = 1) -> int:
@@ -211,7 +212,7 @@ def _add_model_commands(sub) -> None:
     pred.add_argument("model_dir", help="a bundle folder: results/model/<cohort>/")
     pred.add_argument("inputs", nargs="+", metavar="INPUT")
     pred.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
-    pred.add_argument("--location", choices=["proximal", "distal"],
+    pred.add_argument("--location", choices=LOCATIONS,
                       help="signal files: the muscles' location (needed when the model uses location)")
     pred.add_argument("--patient", default="patient", help="signal files: the patient's id (default: patient)")
     pred.add_argument("--rate", type=float, help="signal files: sampling rate in Hz (npy, csv, asc)")

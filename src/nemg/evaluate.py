@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 
 from .external import check_disjoint
-from .metrics import CLASSES, auc_table, classification_metrics, summarize_runs
+from .folds import replicate_id
+from .labels import CLASSES, METRICS, PROB_COLS
+from .metrics import auc_table, classification_metrics, summarize_runs
 from .stats import fleiss_kappa, mcnemar_paired, paired_bootstrap_diff
-from .vote import PROB_COLS, Stage2FitError, vote_run
+from .vote import Stage2FitError, vote_run
 
 log = logging.getLogger(__name__)
 
-METRICS = ("accuracy", "precision", "recall", "specificity", "f1")
 VARIANT = ["method", "with_location"]
 
 
@@ -78,7 +79,8 @@ def patient_predictions(predictions: pd.DataFrame, subjects: pd.DataFrame, recor
 def replicate_of(folds: pd.DataFrame) -> pd.Series:
     """run_id -> replicate key: one seed of nested CV, or one seed x repeat of repeated k-fold."""
     runs = folds.drop_duplicates("run_id").set_index("run_id")
-    return runs["scheme"] + "_s" + runs["seed"].astype(str) + "_r" + runs["repeat"].astype(str)
+    return pd.Series([replicate_id(*key) for key in zip(runs["scheme"], runs["seed"], runs["repeat"])],
+                     index=runs.index, dtype=object)
 
 
 def per_run_metrics(pp: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-log = logging.getLogger(__name__)
+from .folds import parse_run_id
+from .labels import CLASSES, PROB_COLS
 
-CLASSES = ("normal", "myopathy", "neuropathy")  # = nemg.model.CLASSES, repeated to keep this module torch-free
-PROB_COLS = [f"p_{c}" for c in CLASSES]
+log = logging.getLogger(__name__)
 
 AM_DEFAULTS = {
     "steps": 300,  # Adam steps (all classes at once)
@@ -63,15 +62,17 @@ def select_runs(run_ids: Sequence[str], runs: str | Sequence[str] = "first_outer
         if unknown:
             raise ValueError(f"explain.runs: unknown run id(s) {unknown}; known: {run_ids}")
         return [r for r in run_ids if r in set(runs)]
-    first = run_ids[0]
     if runs == "all":
         return run_ids
+    parsed = {r: parse_run_id(r) for r in run_ids}
+    first = parsed[run_ids[0]]
     if runs == "first_seed":
-        prefix = re.match(r"^[a-z]+_s\d+_", first)
-        return [r for r in run_ids if prefix and r.startswith(prefix.group(0))] or [first]
+        return [r for r in run_ids if (parsed[r].scheme, parsed[r].seed) == (first.scheme, first.seed)]
     if runs == "first_outer":
-        m = re.match(r"^(nested_s\d+_o\d+)_i\d+$", first)
-        return [r for r in run_ids if m and re.fullmatch(re.escape(m.group(1)) + r"_i\d+", r)] or [first]
+        if first.scheme != "nested":
+            return run_ids[:1]
+        # the inner runs differ only in their validation patients: same scheme, seed and outer fold
+        return [r for r in run_ids if parsed[r]._replace(inner=0) == first._replace(inner=0)]
     raise ValueError(f"explain.runs: {runs!r} is not first_outer, first_seed, all or a list of run ids")
 
 
@@ -267,7 +268,7 @@ def activation_maximization(checkpoints: Sequence[str | Path], segments_npy, ind
     write the signals and the summary TSVs; returns the summary."""
     import torch
 
-    from nemg.segment import read_segment_store
+    from .store import read_segment_store
 
     cfg = {**AM_DEFAULTS, **{k: v for k, v in (am or {}).items() if v is not None}}
     unknown = sorted(set(cfg) - set(AM_DEFAULTS))
@@ -391,7 +392,7 @@ def mispredicted_examples(patients_tsv, prediction_tsvs: Sequence[str | Path], s
                           method: str = "logreg", with_location: bool = False, fit_on: str | None = None,
                           n_examples: int = 3, n_segments: int = 2):
     """S4 Fig's data: (selected patients, their example segments, segment array [n, window], n patients)."""
-    from nemg.segment import read_segment_store
+    from .store import read_segment_store
 
     patients = pd.read_csv(patients_tsv, sep="\t", dtype={"subject_id": str, "run_id": str})
     selected = select_mispredicted(patients, method=method, with_location=with_location, fit_on=fit_on,

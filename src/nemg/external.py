@@ -28,19 +28,15 @@ import pandas as pd
 import yaml
 
 from .config import ConfigError, deep_merge, resolve_path, validate_config
-from .folds import FOLD_COLUMNS, FoldError, stratified_folds
+from .folds import EXTERNAL_SCHEME as SCHEME
+from .folds import FOLD_COLUMNS, FoldError, external_run_id, stratified_folds
 
 log = logging.getLogger(__name__)
 
-SCHEME = "external"
 EXTERNAL_DEFAULTS: dict[str, Any] = {"cohorts": {}, "seeds": [0], "val_fraction": 0.2, "only": False,
                                      "amplitude_calibration": ["none"]}
 #: amplitude calibration -> suffix of the test id (``<name>.<suffix>``); "none" keeps the plain name
 CALIBRATIONS = {"none": "", "median_rms": "rms"}
-
-
-def run_id(seed: int) -> str:
-    return f"ext_s{int(seed)}"
 
 
 def cohort_key(test: str, train: str) -> str:
@@ -136,7 +132,7 @@ def external_split(subjects: pd.DataFrame, seeds: Iterable[int], val_fraction: f
     rows = []
     for seed in seeds:
         fold = stratified_folds(ids, dx, k, np.random.default_rng([int(seed), 7]))
-        rid = run_id(seed)
+        rid = external_run_id(seed)
         for sid, d, f in zip(ids, dx, fold):
             rows.append((SCHEME, int(seed), 0, 0, 0, rid, sid, d, "val" if f == 0 else "train"))
     split = pd.DataFrame(rows, columns=list(FOLD_COLUMNS))
@@ -165,7 +161,7 @@ def median_frame_rms(signals: str | Path, index: str | Path, frame_s: float = 0.
     Label-free and robust: the frame median ignores bursts and artifacts inside a recording, removing each
     frame's mean ignores DC offset and slow drift, the median over recordings ignores odd recordings.
     """
-    from .segment import iter_signals, read_signal_store
+    from .store import iter_signals, read_signal_store
 
     arr, idx = read_signal_store(signals, index)
     per_recording = []
@@ -196,5 +192,4 @@ def amplitude_gain(train_signals, train_index, test_signals, test_index) -> pd.D
 
 
 __all__ = ["CALIBRATIONS", "EXTERNAL_DEFAULTS", "SCHEME", "amplitude_gain", "check_disjoint", "cohort_key",
-           "external_cohorts", "external_settings", "external_split", "external_test_ids", "median_frame_rms",
-           "run_id"]
+           "external_cohorts", "external_settings", "external_split", "external_test_ids", "median_frame_rms"]

@@ -255,7 +255,7 @@ def extract_features(segments: str | Path, out_features: str | Path, out_names: 
                      fs: float = 10_000.0, params: dict | None = None) -> np.ndarray:
     """Features of every segment of a segment store, in chunks; writes float32 [N, F] and the names (one a line)."""
     p = {**FEATURE_DEFAULTS, **(params or {})}
-    from .segment import verify_store
+    from .store import verify_store
 
     verify_store(segments)
     arr = np.load(segments, mmap_mode="r")

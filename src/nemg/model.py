@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-CLASSES = ("normal", "myopathy", "neuropathy")
+from .labels import CLASSES
 
 # Named models; a config gives ``preset`` and/or explicit keys, which override the preset's values.
 # ``deep_stride`` (max-pool stride of blocks 4-7) and ``head`` (flatten | gap) are nemg deviations from the

@@ -10,8 +10,8 @@ from typing import Mapping
 
 import pandas as pd
 
+from .labels import CLASSES
 from .tables import external_display_table
-from .vote import CLASSES
 
 SOURCES = {
     "simulated": "SIMULATED patients (nemg.simulate, docs/simulator.md), not real recordings: the metrics below "

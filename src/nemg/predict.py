@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from .bundle import Bundle
-from .vote import CLASSES, PROB_COLS, patient_features, signal_scores, stage2_probs
+from .labels import CLASSES, LOCATIONS, PROB_COLS
+from .vote import patient_features, signal_scores, stage2_probs
 
 RECORDING_FILE = "recording_predictions.tsv"
 PATIENT_FILE = "patient_predictions.tsv"
@@ -136,7 +137,7 @@ def recording_segments(bundle: Bundle, row: dict) -> np.ndarray:
 def prepare(bundle: Bundle, recordings: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     """Segments of every recording, in the sheet's order, and their index (the segment-store columns)."""
     if bundle.with_location:
-        bad = recordings[~recordings["location"].isin(["proximal", "distal"])]
+        bad = recordings[~recordings["location"].isin(LOCATIONS)]
         if len(bad):
             raise PredictError(f"{bad['path'].iloc[0]}: this model's stage 2 uses muscle location; give each "
                                f"recording's location (proximal or distal; --location for signal files)")
@@ -158,7 +159,8 @@ def score_segments(bundle: Bundle, segments: np.ndarray, index: pd.DataFrame, *,
     """Segment probabilities under every member, in the training predictions' format (role ``test``)."""
     import torch
 
-    from .data import SegmentStore, probability_table
+    from .data import probability_table
+    from .store import SegmentStore
     from .train import pick_device, predict_logits, runtime
 
     dev = pick_device(device)

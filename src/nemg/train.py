@@ -31,8 +31,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from nemg.augment import augment_batch, is_active, resolve_augment
-from nemg.data import SegmentStore, class_weights, iter_batches, probability_table, read_run, rows_by_role
-from nemg.model import CLASSES, build_model, resolve_size
+from nemg.data import class_weights, iter_batches, probability_table, read_run, rows_by_role
+from nemg.labels import CLASSES
+from nemg.model import build_model, resolve_size
+from nemg.store import SegmentStore
 
 log = logging.getLogger(__name__)
 

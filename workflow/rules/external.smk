@@ -14,7 +14,7 @@
 # Needs TRAIN_CFG/MODEL_CFG/TRAIN_THREADS/TRAIN_ON_GPU (train.smk), EVAL (evaluate.smk) and BASELINE_CFG
 # (baseline.smk): include after them.
 
-from nemg.external import run_id as ext_run_id
+from nemg.folds import EXTERNAL_SCHEME, external_run_id as ext_run_id, run_id_regex
 
 EXT_RUN_IDS = [ext_run_id(s) for s in EXTERNAL["seeds"]]
 EXT_TESTS = list(EXT_TEST_IDS)  # "<name>" and, with external.amplitude_calibration, "<name>.rms"
@@ -26,7 +26,7 @@ EXTERNAL_OUTPUTS = (
 
 
 wildcard_constraints:
-    ext_run=r"ext_s\d+",
+    ext_run=run_id_regex(EXTERNAL_SCHEME),
     test=cohort_regex(EXT_TESTS),
     arm=cohort_regex(EXT_ARMS),
 

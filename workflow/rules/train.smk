@@ -8,7 +8,7 @@
 
 import shutil
 
-from nemg.folds import run_id as fold_run_id
+from nemg.folds import run_id as fold_run_id, run_id_regex
 
 TRAIN_CFG = dict(config.get("train") or {})  # nemg.train.TRAIN_DEFAULTS fill the gaps
 MODEL_CFG = dict(config.get("model") or {})  # preset (paper | small | cpu), width, head_width
@@ -36,7 +36,7 @@ TRAIN_OUTPUTS = expand("results/train/{cohort}/{run_id}/predictions.tsv", cohort
 
 
 wildcard_constraints:
-    run_id=r"(nested|rkfold)_s\d+_[a-z0-9_]+",
+    run_id=run_id_regex("nested", "repeated_kfold"),
 
 
 rule train_fold:

@@ -5,9 +5,9 @@ from nemg.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
+from nemg.labels import PROB_COLS
 from nemg.plots import save
 from nemg.review_plots import calibration_figure, calibration_tables, model_name, read_primary_variant
-from nemg.vote import PROB_COLS
 
 p = snakemake.params
 models = {}

@@ -5,9 +5,9 @@ log_to_file(snakemake.log[0])
 
 import pandas as pd
 
+from nemg.labels import PROB_COLS
 from nemg.physicians import patient_calls, rater_operating_points, read_cohort_ratings
 from nemg.plots import confusion_figure, roc_pr_figure, save
-from nemg.vote import PROB_COLS
 
 out, p = snakemake.output, snakemake.params
 cons = pd.read_csv(snakemake.input.consensus, sep="\t", dtype={"subject_id": str})
