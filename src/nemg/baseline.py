@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import section_defaults
 from .metrics import CLASSES, summarize_runs
 from .stats import mcnemar_paired, paired_bootstrap_diff
 from .tables import html_page, html_table
@@ -34,14 +35,14 @@ MODELS = ("logreg", "rf")
 PREDICTION_COLUMNS = ["run_id", "segment", "recording_id", "subject_id", "role", *PROB_COLS]
 METRICS = ("accuracy", "precision", "recall", "specificity", "f1")
 
-#: Defaults of the classifiers (the ``baseline:`` config section overrides them).
-BASELINE_DEFAULTS = {
-    "logreg_c": 1.0,
-    "rf_trees": 200,
-    "rf_min_samples_leaf": 5,
-    "rf_max_depth": None,
-    "seed_offset": 0,
-}
+#: The ``baseline:`` keys the classifiers read (defaults: the config schema's).
+CLASSIFIER_KEYS = ("logreg_c", "rf_trees", "rf_min_samples_leaf", "rf_max_depth", "seed_offset")
+
+
+def classifier_params(params: Mapping | None = None) -> dict:
+    """The classifier settings of a ``baseline:`` section (partial or whole), schema defaults filling the gaps."""
+    p = {**section_defaults("baseline"), **(params or {})}
+    return {k: p[k] for k in CLASSIFIER_KEYS}
 
 
 def _log1p_nonneg(x: np.ndarray) -> np.ndarray:
@@ -55,7 +56,7 @@ def make_classifier(model: str, seed: int, params: Mapping | None = None, n_jobs
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-    p = {**BASELINE_DEFAULTS, **(params or {})}
+    p = classifier_params(params)
     if model == "logreg":
         return make_pipeline(
             FunctionTransformer(_log1p_nonneg),  # rates and amplitudes are skewed
@@ -72,7 +73,7 @@ def make_classifier(model: str, seed: int, params: Mapping | None = None, n_jobs
 def run_predictions(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame, model: str, *,
                     params: Mapping | None = None, n_jobs: int = 1, predict_train: bool = False) -> pd.DataFrame:
     """Segment-level probabilities of one run (``run``: that run's rows of the folds table)."""
-    p = {**BASELINE_DEFAULTS, **(params or {})}
+    p = classifier_params(params)
     run_id = run["run_id"].iloc[0]
     role = run.set_index("subject_id")["role"]
     seg_role = index["subject_id"].map(role)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from .config import ConfigError, deep_merge, resolve_path, validate_config
+from .config import ConfigError, deep_merge, fill_defaults, resolve_path, validate_config
 from .evaluate import (METRICS, bootstrap_consensus, consensus, patient_predictions, per_run_metrics)
 from .folds import FOLD_COLUMNS, FoldError, stratified_folds
 from .vote import CLASSES, PROB_COLS
@@ -28,8 +28,6 @@ from .vote import CLASSES, PROB_COLS
 log = logging.getLogger(__name__)
 
 SCHEME = "external"
-EXTERNAL_DEFAULTS: dict[str, Any] = {"cohorts": {}, "seeds": [0], "val_fraction": 0.2, "only": False,
-                                     "amplitude_calibration": ["none"]}
 #: amplitude calibration -> suffix of the test id (``<name>.<suffix>``); "none" keeps the plain name
 CALIBRATIONS = {"none": "", "median_rms": "rms"}
 
@@ -61,7 +59,8 @@ def external_test_ids(names: Iterable[str], calibrations: Iterable[str]) -> dict
 
 
 def external_settings(config: Mapping) -> dict:
-    return {**EXTERNAL_DEFAULTS, **dict(config.get("external") or {})}
+    """The ``external:`` section of ``config`` (a whole config, possibly partial) with the schema's defaults."""
+    return fill_defaults(config)["external"]
 
 
 def external_cohorts(config: Mapping, repo: str | Path, base_cohort: Mapping | None = None) -> dict[str, dict]:
@@ -107,7 +106,7 @@ def external_cohorts(config: Mapping, repo: str | Path, base_cohort: Mapping | N
         except ConfigError as exc:
             problems += [f"{where}: {p}" for p in exc.problems]
             continue
-        out[name] = cohort
+        out[name] = fill_defaults({"cohort": cohort})["cohort"]
     if problems:
         raise ConfigError(problems, "external validation config")
     return out
@@ -315,7 +314,7 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["CALIBRATIONS", "EXTERNAL_DEFAULTS", "PROB_COLS", "amplitude_gain", "baseline_external_predictions",
+__all__ = ["CALIBRATIONS", "PROB_COLS", "amplitude_gain", "baseline_external_predictions",
            "check_disjoint", "cohort_key", "display_table", "evaluate_arm", "external_cohorts",
            "external_patient_predictions", "external_settings", "external_split", "external_test_ids",
            "median_frame_rms", "predict_cohort", "run_id", "summary_rows"]
