@@ -19,11 +19,9 @@ import glob
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from nemg.evaluate import consensus, patient_predictions, read_predictions, replicate_of
-from nemg.labels import CLASSES
 from nemg.metrics import classification_metrics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import section_defaults
 from .external import SCHEME
 from .folds import FOLD_COLUMNS
 from .labels import CLASSES, METRICS, PROB_COLS
@@ -36,14 +37,14 @@ log = logging.getLogger(__name__)
 MODELS = ("logreg", "rf")
 PREDICTION_COLUMNS = ["run_id", "segment", "recording_id", "subject_id", "role", *PROB_COLS]
 
-#: Defaults of the classifiers (the ``baseline:`` config section overrides them).
-BASELINE_DEFAULTS = {
-    "logreg_c": 1.0,
-    "rf_trees": 200,
-    "rf_min_samples_leaf": 5,
-    "rf_max_depth": None,
-    "seed_offset": 0,
-}
+#: The ``baseline:`` keys the classifiers read (defaults: the config schema's).
+CLASSIFIER_KEYS = ("logreg_c", "rf_trees", "rf_min_samples_leaf", "rf_max_depth", "seed_offset")
+
+
+def classifier_params(params: Mapping | None = None) -> dict:
+    """The classifier settings of a ``baseline:`` section (partial or whole), schema defaults filling the gaps."""
+    p = {**section_defaults("baseline"), **(params or {})}
+    return {k: p[k] for k in CLASSIFIER_KEYS}
 
 
 def _log1p_nonneg(x: np.ndarray) -> np.ndarray:
@@ -57,7 +58,7 @@ def make_classifier(model: str, seed: int, params: Mapping | None = None, n_jobs
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-    p = {**BASELINE_DEFAULTS, **(params or {})}
+    p = classifier_params(params)
     if model == "logreg":
         return make_pipeline(
             FunctionTransformer(_log1p_nonneg),  # rates and amplitudes are skewed
@@ -74,7 +75,7 @@ def make_classifier(model: str, seed: int, params: Mapping | None = None, n_jobs
 def run_predictions(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame, model: str, *,
                     params: Mapping | None = None, n_jobs: int = 1, predict_train: bool = False) -> pd.DataFrame:
     """Segment-level probabilities of one run (``run``: that run's rows of the folds table)."""
-    p = {**BASELINE_DEFAULTS, **(params or {})}
+    p = classifier_params(params)
     run_id = run["run_id"].iloc[0]
     role = run.set_index("subject_id")["role"]
     seg_role = index["subject_id"].map(role)

@@ -21,20 +21,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from .config import ConfigError, deep_merge, resolve_path, validate_config
+from .config import ConfigError, deep_merge, fill_defaults, resolve_path, validate_config
 from .folds import EXTERNAL_SCHEME as SCHEME
 from .folds import FOLD_COLUMNS, FoldError, external_run_id, stratified_folds
 
 log = logging.getLogger(__name__)
-
-EXTERNAL_DEFAULTS: dict[str, Any] = {"cohorts": {}, "seeds": [0], "val_fraction": 0.2, "only": False,
-                                     "amplitude_calibration": ["none"]}
 #: amplitude calibration -> suffix of the test id (``<name>.<suffix>``); "none" keeps the plain name
 CALIBRATIONS = {"none": "", "median_rms": "rms"}
 
@@ -62,7 +59,8 @@ def external_test_ids(names: Iterable[str], calibrations: Iterable[str]) -> dict
 
 
 def external_settings(config: Mapping) -> dict:
-    return {**EXTERNAL_DEFAULTS, **dict(config.get("external") or {})}
+    """The ``external:`` section of ``config`` (a whole config, possibly partial) with the schema's defaults."""
+    return fill_defaults(config)["external"]
 
 
 def external_cohorts(config: Mapping, repo: str | Path, base_cohort: Mapping | None = None) -> dict[str, dict]:
@@ -108,7 +106,7 @@ def external_cohorts(config: Mapping, repo: str | Path, base_cohort: Mapping | N
         except ConfigError as exc:
             problems += [f"{where}: {p}" for p in exc.problems]
             continue
-        out[name] = cohort
+        out[name] = fill_defaults({"cohort": cohort})["cohort"]
     if problems:
         raise ConfigError(problems, "external validation config")
     return out
@@ -191,5 +189,5 @@ def amplitude_gain(train_signals, train_index, test_signals, test_index) -> pd.D
                           "test_median_rms_uv": test_rms, "gain": train_rms / test_rms}])
 
 
-__all__ = ["CALIBRATIONS", "EXTERNAL_DEFAULTS", "SCHEME", "amplitude_gain", "check_disjoint", "cohort_key",
-           "external_cohorts", "external_settings", "external_split", "external_test_ids", "median_frame_rms"]
+__all__ = ["CALIBRATIONS", "SCHEME", "amplitude_gain", "check_disjoint", "cohort_key", "external_cohorts",
+           "external_settings", "external_split", "external_test_ids", "median_frame_rms"]

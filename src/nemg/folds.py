@@ -292,7 +292,9 @@ def summarize_folds(folds: pd.DataFrame) -> pd.DataFrame:
 
 def folds_for_cohort(segments_index: str | Path, subjects_tsv: str | Path, params: dict[str, Any],
                      out_folds: str | Path, out_summary: str | Path) -> pd.DataFrame:
-    """Folds over the subjects that have at least one segment; subjects without any are logged by id."""
+    """Folds over the subjects that have at least one segment; subjects without any are logged by id.
+
+    ``params``: the ``folds:`` config section, whose keys the schema requires (so it has no defaults)."""
     seg = pd.read_csv(segments_index, sep="\t", dtype={"subject_id": str},
                       usecols=["subject_id", "diagnosis"]).drop_duplicates()
     subj = pd.read_csv(subjects_tsv, sep="\t", dtype={"subject_id": str}, keep_default_na=False)
@@ -300,11 +302,10 @@ def folds_for_cohort(segments_index: str | Path, subjects_tsv: str | Path, param
     if lost:
         log.warning("%d subject(s) have no segment after trimming and are not in any fold: %s", len(lost),
                     ", ".join(lost))
-    nested = params.get("nested", {})
-    rk = params.get("repeated_kfold", {})
+    nested, rk = params["nested"], params["repeated_kfold"]
     folds = make_folds(seg, seeds=params["seeds"], schemes=params["schemes"],
-                       outer=int(nested.get("outer", 5)), inner=int(nested.get("inner", 3)),
-                       k=int(rk.get("k", 5)), repeats=int(rk.get("repeats", 1)))
+                       outer=int(nested["outer"]), inner=int(nested["inner"]),
+                       k=int(rk["k"]), repeats=int(rk["repeats"]))
     check_leakage(folds, source=str(out_folds))
     Path(out_folds).parent.mkdir(parents=True, exist_ok=True)
     folds.to_csv(out_folds, sep="\t", index=False)

@@ -11,7 +11,8 @@ writes under ``out_dir``:
 
 The recipe is the paper's: Adam (lr 1e-3), batch 32, up to 100 epochs, cross-entropy with class weights
 inversely proportional to the training segments per class, validation accuracy every ``eval_every``
-updates, stop after ``patience`` evaluations without improvement, keep the best model.
+updates, stop after ``patience`` evaluations without improvement, keep the best model. These are the
+``train:`` defaults of workflow/schemas/config.schema.yaml, which also documents every other setting.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from nemg.augment import augment_batch, is_active, resolve_augment
+from nemg.config import section_defaults
 from nemg.data import class_weights, iter_batches, probability_table, read_run, rows_by_role
 from nemg.labels import CLASSES
 from nemg.model import build_model, resolve_size
@@ -38,44 +40,13 @@ from nemg.store import SegmentStore
 
 log = logging.getLogger(__name__)
 
-TRAIN_DEFAULTS = {
-    "lr": 1e-3,  # Adam learning rate (paper)
-    "batch_size": 32,  # paper
-    "max_epochs": 100,  # paper
-    "eval_every": 50,  # updates between validation evaluations (released code; v1 used 30)
-    "patience": 100,  # evaluations without a better validation accuracy before stopping (paper)
-    "eval_batch_size": 256,  # inference only; no effect on results
-    "device": "auto",  # auto (cuda if available, else cpu) | cpu | cuda | cuda:N
-    "num_threads": None,  # CPU threads for torch; None = leave torch's default (the rule passes `threads`)
-    "bf16": True,  # bf16 autocast, CUDA only (CPU always trains in float32)
-    "compile": False,  # torch.compile the training forward/backward (CUDA; minutes of compile time)
-    "seed_offset": 0,  # training seed = the run's folds seed + seed_offset
-    "checkpoint_every": 1,  # write last.pt every N evaluations (full width: ~4.6 GB per write)
-    "keep_last": False,  # keep last.pt after a finished run
-    "deterministic": True,  # torch.use_deterministic_algorithms on CPU (bit-exact resume)
-    "progress": True,  # tqdm progress bar on stderr
-    # also score the run's training patients: the released code fits its stage-2 classifier on them
-    # (evaluate.stage2_fit_on: train); off by default, the CNN's own training scores are over-confident
-    "predict_train": False,
-    # ---- nemg deviations from the paper's recipe, each off here and in configs/paper.yaml
-    # (docs/training.md, "The CPU recipe", has each one's measured effect)
-    "lr_schedule": "constant",  # constant (paper) | cosine: decay to 0 over max_epochs
-    "weight_decay": 0.0,  # > 0: decoupled weight decay (AdamW) instead of the paper's plain Adam
-    "label_smoothing": 0.0,  # cross-entropy label smoothing
-    # train on every n-th window of each recording per epoch, a new random phase each epoch: a coarser
-    # training hop (n x the segment hop) at 1/n of the cost, while validation and test keep every window
-    "train_hop_factor": 1,
-    # early stopping's validation accuracy on every n-th window of each recording (phase 0); the written
-    # val/test predictions still cover every window
-    "val_hop_factor": 1,
-    "augment": {},  # amplitude-preserving augmentation (nemg.augment): polarity_flip, gain_jitter, noise, shift
-}
 LR_SCHEDULES = ("constant", "cosine")
 CURVE_COLUMNS = ["update", "epoch", "train_loss", "val_loss", "val_acc", "elapsed_s"]
 
 
 def resolve_train_cfg(train_cfg: dict | None) -> dict:
-    cfg = dict(TRAIN_DEFAULTS)
+    """``train_cfg`` (a ``train:`` section, possibly partial) on top of the schema's defaults, checked."""
+    cfg = section_defaults("train")
     unknown = sorted(set(train_cfg or {}) - set(cfg))
     if unknown:
         raise ValueError(f"train config: unknown key(s) {unknown}; known: {sorted(cfg)}")
