@@ -81,5 +81,5 @@ rule all:
         [] if EXTERNAL["only"] else [TRAIN_OUTPUTS, EVALUATE_OUTPUTS, EXPLAIN_OUTPUTS, BASELINE_OUTPUTS],
         EXTERNAL_OUTPUTS,
         REVIEW_OUTPUTS,
-        rules.results_readme.output.readme,
+        RESULTS_README,
         MANIFEST_OUTPUTS,  # last: it hashes everything above

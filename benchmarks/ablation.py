@@ -62,7 +62,8 @@ def _git_commit() -> str:
 def score(patients: pd.DataFrame, folds: pd.DataFrame, method: str = "logreg") -> dict:
     """Consensus accuracy, macro F1 and per-class recall of one arm's patient predictions (no location)."""
     from nemg.evaluate import consensus, replicate_of
-    from nemg.metrics import CLASSES, classification_metrics, per_class_metrics
+    from nemg.labels import CLASSES
+    from nemg.metrics import classification_metrics, per_class_metrics
 
     pp = patients[(patients["method"] == method) & (~patients["with_location"].astype(str).isin(["True", "true"]))]
     cons = consensus(pp, replicate_of(folds))

@@ -61,8 +61,10 @@ except ImportError:  # a no-op stand-in: progress bars are off in this check any
         def close(self): pass
     sys.modules["tqdm"] = types.SimpleNamespace(tqdm=_NoBar)
 
-from nemg.model import CLASSES, build_model, count_parameters, forward_flops, resolve_size, training_flops  # noqa: E402
-from nemg.segment import read_signal_store, samples_of, segment_store, write_signal_store  # noqa: E402
+from nemg.labels import CLASSES  # noqa: E402
+from nemg.model import build_model, count_parameters, forward_flops, resolve_size, training_flops  # noqa: E402
+from nemg.segment import samples_of, segment_store  # noqa: E402
+from nemg.store import read_signal_store, write_signal_store  # noqa: E402
 from nemg.train import CURVE_COLUMNS, TRAIN_DEFAULTS, _train_step, train_run  # noqa: E402
 
 log = logging.getLogger("gpu_check")

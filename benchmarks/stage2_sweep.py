@@ -19,11 +19,10 @@ import glob
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from nemg.evaluate import consensus, patient_predictions, read_predictions, replicate_of
-from nemg.metrics import CLASSES, classification_metrics
+from nemg.metrics import classification_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 

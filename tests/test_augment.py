@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from nemg.augment import AUGMENT_OFF, augment_batch, is_active, resolve_augment
+from nemg.augment import augment_batch, is_active, resolve_augment
+
+OFF = {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0}
 
 
 def batch(b=64, n=400):
@@ -15,7 +17,7 @@ def gen(seed=1):
 
 
 def test_off_by_default_and_validated():
-    assert resolve_augment(None) == AUGMENT_OFF and not is_active(resolve_augment({}))
+    assert resolve_augment(None) == OFF and not is_active(resolve_augment({}))
     assert is_active(resolve_augment({"noise": 0.1}))
     for bad in ({"flip": 0.5}, {"polarity_flip": 1.5}, {"gain_jitter": -0.1}, {"shift": 2}):
         with pytest.raises(ValueError):

@@ -8,8 +8,7 @@ from nemg import baseline as bl
 from nemg import evaluate as ev
 from nemg.features import extract_features, feature_names
 from nemg.folds import check_leakage, make_folds
-
-CLASSES = ("normal", "myopathy", "neuropathy")
+from nemg.labels import CLASSES, METRICS
 
 
 def toy_cohort(n_per_class=4, recs=2, segs=6, n_feat=5, sep=3.0, seed=0):
@@ -112,7 +111,7 @@ def test_comparison_table_and_paired_tests():
         cons[model] = ev.consensus(pp, rep)
         arms[model] = (ev.per_run_metrics(pp), ev.bootstrap_consensus(cons[model], n_boot=50))
     table = bl.model_comparison(arms, "logreg")
-    assert list(table["metric"]) == list(bl.METRICS)
+    assert list(table["metric"]) == list(METRICS)
     assert {"logreg_mean_ci_runs", "rf_consensus_bootstrap"} <= set(table.columns)
     tests = bl.paired_model_tests(cons, "logreg", "logreg", n_boot=50)
     assert len(tests) == 1 and tests.loc[0, "n_patients"] == 15

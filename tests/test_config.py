@@ -1,10 +1,14 @@
-"""Config validation: every shipped config is valid; a wrong key or value gives a message naming it."""
+"""Config validation: every shipped config is valid; a wrong key or value gives a message naming it. Defaults:
+the schema is their one home, and a config leaving a key out gets its default."""
+import copy
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from nemg.config import ConfigError, load_config, validate_config
+from nemg.config import ConfigError, fill_defaults, load_config, section_defaults, validate_config
+from nemg.schemas import load_schema
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -31,20 +35,19 @@ def test_paper_config_is_the_study_protocol():
 
 def test_paper_config_switches_off_every_nemg_deviation():
     """config.yaml's CPU recipe deviates from the paper; configs/paper.yaml must undo each deviation exactly."""
-    from nemg.augment import AUGMENT_OFF
     from nemg.model import PRESETS, resolve_size
-    from nemg.train import TRAIN_DEFAULTS, resolve_train_cfg
+    from nemg.train import resolve_train_cfg
 
     cfg = load_config(REPO / "config.yaml", REPO / "configs" / "paper.yaml")
     assert resolve_size(cfg["model"]) == PRESETS["paper"]
     train = resolve_train_cfg(cfg["train"])
-    # TRAIN_DEFAULTS hold the published recipe; only run-time settings may differ from it
+    # the schema's train defaults hold the published recipe; only run-time settings may differ from it
     runtime_only = {"device", "num_threads", "bf16", "compile", "checkpoint_every", "keep_last", "progress",
                     "eval_batch_size", "deterministic", "predict_train", "seed_offset"}
     paper = resolve_train_cfg({})
     assert {k: v for k, v in train.items() if k not in runtime_only} == \
         {k: v for k, v in paper.items() if k not in runtime_only}
-    assert train["augment"] == AUGMENT_OFF and TRAIN_DEFAULTS["lr"] == 1e-3 and train["patience"] == 100
+    assert train["augment"] == section_defaults("train.augment") and paper["lr"] == 1e-3 and train["patience"] == 100
     assert cfg["evaluate"]["stage2_c"] == 1.0  # sklearn's default, as in the released code
     # ... while the default config does deviate (otherwise this test proves nothing)
     default_train = resolve_train_cfg(default()["train"])
@@ -116,3 +119,133 @@ def test_overlay_merges(tmp_path):
     over.write_text(yaml.safe_dump({"folds": {"nested": {"outer": 4}}}))
     cfg = load_config(REPO / "config.yaml", over)
     assert cfg["folds"]["nested"] == {"outer": 4, "inner": 3}
+
+
+# ------------------------------------------------------------------------------------------------- defaults
+
+#: The defaults as the modules and rule files held them before the schema became their one home (nemg.train's
+#: TRAIN_DEFAULTS, nemg.augment's AUGMENT_OFF, nemg.baseline's BASELINE_DEFAULTS, nemg.features' FEATURE_DEFAULTS,
+#: nemg.explain's AM_DEFAULTS, explain.smk's EXPLAIN_DEFAULTS, baseline.smk's BASELINE_CFG, nemg.external's
+#: EXTERNAL_DEFAULTS and the rule files' inline fallbacks): the values, their types and (train, features) order.
+OLD_TRAIN = {
+    "lr": 1e-3, "batch_size": 32, "max_epochs": 100, "eval_every": 50, "patience": 100, "eval_batch_size": 256,
+    "device": "auto", "num_threads": None, "bf16": True, "compile": False, "seed_offset": 0, "checkpoint_every": 1,
+    "keep_last": False, "deterministic": True, "progress": True, "predict_train": False, "lr_schedule": "constant",
+    "weight_decay": 0.0, "label_smoothing": 0.0, "train_hop_factor": 1, "val_hop_factor": 1,
+    "augment": {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0},  # {} = AUGMENT_OFF
+}
+OLD_FEATURES = {
+    "turn_uv": 100.0, "nss_turn_uv": 20.0, "nss_small_uv": 100.0, "zc_deadband_uv": 10.0, "welch_nperseg": 1000,
+    "f_low": 20.0, "f_high": 5000.0, "bands": [[20, 100], [100, 250], [250, 500], [500, 1000], [1000, 2000], [2000, 5000]],
+    "muap_k": 5.0, "muap_min_uv": 20.0, "chunk": 1024,
+}
+OLD_AM = {"steps": 300, "lr": 0.2, "l2": 0.001, "tv": 0.01, "jitter_ms": 5.0, "blur_ms": 0.2, "init_std": 1.0,
+          "clip": 20.0, "seed": 0}
+OLD_EXPLAIN = {"runs": "first_outer", **OLD_AM, "device": None, "method": None, "fit_on": None, "n_examples": 3,
+               "n_segments": 2}
+OLD_CLASSIFIER = {"logreg_c": 1.0, "rf_trees": 200, "rf_min_samples_leaf": 5, "rf_max_depth": None, "seed_offset": 0}
+OLD_BASELINE = {"enabled": True, "models": ["logreg", "rf"], "combine": [], "threads": 2, **OLD_CLASSIFIER,
+                "features": OLD_FEATURES}
+OLD_EXTERNAL = {"cohorts": {}, "seeds": [0], "val_fraction": 0.2, "only": False, "amplitude_calibration": ["none"]}
+
+
+def typed(value):
+    """``value`` with the type of every leaf, so that 100 and 100.0 (or True and 1) differ."""
+    if isinstance(value, dict):
+        return [(k, typed(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    return type(value).__name__, value
+
+
+@pytest.mark.parametrize("section,old", [
+    ("train", OLD_TRAIN), ("train.augment", OLD_TRAIN["augment"]), ("baseline.features", OLD_FEATURES),
+    ("explain", OLD_EXPLAIN), ("external", OLD_EXTERNAL),
+])
+def test_schema_defaults_are_the_old_defaults(section, old):
+    assert typed(section_defaults(section)) == typed(old)  # order too: resolved train configs go into best.pt
+
+
+def test_baseline_and_inline_defaults_are_the_old_ones():
+    assert sorted(typed(section_defaults("baseline"))) == sorted(typed(OLD_BASELINE))
+    assert section_defaults("evaluate") == {"stage2_class_weight": "none"}  # evaluate.smk's .get(..., "none")
+    assert section_defaults("model") == {"preset": "paper"}  # nemg.model's `or "paper"`
+    assert section_defaults("cohort") == {"recordings_where": {}}  # cohort.smk's `or {}`
+
+
+def test_library_resolution_uses_the_schema_defaults():
+    from nemg.baseline import classifier_params
+    from nemg.explain import am_settings
+    from nemg.external import external_settings
+    from nemg.features import feature_params
+    from nemg.model import PRESETS, resolve_size
+    from nemg.train import resolve_train_cfg
+
+    assert typed(resolve_train_cfg({})) == typed(OLD_TRAIN)
+    assert resolve_train_cfg({"max_epochs": 12})["max_epochs"] == 12
+    assert typed(classifier_params({"rf_trees": 20})) == typed({**OLD_CLASSIFIER, "rf_trees": 20})
+    assert typed(feature_params({"turn_uv": 50.0})) == typed({**OLD_FEATURES, "turn_uv": 50.0})
+    assert typed(am_settings({"steps": 40, "seed": None})) == typed({**OLD_AM, "steps": 40})
+    assert external_settings({"external": {"seeds": [1, 2]}}) == {**OLD_EXTERNAL, "seeds": [1, 2]}
+    assert external_settings({}) == OLD_EXTERNAL
+    assert resolve_size({}) == PRESETS["paper"]
+    with pytest.raises(ValueError, match="unknown key"):
+        am_settings({"stepz": 3})
+
+
+def test_a_config_without_an_optional_key_gets_its_schema_default():
+    given = default()
+    cfg = copy.deepcopy(given)
+    del cfg["train"]["max_epochs"], cfg["explain"], cfg["baseline"]["features"], cfg["external"]["seeds"]
+    cfg["train"]["augment"] = None  # present, even as null: kept (nemg.augment reads null as off)
+    validate_config(cfg)
+    filled = fill_defaults(cfg)
+    assert filled["train"]["max_epochs"] == 100  # the schema's (paper) default, not config.yaml's 12
+    assert filled["train"]["augment"] is None and filled["train"]["lr"] == given["train"]["lr"]
+    assert filled["explain"] == section_defaults("explain")
+    assert filled["baseline"]["features"] == OLD_FEATURES and filled["baseline"]["rf_trees"] == 200
+    assert filled["external"]["seeds"] == [0]
+    # the given keys keep their order, filled ones follow; the input is not modified
+    assert list(filled["train"])[:-1] == list(cfg["train"]) and list(filled["train"])[-1] == "max_epochs"
+    assert "max_epochs" not in cfg["train"] and "explain" not in cfg
+    validate_config(filled)
+    # a whole config file: load_config fills too, and the shipped config.yaml leaves only the features out
+    assert load_config(REPO / "config.yaml") == fill_defaults(given)
+    assert fill_defaults(yaml.safe_load((REPO / "config.yaml").read_text())) == given
+
+
+def test_section_defaults_are_fresh_copies():
+    section_defaults("baseline.features")["bands"].append([1, 2])
+    assert section_defaults("baseline.features")["bands"] == OLD_FEATURES["bands"]
+    with pytest.raises(KeyError, match="no section 'trian'"):
+        section_defaults("trian")
+
+
+def keys_with_defaults(schema: dict) -> set[str]:
+    keys = set()
+    for key, sub in schema.get("properties", {}).items():
+        keys |= ({key} if "default" in sub else set()) | keys_with_defaults(sub)
+    return keys
+
+
+def test_defaults_live_only_in_the_schema():
+    """No module or rule file keeps its own copy of a config default: no *_DEFAULTS dict, no config key read with
+    a fallback (``d.get("key", default)``, ``d.get("key") or default``). Rule files and scripts read the filled
+    config (CFG in common.smk), so there they may not fall back on anything at all."""
+    keys = "|".join(sorted(keys_with_defaults(load_schema("config"))))
+    literal = r"""(?:["'][^"']*["']|-?[\d.]+(?:e-?\d+)?|True|False|None|\[[^\]]*\]|\{[^}]*\}|\(\))"""
+    defaults_dict = re.compile(r"^[ \t]*[A-Z][A-Z0-9_]*_DEFAULTS\b[^=\n]*=(?!=)", re.M)
+    library = re.compile(rf"""\.get\(\s*["']({keys})["']\s*(?:,\s*{literal}\s*\)|\)\s*or\s+{literal})""")
+    workflow = re.compile(r"""(?<!environ)\.get\(\s*["'][^"']+["']\s*(?:,|\)\s*or\b)|\bconfig\.get\(""")
+    src = sorted((REPO / "src" / "nemg").rglob("*.py"))
+    rules = [REPO / "Snakefile", *sorted((REPO / "workflow").rglob("*.smk")),
+             *sorted((REPO / "workflow" / "scripts").glob("*.py"))]
+    problems = set()
+    for path in src + rules:
+        text = path.read_text()
+        patterns = [defaults_dict, library] + ([workflow] if path in rules else [])
+        for pattern in patterns:
+            for m in pattern.finditer(text):
+                line = text.count("\n", 0, m.start()) + 1
+                problems.add(f"{path.relative_to(REPO)}:{line}: {text.splitlines()[line - 1].strip()}")
+    assert len(src) > 30 and len(rules) > 30 and not problems, "\n".join(sorted(problems))

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from nemg import evaluate as ev
-from nemg.metrics import CLASSES, classification_metrics, summarize_runs
+from nemg.labels import CLASSES, METRICS
+from nemg.metrics import classification_metrics, summarize_runs
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_bootstrap_point_estimate_and_table2(fabricated):
     sel = cons[(cons.method == "logreg") & (~cons.with_location)]
     direct = classification_metrics(sel["diagnosis"], sel["predicted"])
     b = boot[(boot.method == "logreg") & (~boot.with_location)].set_index("metric")
-    for k in ev.METRICS:
+    for k in METRICS:
         assert b.loc[k, "estimate"] == pytest.approx(direct[k])
         assert b.loc[k, "boot_low"] <= b.loc[k, "estimate"] + 1e-12 <= b.loc[k, "boot_high"] + 1e-12
     per_run = ev.per_run_metrics(pp)
@@ -107,3 +108,28 @@ def test_failure_analysis_counts_unanimous_errors():
     summary = ev.failure_summary(fail, diagnosis, True).set_index("arm")
     assert summary.loc["both", "unanimously_misclassified"] == 0
     assert summary.loc["physicians (all raters)", "neuropathy"] == 1
+
+
+def test_evaluate_arm_is_per_run_consensus_and_bootstrap(fabricated):
+    """The one evaluation every arm gets (nEMGNet, baselines, external): the three tables, as the parts make them."""
+    subjects, recordings, folds, preds = fabricated
+    pp = ev.patient_predictions(preds, subjects, recordings)
+    arm = ev.evaluate_arm(pp, ev.replicate_of(folds), n_boot=30, seed=3)
+    assert list(arm) == ["per_run", "consensus", "bootstrap"]
+    cons = ev.consensus(pp, ev.replicate_of(folds))
+    pd.testing.assert_frame_equal(arm["per_run"], ev.per_run_metrics(pp))
+    pd.testing.assert_frame_equal(arm["consensus"], cons)
+    pd.testing.assert_frame_equal(arm["bootstrap"], ev.bootstrap_consensus(cons, n_boot=30, seed=3))
+
+
+def test_evaluate_arm_with_one_replicate_key_pools_every_run(fabricated):
+    """External validation: every seed's model tests every patient, and their consensus is one call per patient."""
+    subjects, recordings, folds, preds = fabricated
+    pp = ev.patient_predictions(preds, subjects, recordings)
+    arm = ev.evaluate_arm(pp, "external", n_boot=20)
+    cons = arm["consensus"]
+    assert set(cons["replicate"]) == {"external"}
+    assert cons.groupby(ev.VARIANT)["subject_id"].apply(lambda s: s.is_unique and len(s) == 12).all()
+    assert set(arm["bootstrap"]["n_replicates"]) == {1} and set(arm["bootstrap"]["n_patients"]) == {12}
+    one_key = pd.Series("external", index=sorted(pp["run_id"].unique()))
+    pd.testing.assert_frame_equal(cons, ev.consensus(pp, one_key))

@@ -7,7 +7,8 @@ import torch
 from nemg.explain import (activation_maximization, example_segments, layer_table, load_model,
                           maximize_class_inputs, mispredicted_examples, select_mispredicted, select_runs,
                           signal_summary, structure_tables)
-from nemg.model import CLASSES, PRESETS, count_parameters, forward_flops
+from nemg.labels import CLASSES
+from nemg.model import PRESETS, count_parameters, forward_flops
 from nemg.model_figures import (fig3_activation_maximization, s1_fig_model_structure, s4_fig_mispredicted,
                                 save)
 from nemg.train import train_run

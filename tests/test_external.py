@@ -1,4 +1,6 @@
-"""External validation (nemg.external): the split, cohort config entries, scoring another cohort, the vote."""
+"""External validation: the split and cohort config entries (nemg.external), scoring another cohort
+(nemg.predict.predict_cohort, nemg.baseline.baseline_external_predictions), the vote and its evaluation
+(nemg.evaluate), the display table (nemg.tables)."""
 from pathlib import Path
 
 import numpy as np
@@ -8,11 +10,13 @@ import torch
 import yaml
 
 from nemg.config import ConfigError, load_config
-from nemg.external import (baseline_external_predictions, check_disjoint, cohort_key, display_table, evaluate_arm,
-                           external_cohorts, external_patient_predictions, external_split, predict_cohort,
-                           summary_rows)
+from nemg.baseline import baseline_external_predictions
+from nemg.evaluate import evaluate_arm, external_patient_predictions, external_summary_row
+from nemg.external import SCHEME, check_disjoint, cohort_key, external_cohorts, external_split
 from nemg.folds import FoldError
-from nemg.model import CLASSES
+from nemg.labels import CLASSES
+from nemg.predict import predict_cohort
+from nemg.tables import external_display_table
 from nemg.train import train_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,11 +157,11 @@ def test_vote_fits_stage2_on_training_cohort_and_scores_only_the_test_cohort(coh
                                       cohorts["b_rec"], methods=["logreg", "argmax"], fit_on="val", seed=0)
     assert set(pp["subject_id"]) == set(cohorts["b"]["subject_id"])
     assert len(pp) == 6 * 2 * 2  # patients x methods x with/without location
-    res = evaluate_arm(pp, n_boot=50)
-    row = summary_rows("a", "b", "nemgnet", res["per_run"], res["bootstrap"], res["consensus"], "logreg")
+    res = evaluate_arm(pp, SCHEME, n_boot=50)
+    row = external_summary_row("a", "b", "nemgnet", res, "logreg")
     assert row["n_test_patients"] == 6 and row["n_models"] == 1 and 0 <= row["accuracy_consensus"] <= 1
     assert {f"recall_{c}" for c in CLASSES} <= set(row)
-    shown = display_table(pd.DataFrame([row]))
+    shown = external_display_table(pd.DataFrame([row]))
     assert shown.loc[0, "training -> test"] == "a -> b"
     # the same patients in both cohorts are refused
     with pytest.raises(ValueError, match="appear in both cohorts"):
@@ -189,7 +193,7 @@ def test_baseline_transfers_a_separable_feature(cohorts):
 # ------------------------------------------------------------------------------------- amplitude calibration
 def signal_store(d, amplitudes, fs=10_000.0, seconds=1.0, offset=0.0, drift=50.0, seed=0):
     """One recording per amplitude: Gaussian noise of that RMS plus a DC offset and a slow drift."""
-    from nemg.segment import write_signal_store
+    from nemg.store import write_signal_store
 
     rng = np.random.default_rng(seed)
     t = np.arange(int(fs * seconds)) / fs
@@ -237,3 +241,15 @@ def test_external_test_ids():
         "m": ("m", "none"), "m.rms": ("m", "median_rms"), "n": ("n", "none"), "n.rms": ("n", "median_rms")}
     with pytest.raises(ValueError, match="unknown external.amplitude_calibration 'zscore'"):
         external_test_ids(["m"], ["zscore"])
+
+
+def test_dag_time_part_imports_no_torch():
+    """nemg.external plans the DAG (rule files, torch-free conda envs); the evaluation and table modules the
+    torch-free external rules call must not pull torch in either."""
+    import subprocess
+    import sys
+
+    code = ("import sys, nemg.external, nemg.evaluate, nemg.baseline, nemg.tables; "
+            "print(sorted(m for m in ('torch', 'nemg.train', 'nemg.data') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]"

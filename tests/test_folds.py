@@ -1,9 +1,13 @@
 """Folds: patient-level, disjoint, stratified, every subject tested once per repeat; leakage is caught."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from nemg.folds import FoldError, LeakageError, check_leakage, make_folds
+from nemg.external import external_split
+from nemg.folds import (EXTERNAL_SCHEME, FoldError, LeakageError, RunId, check_leakage, external_run_id, make_folds,
+                        parse_run_id, replicate_id, run_id, run_id_regex)
 
 
 def cohort(n_normal=20, n_myo=19, n_neuro=19):
@@ -123,3 +127,54 @@ def test_class_size_check_is_exact(monkeypatch):
                 with monkeypatch.context() as m:
                     m.setattr(nf, "_check_class_sizes", lambda *a, **k: None)
                     assert classless_folds(df) == refused, (n, outer, inner)
+
+
+# ------------------------------------------------------------------------------------------------ run ids
+def test_run_ids_round_trip_for_every_scheme(folds):
+    """Each run id parses back to the coordinates of its folds-table rows and formats back to itself."""
+    ext = external_split(cohort(), seeds=[0, 3, 11], val_fraction=0.2)
+    for table in (folds, ext):
+        runs = table.drop_duplicates("run_id")
+        for row in runs.itertuples():
+            parsed = parse_run_id(row.run_id)
+            assert parsed == RunId(row.scheme, row.seed, row.repeat, row.outer, row.inner)
+            assert run_id(*parsed) == row.run_id
+    assert set(folds["scheme"]) | set(ext["scheme"]) == {"nested", "repeated_kfold", EXTERNAL_SCHEME}
+    assert external_run_id(3) == "ext_s3" and parse_run_id("ext_s3") == RunId(EXTERNAL_SCHEME, 3, 0, 0, 0)
+    assert run_id(*parse_run_id("nested_s10_o4_i12")) == "nested_s10_o4_i12"
+
+
+@pytest.mark.parametrize("bad", ["", "nested", "nested_s0_o1", "nested_s0_o1_i2_x", "nested_s01_o0_i0", "rkfold_s0_o0",
+                                 "rkfold_s0_r0_o0_i0", "ext_s", "ext_s-1", "ext_s0_o0", "Nested_s0_o0_i0",
+                                 "nested_s0_o0_i0 ", "external_s0"])
+def test_bad_run_id_names_itself(bad):
+    with pytest.raises(ValueError, match=re.escape(f"{bad!r} is not a run id")):
+        parse_run_id(bad)
+    assert not re.fullmatch(run_id_regex(), bad)
+
+
+def test_run_id_refuses_coordinates_no_id_can_hold():
+    with pytest.raises(ValueError, match="nested runs have {'repeat': 0}; got {'repeat': 1}"):
+        run_id("nested", 0, 1, 0, 0)  # the id has no repeat field: repeat 1 would be silently lost
+    with pytest.raises(ValueError, match="unknown fold scheme 'kfold'"):
+        run_id("kfold", 0, 0, 0, -1)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        run_id("repeated_kfold", -1, 0, 0, -1)
+
+
+def test_run_id_regex_matches_exactly_the_ids_of_its_schemes(folds):
+    rx = run_id_regex("nested", "repeated_kfold")
+    assert re.compile(rx).groups == 0  # Snakemake wraps a constraint in its own named group
+    assert all(re.fullmatch(rx, r) for r in folds["run_id"].unique())
+    assert not re.fullmatch(rx, "ext_s0")
+    assert re.fullmatch(run_id_regex(EXTERNAL_SCHEME), "ext_s0")
+    assert not re.fullmatch(run_id_regex(EXTERNAL_SCHEME), "nested_s0_o0_i0")
+
+
+def test_replicate_ids_key_runs_of_one_seed_and_repeat(folds):
+    from nemg.evaluate import replicate_of
+
+    rep = replicate_of(folds)
+    assert rep["nested_s1_o4_i2"] == replicate_id("nested", 1, 0) == "nested_s1_r0"
+    assert rep["rkfold_s2_r1_o3"] == "repeated_kfold_s2_r1"
+    assert rep.nunique() == 3 + 3 * 2

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nemg.model import CLASSES
-from nemg.segment import write_signal_store
+from nemg.labels import CLASSES
+from nemg.store import write_signal_store
 from nemg.train import CURVE_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]

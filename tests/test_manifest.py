@@ -138,7 +138,7 @@ def test_a_store_comes_with_its_integrity_sidecar(tmp_path):
     """A store's <file>.check.json is written beside it, not declared as a rule output: the manifest lists it."""
     import numpy as np
 
-    from nemg.segment import store_check_path, write_store_check
+    from nemg.store import store_check_path, write_store_check
 
     store = tmp_path / "segments.npy"
     np.save(store, np.zeros((3, 4), np.float32))

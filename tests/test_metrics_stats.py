@@ -7,8 +7,9 @@ import pytest
 from scipy import stats as sps
 from sklearn import metrics as skm
 
-from nemg.metrics import (CLASSES, auc_table, bootstrap_ci, classification_metrics, confusion, metric_fn,
-                          per_class_metrics, summarize_runs)
+from nemg.labels import CLASSES
+from nemg.metrics import (auc_table, bootstrap_ci, classification_metrics, confusion, metric_fn, per_class_metrics,
+                          summarize_runs)
 from nemg.stats import (compare_categorical, compare_continuous, fleiss_kappa, mcnemar_paired,
                         paired_bootstrap_diff, table1)
 

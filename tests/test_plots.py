@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nemg.metrics import CLASSES
+from nemg.labels import CLASSES
 from nemg.plots import confusion_figure, roc_pr_figure, save
 
 

@@ -25,7 +25,7 @@ from nemg.cli import main as nemg_main
 from nemg.io import load_recording
 from nemg.predict import PredictError, prepare, read_input, score_segments
 from nemg.simulate import simulate_cohort
-from nemg.vote import PROB_COLS
+from nemg.labels import PROB_COLS
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))

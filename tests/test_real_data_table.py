@@ -22,9 +22,8 @@ from sklearn.metrics import f1_score
 from nemg import baseline as bl
 from nemg import evaluate as ev
 from nemg.folds import make_folds
-from nemg.metrics import CLASSES
+from nemg.labels import CLASSES, PROB_COLS
 from nemg.tables import write_table
-from nemg.vote import PROB_COLS
 
 REPO = Path(__file__).resolve().parents[1]
 # argmax: no stage-2 fit, so the fixture builds in seconds; the tables' format is the same for every method, and
@@ -95,12 +94,11 @@ def predictions(index, roles, skill, seed):
 def evaluate_arm_like_the_dag(pred, subjects, recordings, folds, out_dir):
     """What rules vote + evaluate (and baseline_vote + baseline_evaluate) write for one arm."""
     pp = ev.patient_predictions(pred, subjects, recordings, methods=[METHOD])
-    per_run = ev.per_run_metrics(pp)
-    cons = ev.consensus(pp, ev.replicate_of(folds))
-    boot = ev.bootstrap_consensus(cons, n_boot=N_BOOT, seed=0)
-    for df, name in ((per_run, "per_run_metrics"), (cons, "patient_consensus"), (boot, "bootstrap_ci")):
-        write_table(df, out_dir / f"{name}.tsv")
-    return per_run, cons, boot
+    arm = ev.evaluate_arm(pp, ev.replicate_of(folds), n_boot=N_BOOT, seed=0)
+    for key, name in (("per_run", "per_run_metrics"), ("consensus", "patient_consensus"),
+                      ("bootstrap", "bootstrap_ci")):
+        write_table(arm[key], out_dir / f"{name}.tsv")
+    return arm["per_run"], arm["consensus"], arm["bootstrap"]
 
 
 def bench(path, seconds):
@@ -132,7 +130,7 @@ def build_cv(root, cohort, prefix, arms, seed):
 def fixture_root(tmp_path_factory):
     """n2001: nEMGNet + two baselines + a fourth arm, external validation on messekher2023 (as recorded and
     calibrated); simulated: nEMGNet alone (baseline disabled)."""
-    from nemg.external import evaluate_arm, external_patient_predictions, external_split, summary_rows
+    from nemg.external import SCHEME, external_split
 
     root = tmp_path_factory.mktemp("repo")
     (root / "config.yaml").write_text(f"evaluate:\n  primary_method: {METHOD}\n")
@@ -158,15 +156,15 @@ def fixture_root(tmp_path_factory):
     both = pd.concat([idx_a, idx_b.assign(segment=idx_b["segment"] + len(idx_a))], ignore_index=True)
     arms = {}
     for k, (arm, skill) in enumerate((("nemgnet", 0.4), ("logreg", 0.6), ("rf", 0.5))):
-        pp = external_patient_predictions(predictions(both, roles, skill, 10 + k), subj_a, rec_a, subj_b, rec_b,
-                                          methods=[METHOD])
-        arms[arm] = evaluate_arm(pp, n_boot=N_BOOT, seed=0)
+        pp = ev.external_patient_predictions(predictions(both, roles, skill, 10 + k), subj_a, rec_a, subj_b, rec_b,
+                                             methods=[METHOD])
+        arms[arm] = ev.evaluate_arm(pp, SCHEME, n_boot=N_BOOT, seed=0)
     summaries = []
     # the calibrated variant reuses the uncalibrated one's predictions: only the rows' labels differ, which is
     # all the table reads of them
     for test, cal, gain in (("messekher2023", "none", 1.0), ("messekher2023.rms", "median_rms", 0.25)):
-        summaries += [summary_rows("n2001", test, arm, res["per_run"], res["bootstrap"], res["consensus"], METHOD,
-                                   calibration=cal, gain=gain) for arm, res in arms.items()]
+        summaries += [ev.external_summary_row("n2001", test, arm, res, METHOD, calibration=cal, gain=gain)
+                      for arm, res in arms.items()]
         d = root / f"results/external/n2001/{test}"
         d.mkdir(parents=True)
         pd.concat([r["consensus"].assign(model=a) for a, r in arms.items()]).to_csv(

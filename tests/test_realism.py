@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from nemg import realism
+from nemg.labels import CLASSES
 from nemg.simulate import simulate_cohort
 
 FS = 48000.0
@@ -43,7 +44,7 @@ def test_realism_pipeline_on_a_tiny_cohort(tmp_path):
     muaps, feats = realism.analyse_cohort(paths["subjects"], paths["recordings"])
     assert len(feats) == 18 and len(muaps) > 0
     table = realism.class_table(muaps, feats)
-    assert list(table.columns[:3]) == list(realism.CLASSES)
+    assert list(table.columns[:3]) == list(CLASSES)
     base = realism.feature_baseline(feats, n_repeats=1, n_splits=3)
     assert 0 <= base["per_recording"] <= 1 and base["n_patients"] == 9
     conf = realism.rater_confusion(paths["subjects"], paths["ratings"])

@@ -1,10 +1,14 @@
 """Segmentation: counts, offsets, the memory-mappable store and its index."""
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from nemg.segment import (n_segments, read_segment_store, read_signal_store, samples_of, segment_signal,
-                          segment_store, write_signal_store)
+from nemg.labels import CLASSES
+from nemg.segment import n_segments, samples_of, segment_signal, segment_store
+from nemg.store import SegmentStore, StoreError, read_segment_store, read_signal_store, write_signal_store
 from nemg.tables import s1_table
 
 
@@ -76,10 +80,8 @@ def test_mixed_rates_rejected(tmp_path):
 def test_damaged_store_is_named_with_its_rebuild_command(tmp_path):
     """A truncated segments.npy used to fail in train_fold with numpy's 'mmap length is greater than file size'
     (no file named); every reader now names the damaged file and the command its writer recorded."""
-    from nemg.data import SegmentStore
     from nemg.features import extract_features
     from nemg.resample import resample_store
-    from nemg.segment import StoreError
 
     _store(tmp_path, [12_345, 26_000, 10_000, 10_000])
     resample_store(tmp_path / "signals.npy", tmp_path / "signals_index.tsv", 8000, "polyphase",
@@ -114,3 +116,43 @@ def test_damaged_store_is_named_with_its_rebuild_command(tmp_path):
     with pytest.raises(StoreError, match=rf"{segs}: damaged store: {len(good) - 4000} bytes but its \.npy header "
                                          rf"describes {len(good)}"):
         SegmentStore.open(segs, idx)
+
+
+def test_segment_store_has_one_reader(tmp_path):
+    """SegmentStore.open (training, prediction) is built on read_segment_store, so it refuses what the reader
+    refuses; before, it had its own checks and opened an index whose rows were out of order."""
+    _store(tmp_path, [12_345, 26_000])
+    segs, idx = tmp_path / "segments.npy", tmp_path / "segments_index.tsv"
+    segment_store(tmp_path / "signals.npy", tmp_path / "signals_index.tsv", 0.4, 0.1, segs, idx)
+    x, index = read_segment_store(segs, idx)
+    store = SegmentStore.open(segs, idx)
+    assert isinstance(store.x, np.memmap) and store.window == x.shape[1] == 4000
+    pd.testing.assert_frame_equal(store.index, index)
+    assert store.y.tolist() == [CLASSES.index(d) for d in index["diagnosis"]]
+
+    good = pd.read_csv(idx, sep="\t", dtype=str)
+    cases = {"rows out of order": (good.iloc[::-1], r"column 'segment' is not the row number"),
+             "missing column": (good.drop(columns="muscle"), r"missing column\(s\) muscle"),
+             "one row short": (good.iloc[:-1], rf"{len(good) - 1} rows but {segs} holds {len(good)} segments")}
+    for name, (bad, message) in cases.items():
+        bad.to_csv(idx, sep="\t", index=False)
+        for read in (read_segment_store, SegmentStore.open):
+            with pytest.raises(StoreError, match=rf"{idx}: {message}"):
+                read(segs, idx)
+    good.assign(diagnosis="other").to_csv(idx, sep="\t", index=False)
+    read_segment_store(segs, idx)  # a store need not be labelled with CLASSES; a model's store must
+    with pytest.raises(StoreError, match=rf"{idx}: unknown diagnosis \['other'\]"):
+        SegmentStore.open(segs, idx)
+
+
+def test_store_labels_and_run_ids_import_without_torch():
+    """The plotting, baseline and preprocessing envs have no torch and read stores, labels and run ids."""
+    code = ("import importlib.abc, sys\n"
+            "class NoTorch(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.partition('.')[0] == 'torch':\n"
+            "            raise ModuleNotFoundError(name, name=name)\n"
+            "sys.meta_path.insert(0, NoTorch())\n"
+            "import nemg.store, nemg.labels, nemg.folds, nemg.segment, nemg.explain, nemg.evaluate")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nemg.simulate import CLASSES, DEFAULT_PARAMS, merge_params, simulate_cohort
+from nemg.labels import CLASSES
+from nemg.simulate import DEFAULT_PARAMS, merge_params, simulate_cohort
 
 TINY = {
     "cohort": {"n_subjects": {"normal": 2, "myopathy": 2, "neuropathy": 2}, "muscles_per_subject": [2, 3],

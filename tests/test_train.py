@@ -5,8 +5,10 @@ import pytest
 import torch
 
 import nemg.train as train_mod
-from nemg.data import SegmentStore, class_weights, load_batch, read_run, rows_by_role
-from nemg.model import CLASSES, build_model
+from nemg.data import class_weights, load_batch, probability_table, read_run, rows_by_role
+from nemg.labels import CLASSES
+from nemg.model import build_model
+from nemg.store import SegmentStore
 from nemg.train import predict_logits, train_run
 
 WINDOW = 256
@@ -106,11 +108,13 @@ RECIPE = {"lr_schedule": "cosine", "train_hop_factor": 3, "val_hop_factor": 2, "
           "label_smoothing": 0.1, "augment": {"polarity_flip": 0.5, "gain_jitter": 0.1, "noise": 0.05, "shift": 0.5}}
 
 
-@pytest.mark.parametrize("recipe", [{}, RECIPE], ids=["paper_recipe", "cpu_recipe_options"])
-def test_killed_run_resumes_to_the_same_weights(toy, tmp_path, monkeypatch, recipe):
+@pytest.mark.parametrize("recipe, resumed_at", [({}, 20), (RECIPE, 20), ({"checkpoint_every": 2}, 16)],
+                         ids=["paper_recipe", "cpu_recipe_options", "older_checkpoint"])
+def test_killed_run_resumes_to_the_same_weights(toy, tmp_path, monkeypatch, recipe, resumed_at):
     # with the CPU recipe's options the epoch's window phase, the learning-rate schedule and the
-    # augmentation stream must all be restored from last.pt for the resumed run to end identically
-    cfg = {"max_epochs": 12 if recipe else 4, "keep_last": True, **recipe}
+    # augmentation stream must all be restored from last.pt for the resumed run to end identically;
+    # with a checkpoint every 2nd evaluation the evaluation at update 20 is lost and redone
+    cfg = {"max_epochs": 12 if "augment" in recipe else 4, "keep_last": True, **recipe}
     ref = run(toy, tmp_path / "ref", **cfg)
 
     real_step, calls = train_mod._train_step, {"n": 0}
@@ -126,7 +130,7 @@ def test_killed_run_resumes_to_the_same_weights(toy, tmp_path, monkeypatch, reci
         run(toy, tmp_path / "cut", **cfg)
     monkeypatch.setattr(train_mod, "_train_step", real_step)
     assert (tmp_path / "cut" / "last.pt").exists() and not (tmp_path / "cut" / "best.pt").exists()
-    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["state"]["update"] == 20
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["state"]["update"] == resumed_at
 
     resumed = run(toy, tmp_path / "cut", **cfg)
     assert resumed["updates"] == ref["updates"] and resumed["best_update"] == ref["best_update"]
@@ -197,3 +201,15 @@ def test_training_hop_uses_one_window_phase_per_epoch_and_validation_every_windo
 def test_recipe_options_are_validated(bad):
     with pytest.raises(ValueError):
         train_mod.resolve_train_cfg(bad)
+
+
+def test_probability_table_is_the_predictions_format():
+    index = pd.DataFrame({"segment": [5, 7], "recording_id": ["r1", "r2"], "subject_id": ["s1", "s2"],
+                          "diagnosis": ["normal", "myopathy"], "location": ["distal", "distal"]}, index=[10, 11])
+    p = np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]], np.float32)
+    table = probability_table(index, "nested_s0_o0_i0", "val", p)
+    assert list(table.columns) == ["run_id", "segment", "recording_id", "subject_id", "role",
+                                   "p_normal", "p_myopathy", "p_neuropathy"]
+    assert table.index.tolist() == [0, 1] and table["segment"].tolist() == [5, 7]
+    assert set(table["run_id"]) == {"nested_s0_o0_i0"} and set(table["role"]) == {"val"}
+    np.testing.assert_array_equal(table[["p_normal", "p_myopathy", "p_neuropathy"]].to_numpy(), p)

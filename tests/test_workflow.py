@@ -1,5 +1,7 @@
 """The Snakemake workflow: dry run and lint for every config, a malformed config, and small real runs."""
 import os
+import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +59,46 @@ def test_results_readme_is_per_cohort(tmp_path):
         block = dry.stdout.split("rule results_readme:", 1)[1]
         outputs[cfg] = block.split("output:", 1)[1].splitlines()[0].strip()
     assert outputs == {None: "results/README.simulated.md", REPO / "configs" / "ci.yaml": "results/README.ci.md"}
+
+
+def job_stats(dry_run_stdout):
+    """rule -> job count, from the "Job stats" table of a dry run."""
+    table = dry_run_stdout.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+@pytest.mark.parametrize("order", ["reversed", "shuffled"])
+def test_rule_files_in_any_include_order(order, tmp_path):
+    """Every setting, path and target list lives in common.smk (and common/*.smk), so the rule files can be
+    included in any order after it: the same DAG as the Snakefile's order. Before, a rule file used names that
+    another rule file defined (TRAIN_RUN_IDS, EVAL, BASELINE_CFG, ...) and a reversed order failed to parse."""
+    text = (REPO / "Snakefile").read_text()
+    include = re.compile(r'^include: "workflow/rules/(\w+)\.smk"\n', re.M)
+    rule_files = [name for name in include.findall(text) if name != "common"]
+    assert include.findall(text)[0] == "common" and len(rule_files) > 5
+    if order == "reversed":
+        new_order = rule_files[::-1]
+    else:
+        new_order = list(rule_files)
+        random.Random(13).shuffle(new_order)
+        assert new_order not in (rule_files, rule_files[::-1])
+    body = include.sub(lambda m: m.group(0) if m.group(1) == "common" else "", text)
+    body = body.replace('include: "workflow/rules/common.smk"\n', 'include: "workflow/rules/common.smk"\n' + "".join(
+        f'include: "workflow/rules/{name}.smk"\n' for name in new_order))
+    # the Snakefile's folder is the repository root (workflow.basedir): a mirror of it with only the Snakefile new
+    mirror = tmp_path / "repo"
+    mirror.mkdir()
+    for entry in ("workflow", "src", "envs", "config.yaml", "configs"):
+        (mirror / entry).symlink_to(REPO / entry)
+    (mirror / "Snakefile").write_text(body)
+    workdirs = {name: tmp_path / name for name in ("shipped", order)}
+    runs = {}
+    for (name, workdir), snakefile in zip(workdirs.items(), (REPO / "Snakefile", mirror / "Snakefile")):
+        workdir.mkdir()
+        runs[name] = subprocess.run([SNAKEMAKE, "-s", str(snakefile), "-d", str(workdir), "-n"], capture_output=True,
+                                    text=True, timeout=600, cwd=workdir)
+        assert runs[name].returncode == 0, f"{name}:\n{runs[name].stdout[-3000:]}{runs[name].stderr[-3000:]}"
+    assert job_stats(runs[order].stdout) == job_stats(runs["shipped"].stdout) != {}
 
 
 def check_outputs(workdir, cohort, min_subjects):

@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import torch
 
-AUGMENT_KEYS = ("polarity_flip", "gain_jitter", "noise", "shift")
-AUGMENT_OFF = {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0}
+from nemg.config import section_defaults
 
 
 def resolve_augment(cfg: dict | None) -> dict:
-    """Full augmentation settings (missing keys off); unknown keys and out-of-range values are errors."""
+    """Full augmentation settings (missing keys: the schema's defaults, all off); unknown keys and out-of-range
+    values are errors."""
     cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(AUGMENT_KEYS))
+    out = section_defaults("train.augment")
+    unknown = sorted(set(cfg) - set(out))
     if unknown:
-        raise ValueError(f"train.augment: unknown key(s) {unknown}; known: {', '.join(AUGMENT_KEYS)}")
-    out = {**AUGMENT_OFF, **{k: float(v) for k, v in cfg.items() if v is not None}}
+        raise ValueError(f"train.augment: unknown key(s) {unknown}; known: {', '.join(out)}")
+    out.update({k: float(v) for k, v in cfg.items() if v is not None})
     if not 0 <= out["polarity_flip"] <= 1:
         raise ValueError(f"train.augment.polarity_flip is a probability, got {out['polarity_flip']}")
     if not 0 <= out["shift"] <= 1:

@@ -23,25 +23,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import CLASSES, summarize_runs
+from .config import section_defaults
+from .external import SCHEME
+from .folds import FOLD_COLUMNS
+from .labels import CLASSES, METRICS, PROB_COLS
+from .metrics import summarize_runs
 from .stats import mcnemar_paired, paired_bootstrap_diff
 from .tables import html_page, html_table
-from .vote import PROB_COLS, proba_in_class_order
+from .vote import proba_in_class_order
 
 log = logging.getLogger(__name__)
 
 MODELS = ("logreg", "rf")
 PREDICTION_COLUMNS = ["run_id", "segment", "recording_id", "subject_id", "role", *PROB_COLS]
-METRICS = ("accuracy", "precision", "recall", "specificity", "f1")
 
-#: Defaults of the classifiers (the ``baseline:`` config section overrides them).
-BASELINE_DEFAULTS = {
-    "logreg_c": 1.0,
-    "rf_trees": 200,
-    "rf_min_samples_leaf": 5,
-    "rf_max_depth": None,
-    "seed_offset": 0,
-}
+#: The ``baseline:`` keys the classifiers read (defaults: the config schema's).
+CLASSIFIER_KEYS = ("logreg_c", "rf_trees", "rf_min_samples_leaf", "rf_max_depth", "seed_offset")
+
+
+def classifier_params(params: Mapping | None = None) -> dict:
+    """The classifier settings of a ``baseline:`` section (partial or whole), schema defaults filling the gaps."""
+    p = {**section_defaults("baseline"), **(params or {})}
+    return {k: p[k] for k in CLASSIFIER_KEYS}
 
 
 def _log1p_nonneg(x: np.ndarray) -> np.ndarray:
@@ -55,7 +58,7 @@ def make_classifier(model: str, seed: int, params: Mapping | None = None, n_jobs
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-    p = {**BASELINE_DEFAULTS, **(params or {})}
+    p = classifier_params(params)
     if model == "logreg":
         return make_pipeline(
             FunctionTransformer(_log1p_nonneg),  # rates and amplitudes are skewed
@@ -72,7 +75,7 @@ def make_classifier(model: str, seed: int, params: Mapping | None = None, n_jobs
 def run_predictions(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame, model: str, *,
                     params: Mapping | None = None, n_jobs: int = 1, predict_train: bool = False) -> pd.DataFrame:
     """Segment-level probabilities of one run (``run``: that run's rows of the folds table)."""
-    p = {**BASELINE_DEFAULTS, **(params or {})}
+    p = classifier_params(params)
     run_id = run["run_id"].iloc[0]
     role = run.set_index("subject_id")["role"]
     seg_role = index["subject_id"].map(role)
@@ -145,6 +148,30 @@ def write_baseline_predictions(features_npy, names_txt, index_tsv, folds_tsv, mo
     if out_timing is not None:
         timing.to_csv(out_timing, sep="\t", index=False)
     return pred
+
+
+def baseline_external_predictions(train_features: np.ndarray, train_index: pd.DataFrame,
+                                  test_features: np.ndarray, test_index: pd.DataFrame, split: pd.DataFrame,
+                                  model: str, *, params: Mapping | None = None, n_jobs: int = 1,
+                                  predict_train: bool = False) -> pd.DataFrame:
+    """External validation (nemg.external): the classical baseline fit on each seed's training patients of the
+    training cohort, scoring its validation patients and every patient of the test cohort (role test)."""
+    for feats, index, what in ((train_features, train_index, "training"), (test_features, test_index, "test")):
+        if len(feats) != len(index):
+            raise ValueError(f"{what} cohort: {len(feats)} feature rows but {len(index)} segments in the index")
+    features = np.concatenate([train_features, test_features])
+    if not np.isfinite(features).all():
+        raise ValueError("non-finite baseline features")
+    index = pd.concat([train_index, test_index], ignore_index=True)
+    test_subjects = test_index[["subject_id", "diagnosis"]].drop_duplicates()
+    frames = []
+    for rid, run in split.groupby("run_id", sort=True):
+        test_rows = test_subjects.assign(scheme=SCHEME, seed=run["seed"].iloc[0], repeat=0, outer=0, inner=0,
+                                         run_id=rid, role="test")
+        full = pd.concat([run, test_rows[list(FOLD_COLUMNS)]], ignore_index=True)
+        frames.append(run_predictions(features, index, full, model, params=params, n_jobs=n_jobs,
+                                      predict_train=predict_train))
+    return pd.concat(frames, ignore_index=True)
 
 
 # ------------------------------------------------------------------------------------------------ comparison

@@ -24,7 +24,8 @@ import pandas as pd
 
 from . import __version__
 from .fileio import sha256_file, write_atomic
-from .vote import (CLASSES, feature_columns, fit_run_stage2, patient_features, signal_scores, stage2_from_dict,
+from .labels import CLASSES
+from .vote import (feature_columns, fit_run_stage2, patient_features, signal_scores, stage2_from_dict,
                    stage2_to_dict)
 
 BUNDLE_FORMAT = 1

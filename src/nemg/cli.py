@@ -12,6 +12,13 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .labels import LOCATIONS
+
+
+def _failed(command: str, exc: Exception, code: int = 1) -> int:
+    """Report a command's failure on stderr, in one format for every command; returns the exit code."""
+    print(f"{command} FAILED: {exc}", file=sys.stderr)
+    return code
 
 
 def _cmd_cohort_check(args: argparse.Namespace) -> int:
@@ -21,8 +28,7 @@ def _cmd_cohort_check(args: argparse.Namespace) -> int:
         subjects, recordings = find_sheets(args.sheets)
         cohort = read_cohort(subjects, recordings, check_files=not args.no_files)
     except CohortError as exc:
-        print(f"cohort check FAILED: {exc}", file=sys.stderr)
-        return 1
+        return _failed("cohort check", exc)
     durations, problems = False, []
     if not args.no_files and not args.quick:
         # every signal through the workflow's own loader: NaN, flat lines, short or truncated files and a rate
@@ -58,8 +64,7 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     try:
         dest = fetch(args.name, args.dest, base_url=args.base_url, all_files=args.all)
     except (ValueError, OSError) as exc:
-        print(f"fetch FAILED: {exc}", file=sys.stderr)
-        return 1
+        return _failed("fetch", exc)
     print(f"{args.name}: verified in {dest}")
     return 0
 
@@ -70,8 +75,7 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
     try:
         subjects, recordings = import_dataset(args.name, args.source, args.out)
     except (ValueError, OSError) as exc:
-        print(f"import FAILED: {exc}", file=sys.stderr)
-        return 1
+        return _failed("import", exc)
     print(f"wrote {subjects}\nwrote {recordings}\ncheck it with: nemg cohort check {Path(args.out)}")
     return 0
 
@@ -90,8 +94,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     try:
         params = merge_params(overrides)
     except ValueError as exc:
-        print(f"simulate FAILED: {exc}", file=sys.stderr)
-        return 1
+        return _failed("simulate", exc)
     out = simulate_cohort(params, args.out, args.seed)
     for kind, path in out.items():
         print(f"wrote {kind}: {path}")
@@ -104,8 +107,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     try:
         result = verify(args.manifest, root=args.root)
     except ManifestError as exc:
-        print(f"verify FAILED: {exc}", file=sys.stderr)
-        return 2
+        return _failed("verify", exc, 2)
     print(result.report(), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else 1
 
@@ -134,8 +136,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                                              device=args.device)
         written = write_predictions(args.out, per_recording, per_patient)
     except (ValueError, OSError) as exc:  # every nemg input error is a ValueError naming its file
-        print(f"predict FAILED: {exc}", file=sys.stderr)
-        return 1
+        return _failed("predict", exc)
     print(f"{len(per_patient)} patient(s), {len(per_recording)} recording(s), "
           f"{per_patient['n_models'].iloc[0]} model(s) from {args.model_dir}\n")
     print(format_patients(per_patient))
@@ -149,8 +150,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     try:
         written = export_bundle(args.model_dir, args.format, out_dir=args.out)
     except (ValueError, OSError, ImportError) as exc:
-        print(f"export FAILED: {exc}", file=sys.stderr)
-        return 1
+        return _failed("export", exc)
     print("\n".join(f"wrote {p}" for p in written))
     return 0
 
@@ -212,7 +212,7 @@ def _add_model_commands(sub) -> None:
     pred.add_argument("model_dir", help="a bundle folder: results/model/<cohort>/")
     pred.add_argument("inputs", nargs="+", metavar="INPUT")
     pred.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
-    pred.add_argument("--location", choices=["proximal", "distal"],
+    pred.add_argument("--location", choices=LOCATIONS,
                       help="signal files: the muscles' location (needed when the model uses location)")
     pred.add_argument("--patient", default="patient", help="signal files: the patient's id (default: patient)")
     pred.add_argument("--rate", type=float, help="signal files: sampling rate in Hz (npy, csv, asc)")

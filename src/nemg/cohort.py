@@ -15,11 +15,9 @@ from typing import Any, Mapping
 import pandas as pd
 
 from .io import FORMATS, SELF_DESCRIBING_RATE, load_recording, probe_duration, wfdb_header_path
+from .labels import CLASSES, LOCATIONS
 from .recording import DEFAULT_MIN_DURATION_S, Recording, RecordingError
 from .schemas import load_schema
-
-CLASSES = ("normal", "myopathy", "neuropathy")
-LOCATIONS = ("proximal", "distal")
 
 SUBJECT_NUMERIC = ("age",)
 RECORDING_NUMERIC = ("sampling_rate_hz", "trim_start_s", "trim_end_s")

@@ -7,13 +7,17 @@ is ``sheets``). Every problem is reported at once, each with its dotted key, e.g
     config: 2 problems:
       - preprocess.segment.hop_s: -0.1 is not allowed: must be > 0
       - unknown key 'preprocces' at the top level (did you mean 'preprocess'?); allowed: cohort, ...
+
+The schema's ``default`` entries are the only home of config defaults: ``fill_defaults`` completes a whole
+config (what the workflow's rules read), ``section_defaults`` gives one section's defaults to library
+functions that accept a partial dict (``nemg.train.resolve_train_cfg({})``).
 """
 from __future__ import annotations
 
 import copy
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
@@ -44,7 +48,8 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def load_config(*paths: str | Path) -> dict:
-    """Read YAML config files, each merged on top of the previous one, and validate the result."""
+    """Read YAML config files, each merged on top of the previous one, validate the result and fill in the
+    schema defaults (the config as the workflow's rules see it)."""
     cfg: dict = {}
     for p in paths:
         p = Path(p)
@@ -58,8 +63,40 @@ def load_config(*paths: str | Path) -> dict:
             raise ConfigError([f"expected a mapping of sections at the top level, got {type(data).__name__}"],
                               str(p))
         cfg = deep_merge(cfg, data)
-    validate_config(cfg, source=" + ".join(str(p) for p in paths) or "config")
-    return cfg
+    return fill_defaults(validate_config(cfg, source=" + ".join(str(p) for p in paths) or "config"))
+
+
+def _fill(value: Any, schema: dict) -> Any:
+    if not isinstance(value, dict):
+        return value
+    for key, sub in schema.get("properties", {}).items():
+        if key not in value and "default" in sub:
+            value[key] = copy.deepcopy(sub["default"])
+        if key in value:
+            _fill(value[key], sub)
+    return value
+
+
+def fill_defaults(config: Mapping) -> dict:
+    """A deep copy of ``config`` with every key it leaves out set to the schema's ``default``, at every depth.
+
+    A key that is present keeps its value, null included (null has its own meaning for some keys, e.g.
+    ``explain.device``: the training device); filled keys come after the given ones, so a section's given keys
+    keep their order. Keys without a default (the required ones) stay absent: validation reports those.
+    """
+    return _fill(copy.deepcopy(dict(config)), load_schema("config"))
+
+
+def section_defaults(section: str) -> dict:
+    """The defaults of one config section, by dotted name: ``section_defaults("train")``,
+    ``section_defaults("baseline.features")``. A fresh dict on every call, safe to modify."""
+    schema = load_schema("config")
+    for part in section.split("."):
+        props = schema.get("properties", {})
+        if part not in props:
+            raise KeyError(f"config schema has no section {section!r} (at {part!r}; known: {', '.join(props)})")
+        schema = props[part]
+    return _fill({}, schema)
 
 
 def _key(path) -> str:

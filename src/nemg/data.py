@@ -1,13 +1,13 @@
 """Segments for one training run, read straight from the memory-mapped segment store.
 
-The store (`segments.npy` float32 [n_segments, window] + `segments_index.tsv`) is opened once with
-``mmap_mode="r"``; a run keeps only integer row numbers per role, and every batch gathers its rows from
-the memmap (``store.x[rows]`` copies 32 rows, never the whole array).
+The store (`segments.npy` float32 [n_segments, window] + `segments_index.tsv`) is opened once by
+nemg.store.SegmentStore (``mmap_mode="r"``); a run keeps only integer row numbers per role, and every batch
+gathers its rows from the memmap (``store.x[rows]`` copies 32 rows, never the whole array). This module is
+the torch side of that: row selection per role, class weights and batches as tensors.
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -15,38 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nemg.model import CLASSES
-from nemg.segment import verify_store
-
-ROLES = ("train", "val", "test")
-INDEX_COLUMNS = ("segment", "recording_id", "subject_id", "diagnosis", "location", "muscle", "offset_samples")
-
-
-@dataclass
-class SegmentStore:
-    x: np.ndarray  # memmap float32 [n_segments, window_samples]
-    index: pd.DataFrame  # one row per segment, same order as x
-    y: np.ndarray  # int64 class per segment (CLASSES order)
-
-    @classmethod
-    def open(cls, segments_npy: str | Path, index_tsv: str | Path) -> "SegmentStore":
-        verify_store(segments_npy)
-        x = np.load(segments_npy, mmap_mode="r")
-        index = pd.read_csv(index_tsv, sep="\t", dtype={"recording_id": str, "subject_id": str})
-        missing = [c for c in INDEX_COLUMNS if c not in index.columns]
-        if missing:
-            raise ValueError(f"{index_tsv}: missing columns {missing}")
-        if x.ndim != 2 or len(x) != len(index):
-            raise ValueError(f"{segments_npy}: shape {x.shape} does not match {len(index)} rows of {index_tsv}")
-        unknown = sorted(set(index["diagnosis"]) - set(CLASSES))
-        if unknown:
-            raise ValueError(f"{index_tsv}: unknown diagnosis {unknown}; expected {list(CLASSES)}")
-        y = index["diagnosis"].map({c: i for i, c in enumerate(CLASSES)}).to_numpy(np.int64)
-        return cls(x=x, index=index, y=y)
-
-    @property
-    def window(self) -> int:
-        return int(self.x.shape[1])
+from nemg.folds import ROLES
+from nemg.labels import CLASSES
+from nemg.store import SegmentStore
 
 
 def read_run(folds_tsv: str | Path, run_id: str) -> pd.DataFrame:
@@ -79,6 +50,16 @@ def class_weights(y: np.ndarray, n_classes: int = len(CLASSES)) -> torch.Tensor:
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     w = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0)
     return torch.tensor(w, dtype=torch.float32)
+
+
+def probability_table(index: pd.DataFrame, run_id: str, role: str, probs: np.ndarray) -> pd.DataFrame:
+    """Segment-level class probabilities as predictions.tsv holds them, one row per row of ``index``."""
+    out = index[["segment", "recording_id", "subject_id"]].reset_index(drop=True)
+    out.insert(0, "run_id", run_id)
+    out["role"] = role
+    for i, c in enumerate(CLASSES):
+        out[f"p_{c}"] = probs[:, i]
+    return out
 
 
 def load_batch(store: SegmentStore, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,19 +13,21 @@ Three levels of summary, because the study reports more than one:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .metrics import CLASSES, auc_table, classification_metrics, summarize_runs
+from .external import check_disjoint
+from .folds import replicate_id
+from .labels import CLASSES, METRICS, PROB_COLS
+from .metrics import auc_table, classification_metrics, summarize_runs
 from .stats import fleiss_kappa, mcnemar_paired, paired_bootstrap_diff
-from .vote import PROB_COLS, Stage2FitError, vote_run
+from .vote import Stage2FitError, vote_run
 
 log = logging.getLogger(__name__)
 
-METRICS = ("accuracy", "precision", "recall", "specificity", "f1")
 VARIANT = ["method", "with_location"]
 
 
@@ -77,7 +79,8 @@ def patient_predictions(predictions: pd.DataFrame, subjects: pd.DataFrame, recor
 def replicate_of(folds: pd.DataFrame) -> pd.Series:
     """run_id -> replicate key: one seed of nested CV, or one seed x repeat of repeated k-fold."""
     runs = folds.drop_duplicates("run_id").set_index("run_id")
-    return runs["scheme"] + "_s" + runs["seed"].astype(str) + "_r" + runs["repeat"].astype(str)
+    return pd.Series([replicate_id(*key) for key in zip(runs["scheme"], runs["seed"], runs["repeat"])],
+                     index=runs.index, dtype=object)
 
 
 def per_run_metrics(pp: pd.DataFrame) -> pd.DataFrame:
@@ -131,6 +134,65 @@ def bootstrap_consensus(cons: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0
                          "boot_low": float(np.quantile(v, alpha)), "boot_high": float(np.quantile(v, 1 - alpha)),
                          "n_patients": len(patients), "n_replicates": len(reps)})
     return pd.DataFrame(rows)
+
+
+def evaluate_arm(pp: pd.DataFrame, replicate: pd.Series | str, *, n_boot: int = 2000,
+                 seed: int = 0) -> dict[str, pd.DataFrame]:
+    """One arm (a model: nEMGNet, a baseline, ...) evaluated from its patient predictions, as every arm is.
+
+    ``replicate``: run_id -> replicate key (:func:`replicate_of` of the folds table), or one key for every run
+    (external validation: the models of all seeds test the same patients, and their consensus is one call).
+    Returns ``per_run`` (:func:`per_run_metrics`), ``consensus`` and ``bootstrap`` (:func:`bootstrap_consensus`).
+    """
+    if isinstance(replicate, str):
+        replicate = pd.Series(replicate, index=sorted(pp["run_id"].unique()))
+    per_run = per_run_metrics(pp)
+    cons = consensus(pp, replicate)
+    return {"per_run": per_run, "consensus": cons, "bootstrap": bootstrap_consensus(cons, n_boot=n_boot, seed=seed)}
+
+
+# ---------------------------------------------------------------------------------------- external validation
+def external_patient_predictions(predictions: pd.DataFrame, train_subjects: pd.DataFrame,
+                                 train_recordings: pd.DataFrame, test_subjects: pd.DataFrame,
+                                 test_recordings: pd.DataFrame, **vote_kwargs) -> pd.DataFrame:
+    """Divide-and-vote with the stage-2 classifier fit on training-cohort patients, applied to the test cohort.
+
+    ``predictions``: segment scores of every run, validation (and training) patients of the training cohort
+    plus every test-cohort patient (role test).
+    """
+    check_disjoint(train_subjects, test_subjects, "training cohort", "test cohort")
+    subjects = pd.concat([train_subjects[["subject_id", "diagnosis"]], test_subjects[["subject_id", "diagnosis"]]])
+    recordings = pd.concat([train_recordings[["recording_id", "subject_id", "location"]],
+                            test_recordings[["recording_id", "subject_id", "location"]]])
+    dup = recordings["recording_id"][recordings["recording_id"].duplicated()]
+    if len(dup):
+        raise ValueError(f"recording ids in both cohorts: {sorted(dup.unique())[:5]}")
+    return patient_predictions(predictions, subjects, recordings, **vote_kwargs)
+
+
+def external_summary_row(train: str, test: str, arm: str, tables: Mapping[str, pd.DataFrame], method: str,
+                         calibration: str = "none", gain: float = 1.0) -> dict:
+    """One row of the external-validation table: a (training -> test, model) pair, the primary variant, from
+    the arm's :func:`evaluate_arm` tables."""
+    primary = lambda df: df[(df["method"] == method) & (~df["with_location"].astype(bool))]  # noqa: E731
+    runs, b = primary(tables["per_run"]), primary(tables["bootstrap"]).set_index("metric")
+    c = primary(tables["consensus"])
+    if runs.empty:
+        raise ValueError(f"{arm} {train} -> {test}: no results for stage-2 method {method!r} without location")
+    s = summarize_runs(runs, METRICS).set_index("metric")
+    row = {"train_cohort": train, "test_cohort": test, "calibration": calibration, "gain": gain,
+           "model": arm, "method": method,
+           "n_models": int(runs["run_id"].nunique()), "n_test_patients": int(c["subject_id"].nunique())}
+    for k in ("accuracy", "f1"):
+        row[f"{k}_mean"] = s.loc[k, "mean"]
+        row[f"{k}_ci_low"], row[f"{k}_ci_high"] = s.loc[k, "ci_low"], s.loc[k, "ci_high"]
+        row[f"{k}_consensus"] = b.loc[k, "estimate"]
+        row[f"{k}_boot_low"], row[f"{k}_boot_high"] = b.loc[k, "boot_low"], b.loc[k, "boot_high"]
+    for cls in CLASSES:
+        g = c[c["diagnosis"] == cls]
+        row[f"recall_{cls}"] = float((g["predicted"] == cls).mean()) if len(g) else np.nan
+        row[f"n_{cls}"] = int(len(g))
+    return row
 
 
 def _fmt(mean: float, lo: float, hi: float) -> str:

@@ -14,36 +14,35 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from nemg.config import section_defaults
+
+from .folds import parse_run_id
+from .labels import CLASSES, PROB_COLS
+
 log = logging.getLogger(__name__)
 
-CLASSES = ("normal", "myopathy", "neuropathy")  # = nemg.model.CLASSES, repeated to keep this module torch-free
-PROB_COLS = [f"p_{c}" for c in CLASSES]
+log = logging.getLogger(__name__)
 
-AM_DEFAULTS = {
-    "steps": 300,  # Adam steps (all classes at once)
-    # Adam learning rate on the standardised signal (1 = a typical segment's standard deviation); at 0.05 the
-    # default run's CPU models stayed near the noise start (their flat response to small inputs)
-    "lr": 0.2,
-    "l2": 0.001,  # weight of mean(z^2): a ReLU network's logit can grow without bound with amplitude
-    # weight of mean |z[t+1] - z[t]|; stronger penalties (l2 0.05, tv 0.5) shrank every class's input to near
-    # silence on the default run, which its models call neuropathy (an artefact, not a feature)
-    "tv": 0.01,
-    "jitter_ms": 5.0,  # random circular shift per step (+-), so the result is not tied to one alignment
-    # Gaussian blur (sigma) of the signal inside the objective; without it the optimum is > 2 kHz noise
-    # (spectral centroid 2.5 kHz against the data's ~0.5 kHz); 0 = none
-    "blur_ms": 0.2,
-    "init_std": 1.0,  # start: white noise at this multiple of a typical segment's standard deviation
-    "clip": 20.0,  # |z| bound (typical-segment standard deviations) so no single sample runs away
-    "seed": 0,
-}
+#: The ``explain:`` keys of the activation maximisation (Fig 3); the config schema documents each one and holds
+#: its default.
+AM_KEYS = ("steps", "lr", "l2", "tv", "jitter_ms", "blur_ms", "init_std", "clip", "seed")
+
+
+def am_settings(am: Mapping | None = None) -> dict:
+    """The activation-maximisation settings in ``am`` (part of an ``explain:`` section) with the schema's defaults
+    for the keys it leaves out or sets to None; unknown keys are errors."""
+    given = {k: v for k, v in (am or {}).items() if v is not None}
+    unknown = sorted(set(given) - set(AM_KEYS))
+    if unknown:
+        raise ValueError(f"activation maximisation: unknown key(s) {unknown}; known: {sorted(AM_KEYS)}")
+    return {k: v for k, v in {**section_defaults("explain"), **given}.items() if k in AM_KEYS}
 
 
 # ================================================================================= models and runs
@@ -63,15 +62,17 @@ def select_runs(run_ids: Sequence[str], runs: str | Sequence[str] = "first_outer
         if unknown:
             raise ValueError(f"explain.runs: unknown run id(s) {unknown}; known: {run_ids}")
         return [r for r in run_ids if r in set(runs)]
-    first = run_ids[0]
     if runs == "all":
         return run_ids
+    parsed = {r: parse_run_id(r) for r in run_ids}
+    first = parsed[run_ids[0]]
     if runs == "first_seed":
-        prefix = re.match(r"^[a-z]+_s\d+_", first)
-        return [r for r in run_ids if prefix and r.startswith(prefix.group(0))] or [first]
+        return [r for r in run_ids if (parsed[r].scheme, parsed[r].seed) == (first.scheme, first.seed)]
     if runs == "first_outer":
-        m = re.match(r"^(nested_s\d+_o\d+)_i\d+$", first)
-        return [r for r in run_ids if m and re.fullmatch(re.escape(m.group(1)) + r"_i\d+", r)] or [first]
+        if first.scheme != "nested":
+            return run_ids[:1]
+        # the inner runs differ only in their validation patients: same scheme, seed and outer fold
+        return [r for r in run_ids if parsed[r]._replace(inner=0) == first._replace(inner=0)]
     raise ValueError(f"explain.runs: {runs!r} is not first_outer, first_seed, all or a list of run ids")
 
 
@@ -151,12 +152,8 @@ def _ensemble_probs(models, x) -> np.ndarray:
         return torch.stack([torch.softmax(m(x), 1) for m in models]).mean(0).cpu().double().numpy()
 
 
-def maximize_class_inputs(models: Sequence, n_samples: int, *, scale: float, fs_hz: float = 10000.0,
-                          steps: int = AM_DEFAULTS["steps"], lr: float = AM_DEFAULTS["lr"],
-                          l2: float = AM_DEFAULTS["l2"], tv: float = AM_DEFAULTS["tv"],
-                          jitter_ms: float = AM_DEFAULTS["jitter_ms"], blur_ms: float = AM_DEFAULTS["blur_ms"],
-                          init_std: float = AM_DEFAULTS["init_std"], clip: float = AM_DEFAULTS["clip"],
-                          seed: int = AM_DEFAULTS["seed"], device="cpu", log_every: int = 10) -> ActivationResult:
+def maximize_class_inputs(models: Sequence, n_samples: int, *, scale: float, fs_hz: float = 10000.0, device="cpu",
+                          log_every: int = 10, **am) -> ActivationResult:
     """One input per class that maximises that class's logit, averaged over ``models``, with regularisation.
 
     The signal is optimised in standardised units ``z`` (x = scale * blur(z), ``scale`` = a typical segment's
@@ -167,9 +164,15 @@ def maximize_class_inputs(models: Sequence, n_samples: int, *, scale: float, fs_
     ``shift`` is a random circular shift of up to ``jitter_ms`` drawn anew every step. All three classes are
     optimised together as one batch of 3 (BatchNorm in eval mode keeps them independent). Seeded noise start;
     on the CPU the result is bit-identical for a seed.
+
+    ``am``: the settings of :data:`AM_KEYS` (steps, lr, l2, tv, jitter_ms, blur_ms, init_std, clip, seed); those
+    not given take the ``explain:`` defaults (:func:`am_settings`).
     """
     import torch
 
+    am = am_settings(am)
+    steps, lr, l2, tv, clip, seed = am["steps"], am["lr"], am["l2"], am["tv"], am["clip"], am["seed"]
+    jitter_ms, blur_ms, init_std = am["jitter_ms"], am["blur_ms"], am["init_std"]
     models = list(models)
     if not models:
         raise ValueError("activation maximisation needs at least one model")
@@ -267,12 +270,9 @@ def activation_maximization(checkpoints: Sequence[str | Path], segments_npy, ind
     write the signals and the summary TSVs; returns the summary."""
     import torch
 
-    from nemg.segment import read_segment_store
+    from .store import read_segment_store
 
-    cfg = {**AM_DEFAULTS, **{k: v for k, v in (am or {}).items() if v is not None}}
-    unknown = sorted(set(cfg) - set(AM_DEFAULTS))
-    if unknown:
-        raise ValueError(f"activation maximisation: unknown key(s) {unknown}; known: {sorted(AM_DEFAULTS)}")
+    cfg = am_settings(am)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     prev_threads = torch.get_num_threads()
@@ -391,7 +391,7 @@ def mispredicted_examples(patients_tsv, prediction_tsvs: Sequence[str | Path], s
                           method: str = "logreg", with_location: bool = False, fit_on: str | None = None,
                           n_examples: int = 3, n_segments: int = 2):
     """S4 Fig's data: (selected patients, their example segments, segment array [n, window], n patients)."""
-    from nemg.segment import read_segment_store
+    from .store import read_segment_store
 
     patients = pd.read_csv(patients_tsv, sep="\t", dtype={"subject_id": str, "run_id": str})
     selected = select_mispredicted(patients, method=method, with_location=with_location, fit_on=fit_on,
@@ -461,11 +461,11 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
 
 def structure_tables(model_cfg: dict | None, n_samples: int) -> pd.DataFrame:
     """Layer tables of the configured model and of the paper's full width, stacked with a ``model`` column."""
-    from nemg.model import PRESETS, resolve_size
+    from nemg.model import PRESETS, preset_name, resolve_size
 
     cfg = dict(model_cfg or {})
     size = resolve_size(cfg)
-    label = cfg.get("preset") or "paper"
+    label = preset_name(cfg)
     if any(cfg.get(k) is not None for k in ("width", "head_width", "deep_stride", "head")):
         label = (f"{label} (width {size['width']:g}, head {size['head_width']:g}, deep stride {size['deep_stride']}, "
                  f"{size['head']})")

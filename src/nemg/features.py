@@ -34,26 +34,19 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import section_defaults
+
 log = logging.getLogger(__name__)
 
-#: Defaults of every extraction parameter (the ``baseline:`` config section overrides them).
-FEATURE_DEFAULTS = {
-    "turn_uv": 100.0,          # Stålberg's turn criterion (µV)
-    "nss_turn_uv": 20.0,       # reversals that delimit segments for NSS (µV); rejects sample-level noise
-    "nss_small_uv": 100.0,     # a segment smaller than this is "small" (µV)
-    "zc_deadband_uv": 10.0,    # zero-crossing hysteresis (µV)
-    "welch_nperseg": 1000,     # Welch window (samples): 10 Hz bins at 10 kHz
-    "f_low": 20.0,             # spectral range (Hz): the study's lower filter edge ...
-    "f_high": 5000.0,          # ... to Nyquist at 10 kHz
-    "bands": [[20, 100], [100, 250], [250, 500], [500, 1000], [1000, 2000], [2000, 5000]],
-    "muap_k": 5.0,             # MUAP threshold in robust noise SDs
-    "muap_min_uv": 20.0,       # ... but never below this (µV)
-    "chunk": 1024,             # segments per chunk (memory: ~ chunk x window x 8 bytes x a few)
-}
+
+def feature_params(params: dict | None = None) -> dict:
+    """Every extraction parameter: ``params`` (a ``baseline.features`` section, possibly partial) on top of the
+    config schema's defaults."""
+    return {**section_defaults("baseline.features"), **(params or {})}
 
 
 def feature_names(params: dict | None = None) -> list[str]:
-    p = {**FEATURE_DEFAULTS, **(params or {})}
+    p = feature_params(params)
     bands = [f"band_{int(lo)}_{int(hi)}_hz_frac" for lo, hi in p["bands"]]
     return ["rms_uv", "peak_to_peak_uv", "waveform_length_uv_per_s", "zero_crossings_per_s",
             "turns_per_s", "amplitude_per_turn_uv", "nss_per_s",
@@ -172,12 +165,16 @@ def welch_psd(x: np.ndarray, fs: float, nperseg: int = 1000) -> tuple[np.ndarray
 
 
 def spectral_features(x: np.ndarray, fs: float, *, nperseg: int = 1000, f_low: float = 20.0,
-                      f_high: float | None = None, bands=FEATURE_DEFAULTS["bands"]):
+                      f_high: float | None = None, bands=None):
     """(mean frequency, median frequency, band fractions [n, n_bands]) within [f_low, f_high] Hz.
+
+    ``bands``: [[lo, hi], ...] in Hz; None = the ``baseline.features.bands`` default.
 
     Band fractions: power in [lo, hi) (the last band includes hi) over the power in [f_low, f_high]. A row
     without power in the range gets 0 everywhere.
     """
+    if bands is None:
+        bands = feature_params()["bands"]
     f, p = welch_psd(x, fs, nperseg)
     f_high = fs / 2 if f_high is None else min(f_high, fs / 2)
     sel = (f >= f_low) & (f <= f_high)
@@ -236,7 +233,7 @@ def muap_features(x: np.ndarray, fs: float, k: float = 5.0, min_uv: float = 20.0
 
 def segment_features(x: np.ndarray, fs: float, params: dict | None = None) -> np.ndarray:
     """All features (:func:`feature_names` order) of a ``[n, window]`` array of segments; float64 [n, F]."""
-    p = {**FEATURE_DEFAULTS, **(params or {})}
+    p = feature_params(params)
     xc = centred(x)
     dur = xc.shape[1] / fs
     n_turns, amp_sum, n_int, _ = zigzag_turns(xc, p["turn_uv"])
@@ -254,8 +251,8 @@ def segment_features(x: np.ndarray, fs: float, params: dict | None = None) -> np
 def extract_features(segments: str | Path, out_features: str | Path, out_names: str | Path, *,
                      fs: float = 10_000.0, params: dict | None = None) -> np.ndarray:
     """Features of every segment of a segment store, in chunks; writes float32 [N, F] and the names (one a line)."""
-    p = {**FEATURE_DEFAULTS, **(params or {})}
-    from .segment import verify_store
+    p = feature_params(params)
+    from .store import verify_store
 
     verify_store(segments)
     arr = np.load(segments, mmap_mode="r")

@@ -9,6 +9,12 @@ per (run, subject) with ``scheme``, ``seed``, ``repeat``, ``outer``, ``inner``, 
   early stopping. outer x inner runs per seed (5 x 3 = 15 CNNs in the study). ``repeat`` is 0.
 * ``repeated_kfold``: per seed and repeat, ``k`` stratified folds, each in turn the test set; no validation
   split (``inner`` = -1).
+* ``external`` (nemg.external's split, not made here): per seed, every patient of the training cohort is a
+  training or validation patient; ``repeat``, ``outer`` and ``inner`` are 0.
+
+Run ids name a run's coordinates, and :func:`run_id` / :func:`parse_run_id` are the only code that writes or
+reads them (file paths, rule wildcards and figure labels all go through them):
+``nested_s<seed>_o<outer>_i<inner>``, ``rkfold_s<seed>_r<repeat>_o<fold>`` and ``ext_s<seed>``.
 
 Stratification: per class, subjects are shuffled with the run's generator and dealt round-robin into the
 folds, continuing the deal across classes, so every fold holds each class within one subject of the others and
@@ -19,11 +25,14 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
+
+from .labels import CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +56,82 @@ class LeakageError(ValueError):
                          f"{'s' if len(problems) != 1 else ''}):\n  - " + "\n  - ".join(shown) + more)
 
 
+EXTERNAL_SCHEME = "external"
+
+# scheme -> (run id prefix, the coordinates the id spells out as "_<letter><number>", in order); a scheme's
+# other coordinates are fixed (_FIXED), so an id still determines its folds-table row exactly
+_LAYOUTS = {
+    "nested": ("nested", (("s", "seed"), ("o", "outer"), ("i", "inner"))),
+    "repeated_kfold": ("rkfold", (("s", "seed"), ("r", "repeat"), ("o", "outer"))),
+    EXTERNAL_SCHEME: ("ext", (("s", "seed"),)),
+}
+_FIXED = {"nested": {"repeat": 0}, "repeated_kfold": {"inner": -1},
+          EXTERNAL_SCHEME: {"repeat": 0, "outer": 0, "inner": 0}}
+# no leading zeros, so that every id has exactly one spelling and parse -> format gives the same string back
+_NUMBER = "0|[1-9][0-9]*"
+
+
+class RunId(NamedTuple):
+    """A run's coordinates, as in its folds-table rows; ``run_id(*parse_run_id(x)) == x``."""
+    scheme: str
+    seed: int
+    repeat: int
+    outer: int
+    inner: int
+
+
 def run_id(scheme: str, seed: int, repeat: int, outer: int, inner: int) -> str:
-    if scheme == "nested":
-        return f"nested_s{seed}_o{outer}_i{inner}"
-    return f"rkfold_s{seed}_r{repeat}_o{outer}"
+    """The id of one run (see the module docstring); raises ValueError for coordinates no id can hold."""
+    if scheme not in _LAYOUTS:
+        raise ValueError(f"unknown fold scheme {scheme!r}; run ids exist for {', '.join(_LAYOUTS)}")
+    coords = {"seed": int(seed), "repeat": int(repeat), "outer": int(outer), "inner": int(inner)}
+    wrong = {k: coords[k] for k, v in _FIXED[scheme].items() if coords[k] != v}
+    if wrong:
+        raise ValueError(f"{scheme} runs have {_FIXED[scheme]}; got {wrong}")
+    prefix, fields = _LAYOUTS[scheme]
+    negative = {name: coords[name] for _, name in fields if coords[name] < 0}
+    if negative:
+        raise ValueError(f"{scheme} run: {negative} must be >= 0")
+    return prefix + "".join(f"_{letter}{coords[name]}" for letter, name in fields)
+
+
+def external_run_id(seed: int) -> str:
+    """The id of external validation's model ``seed`` (nemg.external)."""
+    return run_id(EXTERNAL_SCHEME, seed, 0, 0, 0)
+
+
+def _run_id_pattern(scheme: str, named: bool) -> str:
+    prefix, fields = _LAYOUTS[scheme]
+    group = "(?P<{}>" if named else "(?:"
+    return prefix + "".join(f"_{letter}{group.format(name)}{_NUMBER})" for letter, name in fields)
+
+
+_PARSERS = {scheme: re.compile(_run_id_pattern(scheme, named=True)) for scheme in _LAYOUTS}
+
+
+def run_id_regex(*schemes: str) -> str:
+    """A regex (no capturing groups, unanchored) matching exactly the run ids of ``schemes`` (default: all);
+    for Snakemake wildcard constraints and file-name matching."""
+    unknown = [s for s in schemes if s not in _LAYOUTS]
+    if unknown:
+        raise ValueError(f"unknown fold scheme(s) {unknown}; run ids exist for {', '.join(_LAYOUTS)}")
+    return "(?:" + "|".join(_run_id_pattern(s, named=False) for s in schemes or _LAYOUTS) + ")"
+
+
+def parse_run_id(rid: str) -> RunId:
+    """The coordinates of a run id made by :func:`run_id`; raises ValueError naming ``rid`` for anything else."""
+    for scheme, rx in _PARSERS.items():
+        m = rx.fullmatch(str(rid))
+        if m:
+            return RunId(scheme, **_FIXED[scheme], **{k: int(v) for k, v in m.groupdict().items()})
+    forms = ", ".join(p + "".join(f"_{letter}<{name}>" for letter, name in f) for p, f in _LAYOUTS.values())
+    raise ValueError(f"{rid!r} is not a run id; expected one of {forms} (numbers without leading zeros)")
+
+
+def replicate_id(scheme: str, seed: int, repeat: int) -> str:
+    """The replicate (one seed of nested CV, one seed x repeat of repeated k-fold) that runs belong to: the
+    key under which nemg.evaluate averages a patient's runs into one consensus call."""
+    return f"{scheme}_s{int(seed)}_r{int(repeat)}"
 
 
 def stratified_folds(subject_ids: Sequence[str], labels: Sequence[str], k: int,
@@ -204,14 +285,16 @@ def summarize_folds(folds: pd.DataFrame) -> pd.DataFrame:
     tab = (folds.groupby(["scheme", "seed", "repeat", "outer", "inner", "run_id", "role", "diagnosis"])
            .size().unstack("diagnosis", fill_value=0).reset_index())
     tab.columns.name = None
-    classes = [c for c in ("normal", "myopathy", "neuropathy") if c in tab.columns]
+    classes = [c for c in CLASSES if c in tab.columns]
     tab["subjects"] = tab[classes].sum(axis=1)
     return tab
 
 
 def folds_for_cohort(segments_index: str | Path, subjects_tsv: str | Path, params: dict[str, Any],
                      out_folds: str | Path, out_summary: str | Path) -> pd.DataFrame:
-    """Folds over the subjects that have at least one segment; subjects without any are logged by id."""
+    """Folds over the subjects that have at least one segment; subjects without any are logged by id.
+
+    ``params``: the ``folds:`` config section, whose keys the schema requires (so it has no defaults)."""
     seg = pd.read_csv(segments_index, sep="\t", dtype={"subject_id": str},
                       usecols=["subject_id", "diagnosis"]).drop_duplicates()
     subj = pd.read_csv(subjects_tsv, sep="\t", dtype={"subject_id": str}, keep_default_na=False)
@@ -219,11 +302,10 @@ def folds_for_cohort(segments_index: str | Path, subjects_tsv: str | Path, param
     if lost:
         log.warning("%d subject(s) have no segment after trimming and are not in any fold: %s", len(lost),
                     ", ".join(lost))
-    nested = params.get("nested", {})
-    rk = params.get("repeated_kfold", {})
+    nested, rk = params["nested"], params["repeated_kfold"]
     folds = make_folds(seg, seeds=params["seeds"], schemes=params["schemes"],
-                       outer=int(nested.get("outer", 5)), inner=int(nested.get("inner", 3)),
-                       k=int(rk.get("k", 5)), repeats=int(rk.get("repeats", 1)))
+                       outer=int(nested["outer"]), inner=int(nested["inner"]),
+                       k=int(rk["k"]), repeats=int(rk["repeats"]))
     check_leakage(folds, source=str(out_folds))
     Path(out_folds).parent.mkdir(parents=True, exist_ok=True)
     folds.to_csv(out_folds, sep="\t", index=False)

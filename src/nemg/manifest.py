@@ -26,7 +26,7 @@ from typing import Iterable, Mapping
 import yaml
 
 from .fileio import sha256_file
-from .segment import CHECK_SUFFIX as STORE_CHECK_SUFFIX
+from .store import store_check_path
 
 #: the packages whose versions can change a run's numbers or figures (nemg itself is recorded from the code run)
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "scikit-learn", "statsmodels", "snakemake", "seaborn",
@@ -51,9 +51,9 @@ def expand_files(paths: Iterable[str | Path]) -> list[Path]:
             out.update(f for f in p.rglob("*") if f.is_file())
         elif p.is_file():
             out.add(p)
-            # a store's integrity sidecar (nemg.segment.write_store_check) is written beside it, not declared
+            # a store's integrity sidecar (nemg.store.write_store_check) is written beside it, not declared
             # as a rule output: it belongs to the run's files all the same
-            sidecar = Path(str(p) + STORE_CHECK_SUFFIX)
+            sidecar = store_check_path(p)
             if sidecar.is_file():
                 out.add(sidecar)
         else:

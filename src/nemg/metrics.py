@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-CLASSES = ("normal", "myopathy", "neuropathy")
+from .labels import CLASSES, METRICS
 
 
 def confusion(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str] = CLASSES) -> np.ndarray:
@@ -61,7 +61,7 @@ def classification_metrics(y_true, y_pred, classes: Sequence[str] = CLASSES) -> 
     pcm = per_class_metrics(y_true, y_pred, classes)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     out = {"accuracy": float(np.mean(y_true == y_pred)), "n": int(len(y_true))}
-    for m in ("precision", "recall", "specificity", "f1"):
+    for m in METRICS[1:]:  # every metric but accuracy is a macro average over the classes
         out[m] = float(pcm[m].mean())
     for _, row in pcm.iterrows():
         out[f"recall_{row['class']}"] = row["recall"]

@@ -26,7 +26,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-CLASSES = ("normal", "myopathy", "neuropathy")
+from nemg.config import section_defaults
+
+from .labels import CLASSES
 
 # Named models; a config gives ``preset`` and/or explicit keys, which override the preset's values.
 # ``deep_stride`` (max-pool stride of blocks 4-7) and ``head`` (flatten | gap) are nemg deviations from the
@@ -93,13 +95,18 @@ def feature_length(n_samples: int, deep_stride: int = 1) -> int:
     return length
 
 
+def preset_name(model_cfg: dict | None) -> str:
+    """The preset a ``model:`` config builds on (the schema's default when it names none)."""
+    return (model_cfg or {}).get("preset") or section_defaults("model")["preset"]
+
+
 def resolve_size(model_cfg: dict | None = None) -> dict:
     """``{"width", "head_width", "deep_stride", "head"}`` from a ``model:`` config: the preset, then explicit keys."""
     cfg = dict(model_cfg or {})
     unknown = sorted(set(cfg) - set(MODEL_KEYS))
     if unknown:
         raise ValueError(f"model config: unknown key(s) {unknown}; known: {', '.join(MODEL_KEYS)}")
-    preset = cfg.get("preset") or "paper"
+    preset = preset_name(cfg)
     if preset not in PRESETS:
         raise ValueError(f"model config: unknown preset {preset!r}; known: {sorted(PRESETS)}")
     size = dict(PRESETS[preset])

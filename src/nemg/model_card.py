@@ -10,7 +10,9 @@ from typing import Mapping
 
 import pandas as pd
 
-from .vote import CLASSES
+from .config import section_defaults
+from .labels import CLASSES
+from .tables import external_display_table
 
 SOURCES = {
     "simulated": "SIMULATED patients (nemg.simulate, docs/simulator.md), not real recordings: the metrics below "
@@ -47,13 +49,11 @@ def cv_section(table2: pd.DataFrame | None, per_class: pd.DataFrame | None, meth
 
 
 def external_section(external: pd.DataFrame | None) -> str:
-    from .external import display_table
-
     if external is None:
         return "No external validation was configured (`external.cohorts` is empty)."
     return ("Trained on every patient of this cohort, tested on every patient of another cohort preprocessed with "
             "this bundle's settings (`external_validation.tsv`, docs/external.md):\n\n"
-            + md_table(display_table(external)))
+            + md_table(external_display_table(external)))
 
 
 def render_card(meta: Mapping, *, source: str, table2: pd.DataFrame | None, per_class: pd.DataFrame | None,
@@ -66,6 +66,8 @@ def render_card(meta: Mapping, *, source: str, table2: pd.DataFrame | None, per_
     split = pd.DataFrame([{"member": rid, **{f"{role} {c}": v[role][c] for role in ("train", "val") for c in CLASSES}}
                           for rid, v in tc["members"].items()])
     cfg = meta["model"]["config"]
+    # nemg.model.preset_name would import torch into a Markdown renderer
+    preset = cfg.get("preset") or section_defaults("model")["preset"]
     tr, rs, sg = pre["trim"], pre["resample"], pre["segment"]
     return f"""# Model card: nEMGNet ensemble trained on `{tc['name']}`
 
@@ -82,7 +84,7 @@ patients. Its output is a class probability for normal / myopathy / neuropathy p
 
 ## Model
 
-- Ensemble of {len(members)} nEMGNets (1-D CNN; `{cfg.get('preset', 'paper')}` preset: width {cfg['width']},
+- Ensemble of {len(members)} nEMGNets (1-D CNN; `{preset}` preset: width {cfg['width']},
   head {cfg.get('head', 'flatten')}), one per seed ({', '.join(m['run_id'] for m in members)}); weights in
   `weights/` (plain state dicts, sha256 in `model.json`).
 - Divide-and-vote: segment probabilities averaged per recording, recordings per patient; stage 2

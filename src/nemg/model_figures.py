@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
-from .explain import CLASSES, PROB_COLS  # noqa: E402
+from .labels import CLASSES, PROB_COLS  # noqa: E402
 
 sns.set_theme(context="paper", style="ticks", font_scale=1.1)
 PALETTE = dict(zip(CLASSES, sns.color_palette("colorblind", 3)))  # same colours as nemg.plots

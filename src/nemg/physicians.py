@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from .cohort import CohortError, _read_sheet, _validate_rows, _duplicates
-from .metrics import CLASSES, classification_metrics
+from .labels import CLASSES
+from .metrics import classification_metrics
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .metrics import CLASSES, confusion, pr_curve_ovr, roc_curve_ovr  # noqa: E402
+from .labels import CLASSES  # noqa: E402
+from .metrics import confusion, pr_curve_ovr, roc_curve_ovr  # noqa: E402
 
 sns.set_theme(context="paper", style="ticks", font_scale=1.1)
 PALETTE = dict(zip(CLASSES, sns.color_palette("colorblind", 3)))

@@ -7,6 +7,9 @@ the member's saved stage 2; the members' patient probabilities are averaged as i
 
 A recording the pipeline would have skipped (too short after trimming, below the model's lowest source rate)
 is an error here, not a silent exclusion: a diagnosis from a subset of what the user gave would not say so.
+
+:func:`predict_cohort` scores a whole preprocessed segment store under one training checkpoint instead (the
+external test cohort of nemg.external).
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from .bundle import Bundle
-from .vote import CLASSES, PROB_COLS, patient_features, signal_scores, stage2_probs
+from .labels import CLASSES, LOCATIONS, PROB_COLS
+from .vote import patient_features, signal_scores, stage2_probs
 
 RECORDING_FILE = "recording_predictions.tsv"
 PATIENT_FILE = "patient_predictions.tsv"
@@ -133,7 +137,7 @@ def recording_segments(bundle: Bundle, row: dict) -> np.ndarray:
 def prepare(bundle: Bundle, recordings: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     """Segments of every recording, in the sheet's order, and their index (the segment-store columns)."""
     if bundle.with_location:
-        bad = recordings[~recordings["location"].isin(["proximal", "distal"])]
+        bad = recordings[~recordings["location"].isin(LOCATIONS)]
         if len(bad):
             raise PredictError(f"{bad['path'].iloc[0]}: this model's stage 2 uses muscle location; give each "
                                f"recording's location (proximal or distal; --location for signal files)")
@@ -155,7 +159,8 @@ def score_segments(bundle: Bundle, segments: np.ndarray, index: pd.DataFrame, *,
     """Segment probabilities under every member, in the training predictions' format (role ``test``)."""
     import torch
 
-    from .data import SegmentStore
+    from .data import probability_table
+    from .store import SegmentStore
     from .train import pick_device, predict_logits, runtime
 
     dev = pick_device(device)
@@ -168,13 +173,29 @@ def score_segments(bundle: Bundle, segments: np.ndarray, index: pd.DataFrame, *,
         for run_id, net in nets.items():
             p = torch.softmax(predict_logits(net, store, rows, int(bundle.meta["model"]["eval_batch_size"]), dev),
                               1).numpy()
-            part = index[["segment", "recording_id", "subject_id"]].copy()
-            part.insert(0, "run_id", run_id)
-            part["role"] = "test"
-            for i, c in enumerate(CLASSES):
-                part[f"p_{c}"] = p[:, i]
-            frames.append(part)
+            frames.append(probability_table(index, run_id, "test", p))
     return pd.concat(frames, ignore_index=True)
+
+
+def predict_cohort(checkpoint: str | Path, segments_npy: str | Path, index_tsv: str | Path, *,
+                   batch_size: int = 256, device: str = "auto", num_threads: int | None = None) -> pd.DataFrame:
+    """Segment-level class probabilities of every segment of a store under a trained checkpoint (role test):
+    an external test cohort under one externally trained model (nemg.external)."""
+    import torch
+
+    from .data import SegmentStore, probability_table
+    from .explain import load_model
+    from .train import pick_device, predict_logits, runtime
+
+    store = SegmentStore.open(segments_npy, index_tsv)
+    dev = pick_device(device)
+    model, meta = load_model(checkpoint, device=dev)
+    if int(meta["window_samples"]) != store.window:
+        raise ValueError(f"{segments_npy}: segments of {store.window} samples, but {checkpoint} was trained on "
+                         f"{meta['window_samples']}: preprocess the test cohort with the training run's settings")
+    with runtime(dev, num_threads, True):
+        logits = predict_logits(model, store, np.arange(len(store.index)), batch_size, dev)
+    return probability_table(store.index, meta["run_id"], "test", torch.softmax(logits, 1).numpy())
 
 
 def diagnose(bundle: Bundle, predictions: pd.DataFrame, recordings: pd.DataFrame,
@@ -246,5 +267,6 @@ def format_patients(per_patient: pd.DataFrame) -> str:
     return show.rename(columns={f"p_{c}": c for c in CLASSES}).to_string(index=False)
 
 
-__all__ = ["PATIENT_FILE", "PredictError", "RECORDING_FILE", "diagnose", "format_patients", "predict", "prepare",
-           "read_input", "recording_segments", "recordings_from_files", "score_segments", "write_predictions"]
+__all__ = ["PATIENT_FILE", "PredictError", "RECORDING_FILE", "diagnose", "format_patients", "predict",
+           "predict_cohort", "prepare", "read_input", "recording_segments", "recordings_from_files",
+           "score_segments", "write_predictions"]

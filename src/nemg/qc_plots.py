@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CLASS_ORDER = ("normal", "myopathy", "neuropathy")
+from .labels import CLASSES
+
 COLORS = {"kept": "#4daf4a", "auto": "#e41a1c", "manual": "#377eb8", "whole": "#d9d9d9"}
 
 
@@ -30,7 +31,7 @@ def trim_qc_figure(qc_tsv: str | Path, out_png: str | Path, *, subjects_tsv: str
     import matplotlib.pyplot as plt
 
     qc = pd.read_csv(qc_tsv, sep="\t", dtype={"recording_id": str, "subject_id": str})
-    order = {c: i for i, c in enumerate(CLASS_ORDER)}
+    order = {c: i for i, c in enumerate(CLASSES)}
     qc = qc.assign(_o=qc["diagnosis"].map(order).fillna(9)).sort_values(
         ["_o", "subject_id", "recording_id"], kind="stable").reset_index(drop=True)
     n = len(qc)
@@ -84,7 +85,7 @@ def trim_qc_figure(qc_tsv: str | Path, out_png: str | Path, *, subjects_tsv: str
     a1.set_title("cut per edge")
 
     a2 = fig.add_subplot(gs[1, 1])
-    classes = [c for c in CLASS_ORDER if c in set(qc["diagnosis"])]
+    classes = [c for c in CLASSES if c in set(qc["diagnosis"])]
     data = [qc.loc[(qc["diagnosis"] == c) & kept, "remaining_s"].to_numpy() for c in classes]
     if any(len(d) for d in data):
         a2.boxplot([d if len(d) else [np.nan] for d in data], tick_labels=classes, showfliers=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import butter, find_peaks, sosfiltfilt
 
-CLASSES = ("normal", "myopathy", "neuropathy")
+from .labels import CLASSES
 
 #: reference ranges from the design brief (concentric needle, the simulator's default)
 REFERENCE = {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .metrics import CLASSES
+from .labels import CLASSES
 from .results_table import git_commit
 
 

@@ -85,9 +85,9 @@ def resample_store(signals: str | Path, index: str | Path, rate_hz: float, metho
                    out_signals: str | Path, out_index: str | Path, *, rebuild: str | None = None) -> pd.DataFrame:
     """Resample every recording of a signal store to ``rate_hz``; writes a new store, same order and ids.
 
-    ``rebuild``: the command that rebuilds the new store (see :func:`nemg.segment.write_signal_store`).
+    ``rebuild``: the command that rebuilds the new store (see :func:`nemg.store.write_signal_store`).
     """
-    from .segment import iter_signals, read_signal_store, write_signal_store
+    from .store import iter_signals, read_signal_store, write_signal_store
 
     arr, idx = read_signal_store(signals, index)
     arrays, rows = [], []

@@ -8,7 +8,7 @@ One row per (data set, model, variant):
   table's point estimates (mean over replicates); per-class recall is that of the consensus calls
   (:func:`nemg.baseline.per_class_recall`).
 * ``variant`` ``external:<test>``: trained on every patient of the data set, tested on another (``<test>.rms``:
-  amplitude-calibrated), from ``external_validation.tsv`` (:func:`nemg.external.summary_rows`).
+  amplitude-calibrated), from ``external_validation.tsv`` (:func:`nemg.evaluate.external_summary_row`).
 
 Inputs per cohort ``<c>`` (paths relative to the repository root):
 
@@ -44,7 +44,8 @@ import pandas as pd
 import yaml
 
 from .baseline import MODELS as BASELINE_MODELS, per_class_recall
-from .metrics import CLASSES
+from .folds import EXTERNAL_SCHEME, run_id_regex
+from .labels import CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -226,13 +227,14 @@ def external_rows(root: Path, cohort: str) -> list[dict]:
     if other:
         raise ResultsTableError(f"{_rel(path, root)}: rows of training cohort(s) {other}, expected {cohort}")
     bench = root / "benchmarks/external" / cohort
-    train_files = _matching(bench, r"train_ext_s\d+\.tsv")
+    ext_run = run_id_regex(EXTERNAL_SCHEME)
+    train_files = _matching(bench, rf"train_{ext_run}\.tsv")
     rows = []
     for _, r in table.iterrows():
         test, n_models, model = str(r["test_cohort"]), int(r["n_models"]), model_name(str(r["model"]))
         what = f"{cohort} {model} external:{test}"
         if model == "nemgnet":
-            pred_files = _matching(bench, re.escape(test) + r"_predict_ext_s\d+\.tsv")
+            pred_files = _matching(bench, rf"{re.escape(test)}_predict_{ext_run}\.tsv")
             # one training and one prediction job per model (seed); other counts mean stale or missing files
             if len(train_files) == len(pred_files) == n_models:
                 wall = wall_seconds(train_files + pred_files, what, root)

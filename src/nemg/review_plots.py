@@ -9,7 +9,6 @@ replicate of the protocol, the mean over the runs that tested the patient, after
 """
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Mapping, Sequence
 
@@ -23,9 +22,10 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from .metrics import CLASSES, confusion  # noqa: E402
+from .folds import parse_run_id  # noqa: E402
+from .labels import CLASSES, PROB_COLS  # noqa: E402
+from .metrics import confusion  # noqa: E402
 from .plots import PALETTE  # noqa: E402  (also sets the seaborn theme of every study figure)
-from .vote import PROB_COLS  # noqa: E402
 
 MODEL_NAMES = {"nemgnet": "nEMGNet", "logreg": "QEMG + logistic regression", "rf": "QEMG + random forest"}
 
@@ -71,22 +71,20 @@ def _note_page(title: str, detail: str = ""):
 
 # ====================================================================================== training curves
 
-_NESTED = re.compile(r"^nested_s(?P<seed>\d+)_o(?P<outer>\d+)_i(?P<inner>\d+)$")
-_RKFOLD = re.compile(r"^rkfold_s(?P<seed>\d+)_r(?P<repeat>\d+)_o(?P<outer>\d+)$")
-
-
 def curve_panel(run_id: str) -> tuple[str, str]:
     """(panel title, line label) of a run: one panel per outer (test) fold, one line per inner fold.
 
-    Run ids are nemg.folds.run_id's: ``nested_s<seed>_o<outer>_i<inner>`` or ``rkfold_s<seed>_r<repeat>_o<fold>``
-    (a repeated k-fold run has no inner fold, so it is alone in its panel).
+    A repeated k-fold run has no inner fold, so it is alone in its panel; any other run (external validation's,
+    or an id nemg.folds.run_id did not make) gets a panel of its own named by its id.
     """
-    m = _NESTED.match(run_id)
-    if m:
-        return f"nested, seed {m['seed']}, outer fold {m['outer']}", f"inner {m['inner']}"
-    m = _RKFOLD.match(run_id)
-    if m:
-        return f"k-fold, seed {m['seed']}, repeat {m['repeat']}, fold {m['outer']}", "no validation"
+    try:
+        r = parse_run_id(run_id)
+    except ValueError:
+        return run_id, run_id
+    if r.scheme == "nested":
+        return f"nested, seed {r.seed}, outer fold {r.outer}", f"inner {r.inner}"
+    if r.scheme == "repeated_kfold":
+        return f"k-fold, seed {r.seed}, repeat {r.repeat}, fold {r.outer}", "no validation"
     return run_id, run_id
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-CLASSES = ("normal", "myopathy", "neuropathy")
+from .labels import CLASSES
 
 
 def compare_continuous(groups: Sequence[np.ndarray], alpha: float = 0.05) -> dict:

@@ -1,4 +1,5 @@
-"""Small table builders of the preprocessing stage: cohort subsets and the S1 Table.
+"""Small table builders of the preprocessing stage (cohort subsets, the S1 Table) and the result tables' format
+(TSV + HTML, p-values, the external-validation display table).
 
 ``s1_table`` reproduces the study's S1 Table (per class: patients, signals, proximal / distal, total duration)
 from what actually reaches the model, i.e. the trimmed recordings that yield at least one segment.
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 import pandas as pd
+
+from .vote import CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -177,3 +180,22 @@ def write_table(df: pd.DataFrame, tsv: str | Path, html: str | Path | None = Non
     df.to_csv(tsv, sep="\t", index=False, float_format="%.6g")
     if html is not None:
         Path(html).write_text(html_page([html_table(df, title)], note))
+
+
+def external_display_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The external-validation table with estimate (95 % CI) strings, for the HTML page and the README."""
+    def f(r, k, a, b):  # a t-interval over 2-3 models can leave [0, 1]; a proportion cannot
+        return f"{r[k]:.3f} ({max(0.0, r[a]):.3f}-{min(1.0, r[b]):.3f})"
+
+    rows = []
+    for _, r in summary.iterrows():
+        cal = "none" if r.get("calibration", "none") == "none" else f"{r['calibration']} (x{r['gain']:.3g})"
+        rows.append({"training -> test": f"{r['train_cohort']} -> {r['test_cohort']}", "amplitude calibration": cal,
+                     "model": r["model"],
+                     "models": r["n_models"], "test patients": r["n_test_patients"],
+                     "accuracy, mean over models (95 % CI)": f(r, "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high"),
+                     "accuracy, consensus (bootstrap 95 % CI)": f(r, "accuracy_consensus", "accuracy_boot_low",
+                                                                 "accuracy_boot_high"),
+                     "macro F1, consensus (bootstrap 95 % CI)": f(r, "f1_consensus", "f1_boot_low", "f1_boot_high"),
+                     **{f"recall {c}": f"{r[f'recall_{c}']:.2f} (n={r[f'n_{c}']})" for c in CLASSES}})
+    return pd.DataFrame(rows)

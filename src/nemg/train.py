@@ -11,7 +11,8 @@ writes under ``out_dir``:
 
 The recipe is the paper's: Adam (lr 1e-3), batch 32, up to 100 epochs, cross-entropy with class weights
 inversely proportional to the training segments per class, validation accuracy every ``eval_every``
-updates, stop after ``patience`` evaluations without improvement, keep the best model.
+updates, stop after ``patience`` evaluations without improvement, keep the best model. These are the
+``train:`` defaults of workflow/schemas/config.schema.yaml, which also documents every other setting.
 """
 from __future__ import annotations
 
@@ -31,49 +32,21 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from nemg.augment import augment_batch, is_active, resolve_augment
-from nemg.data import SegmentStore, class_weights, iter_batches, read_run, rows_by_role
-from nemg.model import CLASSES, build_model, resolve_size
+from nemg.config import section_defaults
+from nemg.data import class_weights, iter_batches, probability_table, read_run, rows_by_role
+from nemg.labels import CLASSES
+from nemg.model import build_model, resolve_size
+from nemg.store import SegmentStore
 
 log = logging.getLogger(__name__)
 
-TRAIN_DEFAULTS = {
-    "lr": 1e-3,  # Adam learning rate (paper)
-    "batch_size": 32,  # paper
-    "max_epochs": 100,  # paper
-    "eval_every": 50,  # updates between validation evaluations (released code; v1 used 30)
-    "patience": 100,  # evaluations without a better validation accuracy before stopping (paper)
-    "eval_batch_size": 256,  # inference only; no effect on results
-    "device": "auto",  # auto (cuda if available, else cpu) | cpu | cuda | cuda:N
-    "num_threads": None,  # CPU threads for torch; None = leave torch's default (the rule passes `threads`)
-    "bf16": True,  # bf16 autocast, CUDA only (CPU always trains in float32)
-    "compile": False,  # torch.compile the training forward/backward (CUDA; minutes of compile time)
-    "seed_offset": 0,  # training seed = the run's folds seed + seed_offset
-    "checkpoint_every": 1,  # write last.pt every N evaluations (full width: ~4.6 GB per write)
-    "keep_last": False,  # keep last.pt after a finished run
-    "deterministic": True,  # torch.use_deterministic_algorithms on CPU (bit-exact resume)
-    "progress": True,  # tqdm progress bar on stderr
-    # also score the run's training patients: the released code fits its stage-2 classifier on them
-    # (evaluate.stage2_fit_on: train); off by default, the CNN's own training scores are over-confident
-    "predict_train": False,
-    # ---- nemg deviations from the paper's recipe, each off here and in configs/paper.yaml
-    # (docs/training.md, "The CPU recipe", has each one's measured effect)
-    "lr_schedule": "constant",  # constant (paper) | cosine: decay to 0 over max_epochs
-    "weight_decay": 0.0,  # > 0: decoupled weight decay (AdamW) instead of the paper's plain Adam
-    "label_smoothing": 0.0,  # cross-entropy label smoothing
-    # train on every n-th window of each recording per epoch, a new random phase each epoch: a coarser
-    # training hop (n x the segment hop) at 1/n of the cost, while validation and test keep every window
-    "train_hop_factor": 1,
-    # early stopping's validation accuracy on every n-th window of each recording (phase 0); the written
-    # val/test predictions still cover every window
-    "val_hop_factor": 1,
-    "augment": {},  # amplitude-preserving augmentation (nemg.augment): polarity_flip, gain_jitter, noise, shift
-}
 LR_SCHEDULES = ("constant", "cosine")
 CURVE_COLUMNS = ["update", "epoch", "train_loss", "val_loss", "val_acc", "elapsed_s"]
 
 
 def resolve_train_cfg(train_cfg: dict | None) -> dict:
-    cfg = dict(TRAIN_DEFAULTS)
+    """``train_cfg`` (a ``train:`` section, possibly partial) on top of the schema's defaults, checked."""
+    cfg = section_defaults("train")
     unknown = sorted(set(train_cfg or {}) - set(cfg))
     if unknown:
         raise ValueError(f"train config: unknown key(s) {unknown}; known: {sorted(cfg)}")
@@ -190,6 +163,220 @@ def _to_cpu(state: dict | None) -> dict | None:
     return None if state is None else {k: v.to("cpu") for k, v in state.items()}
 
 
+@dataclass
+class RunData:
+    """What one run trains and is evaluated on: row numbers of the segment store per role."""
+    store: SegmentStore
+    rows: dict[str, np.ndarray]  # role -> store rows, every window (the predictions cover these)
+    val_rows: np.ndarray  # the validation rows early stopping sees: every val_hop_factor-th window
+    train_phase: np.ndarray  # each training row's phase of the coarser training hop
+    weights: torch.Tensor  # class weights, inverse to the training segments per class (CPU)
+
+    @property
+    def has_val(self) -> bool:  # repeated k-fold runs have none: no early stopping, keep the last model
+        return len(self.rows["val"]) > 0
+
+    @classmethod
+    def load(cls, segments_npy, index_tsv, folds_tsv, run_id: str, cfg: dict) -> tuple["RunData", pd.DataFrame]:
+        """The run's data and its folds-table rows; batches are gathered from the memmap on the fly."""
+        store = SegmentStore.open(segments_npy, index_tsv)
+        run = read_run(folds_tsv, run_id)
+        rows = rows_by_role(store, run)
+        if len(rows["train"]) == 0:
+            raise ValueError(f"run {run_id}: no training segments")
+        position = recording_position(store.index)
+        data = cls(store=store, rows=rows,
+                   val_rows=rows["val"][position[rows["val"]] % int(cfg["val_hop_factor"]) == 0],
+                   train_phase=position[rows["train"]] % int(cfg["train_hop_factor"]),
+                   weights=class_weights(store.y[rows["train"]]))
+        return data, run
+
+
+def run_seed(run: pd.DataFrame, seed: int | None, cfg: dict) -> int:
+    """The training seed: ``seed``, else the run's folds seed; plus ``seed_offset``."""
+    if seed is None:
+        seed = int(run["seed"].iloc[0]) if "seed" in run.columns else 0
+    return int(seed) + int(cfg["seed_offset"])
+
+
+class _Trainer:
+    """One run's model, optimiser, random streams and RunState, with one method per step of training.
+
+    ``train_run`` calls them in order: resume, train (which evaluates and checkpoints), write_outputs. Three
+    random streams come from the run's seed: torch's global RNG (model init, dropout), the batch order and the
+    augmentation draws. Each is saved in last.pt and restored by resume, so a killed and resumed run ends
+    bit-identical to an uninterrupted one (CPU, ``deterministic``).
+    """
+
+    def __init__(self, data: RunData, run_id: str, seed: int, model_cfg: dict, cfg: dict, device: torch.device,
+                 amp: bool, out: Path):
+        self.data, self.run_id, self.seed, self.model_cfg, self.cfg = data, run_id, seed, model_cfg, cfg
+        self.device, self.amp, self.out, self.last = device, amp, out, out / "last.pt"
+        self.batch_size, self.hop_factor = int(cfg["batch_size"]), int(cfg["train_hop_factor"])
+        # planned updates per epoch (the trailing partial batch is dropped: BN needs > 1); with a coarser training
+        # hop each epoch's count varies by a batch or so with its phase
+        self.n_batches = max(1, len(data.rows["train"]) // self.hop_factor // self.batch_size)
+        self.total_updates = int(cfg["max_epochs"]) * self.n_batches
+        self.augment = cfg["augment"] if is_active(cfg["augment"]) else None
+
+        torch.manual_seed(seed)  # model init: the first draw of the run's seed
+        self.model = build_model(model_cfg, n_samples=data.store.window).to(device)
+        fused = {"fused": True} if device.type == "cuda" else {}
+        if float(cfg["weight_decay"]) > 0:
+            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg["lr"],
+                                               weight_decay=float(cfg["weight_decay"]), **fused)
+        else:
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"], **fused)
+        self.order = torch.Generator().manual_seed(seed)  # batch order
+        self.aug_rng = torch.Generator().manual_seed(seed + 7919)  # augmentation draws, a stream of their own
+        self.weights = data.weights.to(device)
+        self.st = RunState()
+        self.best_state: dict | None = None  # weights of the best evaluation (of the last one without val)
+        self.loss_sum, self.loss_n = torch.zeros((), device=device), 0  # training loss since the last evaluation
+        self.t_start = time.perf_counter()
+        self.bar = None
+
+    # ---- resume: everything a kill loses is restored from the last checkpoint
+    def resume(self) -> None:
+        if self.last.exists():
+            ck = torch.load(self.last, map_location="cpu", weights_only=False)
+            self.model.load_state_dict(ck["model"])
+            self.optimizer.load_state_dict(ck["optimizer"])
+            self.order.set_state(ck["order_rng"])
+            if "augment_rng" in ck:
+                self.aug_rng.set_state(ck["augment_rng"])
+            torch.set_rng_state(ck["torch_rng"])
+            self.st, self.best_state = RunState(**ck["state"]), ck["best_model"]
+            log.info("resumed from %s at update %d (epoch %d, batch %d)", self.last, self.st.update, self.st.epoch,
+                     self.st.batch)
+        self.t_start = time.perf_counter() - self.st.elapsed_s  # elapsed_s keeps counting across resumes
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t_start
+
+    def checkpoint(self) -> None:
+        st = self.st
+        st.evals_since_ckpt = 0
+        _save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+               "order_rng": self.order.get_state(), "augment_rng": self.aug_rng.get_state(),
+               "torch_rng": torch.get_rng_state(), "state": asdict(st), "best_model": _to_cpu(self.best_state)},
+              self.last)
+        pd.DataFrame(st.curve, columns=CURVE_COLUMNS).to_csv(self.out / "curve.tsv", sep="\t", index=False)
+
+    # ---- one evaluation: validation pass, best-state bookkeeping, curve row, early stopping
+    def evaluate(self) -> None:
+        st, data, cfg = self.st, self.data, self.cfg
+        st.elapsed_s = self.elapsed()
+        train_loss = self.loss_sum.item() / self.loss_n
+        val_loss = val_acc = float("nan")
+        if data.has_val:
+            logits = predict_logits(self.model, data.store, data.val_rows, cfg["eval_batch_size"], self.device,
+                                    self.amp)
+            y_val = torch.from_numpy(data.store.y[data.val_rows])
+            val_loss = F.cross_entropy(logits, y_val).item()  # unweighted: the validation set as it is
+            val_acc = (logits.argmax(1) == y_val).double().mean().item()
+            if val_acc > st.best_acc:
+                st.best_acc, st.best_update, st.bad_evals = val_acc, st.update, 0
+                self.best_state = _snapshot(self.model)
+                if len(data.val_rows) == len(data.rows["val"]):  # every window: reused as the val predictions
+                    st.best_val_probs = torch.softmax(logits, 1).numpy()
+            else:
+                st.bad_evals += 1
+        st.curve.append([st.update, st.epoch, train_loss, val_loss, val_acc, round(self.elapsed(), 3)])
+        st.evals_since_ckpt += 1
+        log.info("update %d epoch %d: train_loss %.4f val_loss %.4f val_acc %.4f (best %.4f @ %d)",
+                 st.update, st.epoch, train_loss, val_loss, val_acc, st.best_acc, st.best_update)
+        self.bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}", best=f"{st.best_acc:.3f}")
+        if st.bad_evals >= cfg["patience"]:
+            st.finished, st.stop_reason = True, "early_stopping"
+
+    # ---- the loop: epochs of shuffled batches, an evaluation every `eval_every` updates
+    def train(self) -> None:
+        cfg, st = self.cfg, self.st
+        self.bar = tqdm(total=cfg["max_epochs"] * self.n_batches, initial=st.update, desc=self.run_id, unit="upd",
+                        disable=not cfg["progress"], file=sys.stderr,
+                        mininterval=1 if sys.stderr.isatty() else 30, dynamic_ncols=True)
+        step_model = torch.compile(self.model) if cfg["compile"] else self.model
+        self.model.train()
+        while not st.finished and st.epoch < cfg["max_epochs"]:
+            self._train_epoch(step_model)
+        if not st.finished:  # max_epochs reached: evaluate the final weights unless just done
+            if self.loss_n:
+                self.evaluate()
+            st.finished, st.stop_reason = True, st.stop_reason or "max_epochs"
+            if not self.data.has_val:
+                self.best_state, st.best_update = _snapshot(self.model), st.update
+            st.elapsed_s = self.elapsed()
+            self.checkpoint()
+        self.bar.close()
+
+    def _epoch_order(self) -> np.ndarray:
+        """A new epoch's training rows (positions in rows["train"]): one phase of the training hop, shuffled."""
+        perm = torch.randperm(len(self.data.rows["train"]), generator=self.order).numpy()
+        if self.hop_factor > 1:
+            phase = int(torch.randint(self.hop_factor, (1,), generator=self.order))
+            subset = perm[self.data.train_phase[perm] == phase]
+            # a tiny cohort's phase may hold a single window, which BatchNorm cannot train on
+            perm = subset if len(subset) >= 2 else perm
+        return perm
+
+    def _train_epoch(self, step_model) -> None:
+        """The current epoch's remaining batches (all of them unless resumed mid-epoch), or up to early stopping."""
+        cfg, st, bs = self.cfg, self.st, self.batch_size
+        if st.perm is None:
+            st.perm = self._epoch_order()
+        epoch_batches = max(1, len(st.perm) // bs)
+        todo = self.data.rows["train"][st.perm[st.batch * bs:epoch_batches * bs]]
+        for x, y in iter_batches(self.data.store, todo, bs, self.device, prefetch=self.device.type == "cuda"):
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, st.update, self.total_updates)
+            if self.augment is not None:
+                x = augment_batch(x, self.augment, self.aug_rng)
+            self.loss_sum += _train_step(step_model, self.optimizer, x, y, self.weights, self.amp,
+                                         float(cfg["label_smoothing"]))
+            self.loss_n += 1
+            st.update, st.batch = st.update + 1, st.batch + 1
+            self.bar.update(1)
+            if st.update % cfg["eval_every"] == 0:
+                self.evaluate()
+                self.loss_sum.zero_()
+                self.loss_n = 0
+                if st.finished or st.evals_since_ckpt >= cfg["checkpoint_every"]:
+                    self.checkpoint()
+                if st.finished:
+                    return
+        st.epoch, st.batch, st.perm = st.epoch + 1, 0, None
+
+    # ---- outputs: the best model -> best.pt, segment-level probabilities of its val and test subjects
+    def write_outputs(self) -> dict:
+        """Writes best.pt and predictions.tsv, drops last.pt unless ``keep_last``; returns best.pt's metadata."""
+        cfg, st, data = self.cfg, self.st, self.data
+        self.model.load_state_dict(self.best_state)
+        meta = {"run_id": self.run_id, "seed": self.seed, "classes": list(CLASSES),
+                "window_samples": data.store.window,
+                "model_cfg": {**self.model_cfg, **resolve_size(self.model_cfg)},
+                "train_cfg": cfg, "best_update": st.best_update,
+                "best_val_acc": st.best_acc if data.has_val else float("nan"),
+                "updates": st.update, "epochs": st.epoch, "stop_reason": st.stop_reason,
+                "class_weights": data.weights.tolist(),
+                # a plain str: torch.__version__ is a TorchVersion object, which weights_only loading refuses
+                "torch": str(torch.__version__)}
+        _save({"state_dict": _to_cpu(self.best_state), **meta}, self.out / "best.pt")
+        preds = []
+        for role in ("train", "val", "test") if cfg["predict_train"] else ("val", "test"):
+            r = data.rows[role]
+            if role == "val" and st.best_val_probs is not None:
+                p = st.best_val_probs  # the best model's evaluation: the same model, data and batches
+            else:
+                logits = predict_logits(self.model, data.store, r, cfg["eval_batch_size"], self.device, self.amp)
+                p = torch.softmax(logits, 1).numpy()
+            preds.append(probability_table(data.store.index.iloc[r], self.run_id, role, p))
+        pd.concat(preds).to_csv(self.out / "predictions.tsv", sep="\t", index=False, float_format="%.6g")
+        if not cfg["keep_last"]:
+            self.last.unlink(missing_ok=True)
+        return meta
+
+
 def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cfg: dict | None = None,
               train_cfg: dict | None = None, seed: int | None = None) -> dict:
     """Train (or resume) one run and write best.pt, curve.tsv and predictions.tsv under ``out_dir``."""
@@ -197,178 +384,23 @@ def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cf
     model_cfg = dict(model_cfg or {})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-
-    # ---- data: row numbers per role; batches are gathered from the memmap on the fly
-    store = SegmentStore.open(segments_npy, index_tsv)
-    run = read_run(folds_tsv, run_id)
-    rows = rows_by_role(store, run)
-    if len(rows["train"]) == 0:
-        raise ValueError(f"run {run_id}: no training segments")
-    has_val = len(rows["val"]) > 0  # repeated k-fold runs have none: no early stopping, keep the last model
-    if seed is None:
-        seed = int(run["seed"].iloc[0]) if "seed" in run.columns else 0
-    seed = int(seed) + int(cfg["seed_offset"])
-    train_rows, bs = rows["train"], int(cfg["batch_size"])
-    hop_factor = int(cfg["train_hop_factor"])
-    position = recording_position(store.index)
-    train_phase = position[train_rows] % hop_factor
-    val_rows = rows["val"][position[rows["val"]] % int(cfg["val_hop_factor"]) == 0]
-    # planned updates per epoch (the trailing partial batch is dropped: BN needs > 1); with a coarser training
-    # hop each epoch's count varies by a batch or so with its phase
-    n_batches = max(1, len(train_rows) // hop_factor // bs)
-    total_updates = int(cfg["max_epochs"]) * n_batches
-    augment = cfg["augment"] if is_active(cfg["augment"]) else None
-    weights_cpu = class_weights(store.y[train_rows])
-
+    data, run = RunData.load(segments_npy, index_tsv, folds_tsv, run_id, cfg)
+    seed = run_seed(run, seed, cfg)
     device = pick_device(cfg["device"])
     amp = bool(cfg["bf16"]) and device.type == "cuda"
     log.info("run %s: %d train / %d val / %d test segments, class weights %s, device %s%s, seed %d",
-             run_id, len(train_rows), len(rows["val"]), len(rows["test"]),
-             [round(w, 3) for w in weights_cpu.tolist()], device, " (bf16)" if amp else "", seed)
+             run_id, len(data.rows["train"]), len(data.rows["val"]), len(data.rows["test"]),
+             [round(w, 3) for w in data.weights.tolist()], device, " (bf16)" if amp else "", seed)
 
     with runtime(device, cfg["num_threads"], cfg["deterministic"]):
-        # ---- model, optimiser, random streams: all from the run's seed
-        torch.manual_seed(seed)
-        model = build_model(model_cfg, n_samples=store.window).to(device)
-        fused = {"fused": True} if device.type == "cuda" else {}
-        if float(cfg["weight_decay"]) > 0:
-            optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=float(cfg["weight_decay"]),
-                                          **fused)
-        else:
-            optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"], **fused)
-        order = torch.Generator().manual_seed(seed)  # batch order
-        aug_rng = torch.Generator().manual_seed(seed + 7919)  # augmentation draws, a stream of their own
-        weights = weights_cpu.to(device)
-        st, best_state = RunState(), None
+        trainer = _Trainer(data, run_id, seed, model_cfg, cfg, device, amp, out)
+        trainer.resume()
+        trainer.train()
+        meta = trainer.write_outputs()
 
-        last = out / "last.pt"
-        if last.exists():  # ---- resume after an interruption
-            ck = torch.load(last, map_location="cpu", weights_only=False)
-            model.load_state_dict(ck["model"])
-            optimizer.load_state_dict(ck["optimizer"])
-            order.set_state(ck["order_rng"])
-            if "augment_rng" in ck:
-                aug_rng.set_state(ck["augment_rng"])
-            torch.set_rng_state(ck["torch_rng"])
-            st, best_state = RunState(**ck["state"]), ck["best_model"]
-            log.info("resumed from %s at update %d (epoch %d, batch %d)", last, st.update, st.epoch, st.batch)
-
-        t_start = time.perf_counter() - st.elapsed_s  # elapsed_s keeps counting across resumes
-
-        def t_offset() -> float:
-            return time.perf_counter() - t_start
-
-        bar = tqdm(total=cfg["max_epochs"] * n_batches, initial=st.update, desc=run_id, unit="upd",
-                   disable=not cfg["progress"], file=sys.stderr, mininterval=1 if sys.stderr.isatty() else 30,
-                   dynamic_ncols=True)
-
-        def checkpoint():
-            st.evals_since_ckpt = 0
-            _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "order_rng": order.get_state(),
-                   "augment_rng": aug_rng.get_state(), "torch_rng": torch.get_rng_state(), "state": asdict(st),
-                   "best_model": _to_cpu(best_state)}, last)
-            pd.DataFrame(st.curve, columns=CURVE_COLUMNS).to_csv(out / "curve.tsv", sep="\t", index=False)
-
-        def evaluate(train_loss: float):
-            nonlocal best_state
-            val_loss = val_acc = float("nan")
-            if has_val:
-                logits = predict_logits(model, store, val_rows, cfg["eval_batch_size"], device, amp)
-                y_val = torch.from_numpy(store.y[val_rows])
-                val_loss = F.cross_entropy(logits, y_val).item()  # unweighted: the validation set as it is
-                val_acc = (logits.argmax(1) == y_val).double().mean().item()
-                if val_acc > st.best_acc:
-                    st.best_acc, st.best_update, st.bad_evals = val_acc, st.update, 0
-                    best_state = _snapshot(model)
-                    if len(val_rows) == len(rows["val"]):  # every window: reused as the val predictions
-                        st.best_val_probs = torch.softmax(logits, 1).numpy()
-                else:
-                    st.bad_evals += 1
-            st.curve.append([st.update, st.epoch, train_loss, val_loss, val_acc, round(t_offset(), 3)])
-            st.evals_since_ckpt += 1
-            log.info("update %d epoch %d: train_loss %.4f val_loss %.4f val_acc %.4f (best %.4f @ %d)",
-                     st.update, st.epoch, train_loss, val_loss, val_acc, st.best_acc, st.best_update)
-            bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}", best=f"{st.best_acc:.3f}")
-            if st.bad_evals >= cfg["patience"]:
-                st.finished, st.stop_reason = True, "early_stopping"
-
-        step_model = torch.compile(model) if cfg["compile"] else model
-        model.train()
-        loss_sum, loss_n = torch.zeros((), device=device), 0  # training loss since the last evaluation
-        # ---- the loop: epochs of shuffled batches, evaluation every `eval_every` updates
-        while not st.finished and st.epoch < cfg["max_epochs"]:
-            if st.perm is None:  # a new epoch: its windows (one phase of the training hop), shuffled
-                perm = torch.randperm(len(train_rows), generator=order).numpy()
-                if hop_factor > 1:
-                    phase = int(torch.randint(hop_factor, (1,), generator=order))
-                    subset = perm[train_phase[perm] == phase]
-                    # a tiny cohort's phase may hold a single window, which BatchNorm cannot train on
-                    perm = subset if len(subset) >= 2 else perm
-                st.perm = perm
-            epoch_batches = max(1, len(st.perm) // bs)
-            todo = train_rows[st.perm[st.batch * bs:epoch_batches * bs]]
-            for x, y in iter_batches(store, todo, bs, device, prefetch=device.type == "cuda"):
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(cfg, st.update, total_updates)
-                if augment is not None:
-                    x = augment_batch(x, augment, aug_rng)
-                loss_sum += _train_step(step_model, optimizer, x, y, weights, amp, float(cfg["label_smoothing"]))
-                loss_n += 1
-                st.update, st.batch = st.update + 1, st.batch + 1
-                bar.update(1)
-                if st.update % cfg["eval_every"] == 0:
-                    st.elapsed_s = t_offset()
-                    evaluate(loss_sum.item() / loss_n)
-                    loss_sum.zero_()
-                    loss_n = 0
-                    if st.finished or st.evals_since_ckpt >= cfg["checkpoint_every"]:
-                        checkpoint()
-                    if st.finished:
-                        break
-            else:
-                st.epoch, st.batch, st.perm = st.epoch + 1, 0, None
-        if not st.finished:  # max_epochs reached: evaluate the final weights unless just done
-            if loss_n:
-                st.elapsed_s = t_offset()
-                evaluate(loss_sum.item() / loss_n)
-            st.finished, st.stop_reason = True, st.stop_reason or "max_epochs"
-            if not has_val:
-                best_state, st.best_update = _snapshot(model), st.update
-            st.elapsed_s = t_offset()
-            checkpoint()
-        bar.close()
-
-        # ---- best model -> best.pt and segment-level probabilities of val and test subjects
-        model.load_state_dict(best_state)
-        meta = {"run_id": run_id, "seed": seed, "classes": list(CLASSES), "window_samples": store.window,
-                "model_cfg": {**model_cfg, **resolve_size(model_cfg)},
-                "train_cfg": cfg, "best_update": st.best_update,
-                "best_val_acc": st.best_acc if has_val else float("nan"),
-                "updates": st.update, "epochs": st.epoch, "stop_reason": st.stop_reason,
-                "class_weights": weights_cpu.tolist(),
-                # a plain str: torch.__version__ is a TorchVersion object, which weights_only loading refuses
-                "torch": str(torch.__version__)}
-        _save({"state_dict": _to_cpu(best_state), **meta}, out / "best.pt")
-        preds = []
-        for role in ("train", "val", "test") if cfg["predict_train"] else ("val", "test"):
-            r = rows[role]
-            if role == "val" and st.best_val_probs is not None:
-                p = st.best_val_probs  # the best model's evaluation: the same model, data and batches
-            else:
-                p = torch.softmax(predict_logits(model, store, r, cfg["eval_batch_size"], device, amp), 1).numpy()
-            part = store.index.iloc[r][["segment", "recording_id", "subject_id"]].reset_index(drop=True)
-            part.insert(0, "run_id", run_id)
-            part["role"] = role
-            for i, c in enumerate(CLASSES):
-                part[f"p_{c}"] = p[:, i]
-            preds.append(part)
-        pd.concat(preds).to_csv(out / "predictions.tsv", sep="\t", index=False, float_format="%.6g")
-        if not cfg["keep_last"]:
-            last.unlink(missing_ok=True)
-
+    st = trainer.st
     log.info("run %s: %s after %d updates (%d epochs), best val_acc %.4f at update %d, %.1f s",
              run_id, st.stop_reason, st.update, st.epoch, meta["best_val_acc"], st.best_update, st.elapsed_s)
     return {**{k: v for k, v in meta.items() if k not in ("train_cfg", "model_cfg")},
             "elapsed_s": st.elapsed_s, "device": str(device),
-            "n_segments": {k: int(len(v)) for k, v in rows.items()}}
-
+            "n_segments": {k: int(len(v)) for k, v in data.rows.items()}}

@@ -357,13 +357,13 @@ def trim_cohort(
 ) -> pd.DataFrame:
     """Trim every recording of a cohort; write the trimmed signal store and the QC table.
 
-    ``rebuild``: the command that rebuilds the store (see :func:`nemg.segment.write_signal_store`).
+    ``rebuild``: the command that rebuilds the store (see :func:`nemg.store.write_signal_store`).
 
     Recordings are processed in ``n_jobs`` processes; the output order is the sample sheet's, so the result
     does not depend on ``n_jobs``. Returns the QC table.
     """
     from .cohort import read_cohort
-    from .segment import write_signal_store
+    from .store import write_signal_store
 
     cohort = read_cohort(subjects_tsv, recordings_tsv)
     rec = cohort.with_diagnosis()

@@ -14,9 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-CLASSES = ("normal", "myopathy", "neuropathy")
-PROB_COLS = [f"p_{c}" for c in CLASSES]
-LOCATIONS = ("proximal", "distal")
+from .labels import CLASSES, LOCATIONS, PROB_COLS
 
 
 def signal_scores(predictions: pd.DataFrame) -> pd.DataFrame:

@@ -3,41 +3,8 @@
 # (nemg.evaluate.patient_predictions with evaluate.methods / stage2_fit_on / seed), and a Table 2-style
 # comparison with nEMGNet. Library: nemg.features, nemg.baseline (docs/baseline.md).
 #
-# Needs EVAL, EV and cohort_sheet from evaluate.smk / common.smk: include after evaluate.smk. Works with the
-# defaults below when the config has no `baseline:` section. BASELINE_OUTPUTS is the stage's target.
-
-from nemg.baseline import BASELINE_DEFAULTS, MODELS as BASELINE_MODELS
-from nemg.features import FEATURE_DEFAULTS
-
-BASELINE_CFG = {
-    "enabled": True,
-    "models": list(BASELINE_MODELS),
-    "threads": 2,
-    **BASELINE_DEFAULTS,
-    "features": {},
-    **dict(config.get("baseline") or {}),
-}
-_unknown_models = sorted(set(BASELINE_CFG["models"]) - set(BASELINE_MODELS))
-if _unknown_models or not BASELINE_CFG["models"]:
-    raise WorkflowError(
-        f"baseline.models {BASELINE_CFG['models']}: expected a non-empty subset of " f"{list(BASELINE_MODELS)}"
-    )
-_bad_combine = sorted(set(BASELINE_CFG.get("combine") or []) - set(BASELINE_CFG["models"]))
-if _bad_combine:
-    raise WorkflowError(
-        f"baseline.combine {_bad_combine}: each must also be in baseline.models "
-        f"{BASELINE_CFG['models']} (the combined arm reuses that model's segment scores)"
-    )
-# The combined arms (issue 12, item 4): a stage 2 that sees nEMGNet's and one QEMG model's patient scores
-# together, reported beside (never instead of) nEMGNet alone.
-COMBINED_ARMS = [f"combined_{m}" for m in BASELINE_CFG.get("combine") or []]
-BASELINE_FEATURES = {**FEATURE_DEFAULTS, **dict(BASELINE_CFG.get("features") or {})}
-BASELINE_CLF = {k: BASELINE_CFG[k] for k in BASELINE_DEFAULTS}
-BL = "results/baseline/{cohort}/"
-
-
-wildcard_constraints:
-    baseline_model="|".join(BASELINE_MODELS),
+# Settings: BASELINE_* in common/settings.smk (defaults: the schema's `baseline:` section); BASELINE_OUTPUTS is
+# the stage's target.
 
 
 rule baseline_features:
@@ -210,16 +177,6 @@ rule model_comparison:
         seed=EVAL["seed"],
     script:
         "../scripts/model_comparison.py"
-
-
-BASELINE_OUTPUTS = (
-    expand(
-        [f"{EV}model_comparison.html", f"{EV}model_comparison.tsv", f"{EV}model_comparison_tests.tsv"],
-        cohort=COHORT,
-    )
-    if BASELINE_CFG["enabled"]
-    else []
-)
 
 
 rule baseline:

@@ -25,7 +25,7 @@ rule simulate_cohort:
         sim=simulation_params(),
         seed=lambda wildcards: COHORTS[wildcards.cohort]["seed"],
         keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
-        where=lambda wildcards: COHORTS[wildcards.cohort].get("recordings_where") or {},
+        where=lambda wildcards: COHORTS[wildcards.cohort]["recordings_where"],
     script:
         "../scripts/simulate_cohort.py"
 
@@ -48,7 +48,7 @@ rule import_cohort:
         dataset=lambda wildcards: COHORTS[wildcards.cohort]["public"]["dataset"],
         source_dir=lambda wildcards: public_source_dir(wildcards.cohort),
         keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
-        where=lambda wildcards: COHORTS[wildcards.cohort].get("recordings_where") or {},
+        where=lambda wildcards: COHORTS[wildcards.cohort]["recordings_where"],
     script:
         "../scripts/import_cohort.py"
 
@@ -72,6 +72,6 @@ rule register_sheets:
         runtime=10,
     params:
         keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
-        where=lambda wildcards: COHORTS[wildcards.cohort].get("recordings_where") or {},
+        where=lambda wildcards: COHORTS[wildcards.cohort]["recordings_where"],
     script:
         "../scripts/register_sheets.py"

@@ -1,6 +1,10 @@
-# Shared set-up: config validation, cohort paths, wildcard constraints and every input function.
+# Shared set-up, included first: config validation, cohort paths, wildcard constraints, every setting derived
+# from the config, every path prefix and target list, and every input function. The rule files hold rules only,
+# so they may be included in any order (tests/test_workflow.py includes them reversed and shuffled). Settings and
+# target lists per stage are in common/settings.smk and common/outputs.smk, included at the end of this file.
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,33 +16,43 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH", "")) if p))
 
-from nemg.config import ConfigError, resolve_path, validate_config
+from snakemake import __version__ as SNAKEMAKE_VERSION
 
+from nemg.baseline import MODELS as BASELINE_MODELS, classifier_params
+from nemg.config import ConfigError, fill_defaults, resolve_path, validate_config
+from nemg.explain import AM_KEYS, select_runs
+from nemg.external import cohort_key, external_cohorts, external_test_ids
+from nemg.features import feature_params
+from nemg.folds import EXTERNAL_SCHEME, external_run_id as ext_run_id, run_id as fold_run_id, run_id_regex
+from nemg.report_context import report_context
+from nemg.results_table import git_commit
+
+# CFG, not `config`, is what the rules read: the config with every key it leaves out set to the schema's default
+# (workflow/schemas/config.schema.yaml, the one home of defaults). `config` stays as the user's files give it,
+# because the run manifest records it (results/manifest/<cohort>/config.yaml).
 try:
-    validate_config(config, source="config (config.yaml + --configfile/--config)")
+    CFG = fill_defaults(validate_config(config, source="config (config.yaml + --configfile/--config)"))
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
 REPO = Path(workflow.basedir)
-COHORT = config["cohort"]["name"]
-SOURCE = config["cohort"]["source"]
+COHORT = CFG["cohort"]["name"]
+SOURCE = CFG["cohort"]["source"]
 
 # External validation (workflow/rules/external.smk): test cohorts preprocessed for this run's model live under
 # results/<stage>/<test>_for_<cohort>/. Each has its own cohort section (source, data folder, subjects); every
 # other setting is this run's.
-from nemg.external import cohort_key, external_cohorts, external_settings, external_test_ids
-
-EXTERNAL = external_settings(config)
+EXTERNAL = CFG["external"]
 try:
     with open(REPO / "config.yaml") as _fh:  # external config files are overlays on config.yaml, like --configfile
         _base_cohort = yaml.safe_load(_fh)["cohort"]
-    EXTERNAL_COHORTS = external_cohorts(config, REPO, base_cohort=_base_cohort)
+    EXTERNAL_COHORTS = external_cohorts(CFG, REPO, base_cohort=_base_cohort)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 # test id -> (external cohort, amplitude calibration): "<name>" as recorded, "<name>.rms" amplitude-calibrated
 EXT_TEST_IDS = external_test_ids(EXTERNAL_COHORTS, EXTERNAL["amplitude_calibration"])
 COHORTS = {
-    COHORT: config["cohort"],
+    COHORT: CFG["cohort"],
     **{cohort_key(name, COHORT): c for name, c in EXTERNAL_COHORTS.items()},
     **{cohort_key(t, COHORT): EXTERNAL_COHORTS[name] for t, (name, _) in EXT_TEST_IDS.items()},
 }
@@ -84,11 +98,11 @@ def simulation_params():
     """The simulation section merged into nemg.simulate.DEFAULT_PARAMS (wrong keys fail here, at start-up)."""
     from nemg.simulate import merge_params
 
-    return merge_params(config["simulation"])
+    return merge_params(CFG["simulation"])
 
 
 def trim_params():
-    return config["preprocess"]["trim"]
+    return CFG["preprocess"]["trim"]
 
 
 def final_outputs():
@@ -111,7 +125,7 @@ def final_outputs():
 
 def ratings_path():
     """The ratings sheet of this cohort, or None."""
-    r = config["evaluate"]["ratings"]
+    r = CFG["evaluate"]["ratings"]
     if r in (None, "none"):
         return None
     if r == "auto":
@@ -178,7 +192,7 @@ def test_path(pattern, shared=False):
 
 
 def external_arm_predictions(wildcards):
-    """Input function of external_vote (EXT_RUN_IDS and XV come from external.smk)."""
+    """Input function of external_vote."""
     if wildcards.arm == "nemgnet":
         # validation (stage-2 fit) scores of the training cohort + the test cohort's scores, per model
         return expand(f"{XV}models/{{ext_run}}/predictions.tsv", cohort=wildcards.cohort, ext_run=EXT_RUN_IDS) + expand(
@@ -248,7 +262,7 @@ def run_outputs(exclude=()):
         for step in (rules.baseline_predictions, rules.baseline_vote, rules.baseline_evaluate):
             files += _outputs(step, cohort=cv, baseline_model=BASELINE_CFG["models"])
         for step in (rules.combined_vote, rules.combined_evaluate):
-            files += _outputs(step, cohort=cv, baseline_model=BASELINE_CFG.get("combine") or [])
+            files += _outputs(step, cohort=cv, baseline_model=BASELINE_CFG["combine"])
         files += _outputs(rules.model_comparison, cohort=cv)
     if EXT_TESTS:
         calibrated = [t for t in EXT_TESTS if EXT_TEST_IDS[t][1] != "none"]
@@ -290,3 +304,7 @@ def model_card_tables(wildcards):
     if EXT_TESTS:
         tables["external"] = f"results/external/{wildcards.cohort}/external_validation.tsv"
     return tables
+
+
+include: "common/settings.smk"
+include: "common/outputs.smk"

@@ -1,38 +1,6 @@
 # Evaluation: divide-and-vote per run, metrics, statistics, and the study's tables and figures.
 # Library: nemg.vote, nemg.evaluate, nemg.metrics, nemg.stats, nemg.physicians, nemg.plots.
-#
-# The physician arm needs a ratings sheet: evaluate.ratings = auto takes the simulated physicians of a
-# simulated cohort and none for the other sources; a path uses a real study's sheet (same format). Without
-# ratings the physician outputs are simply not part of the DAG.
-
-EVAL = config["evaluate"]
-if EVAL["stage2_fit_on"] == "train" and not config["train"].get("predict_train", False):
-    raise WorkflowError(
-        "evaluate.stage2_fit_on: train needs train.predict_train: true "
-        "(the training jobs must also score their training patients)"
-    )
-if EVAL["primary_method"] not in EVAL["methods"]:
-    raise WorkflowError(
-        f"evaluate.primary_method {EVAL['primary_method']!r} is not in evaluate.methods " f"{EVAL['methods']}"
-    )
-
-
-# none: the released code's plain logistic regression; balanced: weigh patients by inverse class frequency
-STAGE2_CLASS_WEIGHT = None if EVAL.get("stage2_class_weight", "none") == "none" else "balanced"
-# the stage-2 settings every divide-and-vote of this run shares: keywords of nemg.evaluate.patient_predictions
-STAGE2 = {
-    "fit_on": EVAL["stage2_fit_on"],
-    "seed": EVAL["seed"],
-    "class_weight": STAGE2_CLASS_WEIGHT,
-    "c": float(EVAL["stage2_c"]),
-}
-RATINGS = ratings_path()
-PHYSICIAN_NOTE = (
-    "Physicians are SIMULATED raters (nemg.simulate), not real physicians."
-    if EVAL["ratings"] == "auto" and SOURCE == "simulated"
-    else ""
-)
-EV = "results/evaluate/{cohort}/"
+# The physician arm (PHYSICIAN_OUTPUTS) exists only with a ratings sheet (RATINGS, common/settings.smk).
 
 
 rule vote:
@@ -59,32 +27,6 @@ rule vote:
         "../scripts/vote.py"
 
 
-_physician_outputs = (
-    dict(
-        physicians=f"{EV}physician_metrics.tsv",
-        physicians_html=report_item(
-            f"{EV}physician_metrics.html",
-            "physician_metrics",
-            "diagnosis",
-            "Physicians",
-            "per-physician metrics",
-            "physicians",
-        ),
-        comparisons=f"{EV}model_vs_physicians.tsv",
-        comparisons_html=report_item(
-            f"{EV}model_vs_physicians.html",
-            "model_vs_physicians",
-            "diagnosis",
-            "Physicians",
-            "nEMGNet vs physicians, paired tests",
-            "physicians",
-        ),
-    )
-    if RATINGS
-    else {}
-)
-
-
 rule evaluate:
     input:
         **ratings_inputs(),
@@ -92,7 +34,7 @@ rule evaluate:
         folds="results/folds/{cohort}/folds.tsv",
         subjects=cohort_sheet("subjects"),
     output:
-        **_physician_outputs,
+        **PHYSICIAN_OUTPUTS,
         per_run=f"{EV}per_run_metrics.tsv",
         consensus=f"{EV}patient_consensus.tsv",
         bootstrap=f"{EV}bootstrap_ci.tsv",
@@ -153,9 +95,6 @@ rule table1:
         "../scripts/table1.py"
 
 
-FIG = "results/figures/{cohort}/"
-
-
 rule evaluation_figures:
     input:
         **ratings_inputs(),
@@ -187,19 +126,6 @@ rule evaluation_figures:
         cohort_note=f"cohort {COHORT}" + (", simulated physicians" if PHYSICIAN_NOTE else ""),
     script:
         "../scripts/evaluation_figures.py"
-
-
-EVALUATE_OUTPUTS = expand(
-    [
-        f"{EV}table1.html",
-        f"{EV}table2.html",
-        f"{EV}s2_table.html",
-        f"{EV}failure_summary.html",
-        f"{FIG}fig1_roc_pr.png",
-        f"{FIG}fig2_confusion.png",
-    ],
-    cohort=COHORT,
-)
 
 
 rule evaluate_all:

@@ -2,31 +2,8 @@
 # S1 Fig (nEMGNet's structure). Library: nemg.explain (numbers), nemg.model_figures (figures).
 #
 # Each torch step is its own rule (envs/train.yaml has no matplotlib, envs/plots.yaml no torch): the
-# optimisation and the layer table write TSVs that the figure rules draw. Needs TRAIN_RUN_IDS / TRAIN_CFG /
-# TRAIN_ON_GPU (train.smk) and the evaluation stage's patient_predictions.tsv. EXPLAIN_OUTPUTS is the target.
-
-from nemg.explain import AM_DEFAULTS, select_runs
-
-EXPLAIN_DEFAULTS = {
-    "runs": "first_outer",  # first_outer | first_seed | all | [run ids]
-    **AM_DEFAULTS,
-    "device": None,  # None = train.device
-    "method": None,  # stage-2 method whose mispredictions S4 shows; None = evaluate.primary_method
-    "fit_on": None,  # None = evaluate.stage2_fit_on
-    "n_examples": 3,
-    "n_segments": 2,
-}
-EXPLAIN_CFG = {**EXPLAIN_DEFAULTS, **(config.get("explain") or {})}
-_evaluate = config.get("evaluate") or {}
-EXPLAIN_RUN_IDS = select_runs(TRAIN_RUN_IDS, EXPLAIN_CFG["runs"])
-EXPLAIN_FS_HZ = float(config["preprocess"]["resample"]["rate_hz"])
-EXPLAIN_WINDOW = int(round(config["preprocess"]["segment"]["window_s"] * EXPLAIN_FS_HZ))
-EXPLAIN_OUTPUTS = expand(
-    "results/figures/{cohort}/{name}.{ext}",
-    cohort=COHORT,
-    name=["fig3_activation_maximization", "s4_fig_mispredicted", "s1_fig_model_structure"],
-    ext=["png", "pdf", "tsv"],
-)
+# optimisation and the layer table write TSVs that the figure rules draw. Settings: EXPLAIN_* in
+# common/settings.smk; EXPLAIN_OUTPUTS is the target.
 
 
 rule fig3_optimize_inputs:
@@ -56,9 +33,9 @@ rule fig3_optimize_inputs:
         mem_mb=8000 if TRAIN_ON_GPU else 2000,
         runtime=30,
     params:
-        am={k: EXPLAIN_CFG[k] for k in AM_DEFAULTS},
+        am=EXPLAIN_AM,
         fs_hz=EXPLAIN_FS_HZ,
-        device=EXPLAIN_CFG["device"] or TRAIN_CFG.get("device", "auto"),
+        device=EXPLAIN_DEVICE,
     script:
         "../scripts/fig3_optimize_inputs.py"
 
@@ -119,8 +96,8 @@ rule s4_fig_mispredicted:
         mem_mb=2000,
         runtime=10,
     params:
-        method=EXPLAIN_CFG["method"] or _evaluate.get("primary_method") or "logreg",
-        fit_on=EXPLAIN_CFG["fit_on"] or _evaluate.get("stage2_fit_on"),
+        method=EXPLAIN_METHOD,
+        fit_on=EXPLAIN_FIT_ON,
         n_examples=EXPLAIN_CFG["n_examples"],
         n_segments=EXPLAIN_CFG["n_segments"],
         fs_hz=EXPLAIN_FS_HZ,

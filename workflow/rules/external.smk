@@ -11,24 +11,7 @@
 # The test cohort itself is preprocessed under results/<stage>/<test>_for_<cohort>/ with THIS run's settings; the
 # calibrated variant has only its own segment store and features (results/{segment,baseline}/<test>.rms_for_<cohort>/).
 #
-# Needs TRAIN_CFG/MODEL_CFG/TRAIN_THREADS/TRAIN_ON_GPU (train.smk), EVAL (evaluate.smk) and BASELINE_CFG
-# (baseline.smk): include after them.
-
-from nemg.external import run_id as ext_run_id
-
-EXT_RUN_IDS = [ext_run_id(s) for s in EXTERNAL["seeds"]]
-EXT_TESTS = list(EXT_TEST_IDS)  # "<name>" and, with external.amplitude_calibration, "<name>.rms"
-EXT_ARMS = ["nemgnet"] + (list(BASELINE_CFG["models"]) if BASELINE_CFG["enabled"] else [])
-XV = "results/external/{cohort}/"
-EXTERNAL_OUTPUTS = (
-    expand([f"{XV}external_validation.tsv", f"{XV}external_validation.html"], cohort=COHORT) if EXT_TESTS else []
-)
-
-
-wildcard_constraints:
-    ext_run=r"ext_s\d+",
-    test=cohort_regex(EXT_TESTS),
-    arm=cohort_regex(EXT_ARMS),
+# Settings: EXTERNAL, EXT_* (common.smk, common/settings.smk); EXTERNAL_OUTPUTS is the stage's target.
 
 
 rule external_split:
@@ -98,8 +81,8 @@ rule predict_external:
         mem_mb=8000 if TRAIN_ON_GPU else 2000,
         runtime=60,
     params:
-        batch_size=TRAIN_CFG.get("eval_batch_size", 256),
-        device=TRAIN_CFG.get("device", "auto"),
+        batch_size=TRAIN_CFG["eval_batch_size"],
+        device=TRAIN_CFG["device"],
     script:
         "../scripts/predict_external.py"
 

@@ -24,7 +24,7 @@ rule make_folds:
         mem_mb=1000,
         runtime=10,
     params:
-        folds=config["folds"],
+        folds=CFG["folds"],
     script:
         "../scripts/make_folds.py"
 

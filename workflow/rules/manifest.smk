@@ -5,11 +5,6 @@
 #
 # The file list comes from run_outputs() (common.smk).
 
-from snakemake import __version__ as SNAKEMAKE_VERSION
-
-MANIFEST = "results/manifest/{cohort}/"
-MANIFEST_OUTPUTS = expand([f"{MANIFEST}files.tsv", f"{MANIFEST}run.yaml", f"{MANIFEST}config.yaml"], cohort=COHORT)
-
 
 rule manifest:
     input:

@@ -6,14 +6,6 @@
 #                                          training cohort summary, nemg version, git commit, weights sha256
 # results/model/<cohort>/weights/<run>.pt  one state dict per member (torch.load(..., weights_only=True))
 # results/model/<cohort>/MODEL_CARD.md     generated from the run's own evaluate / external tables
-#
-# Needs EXT_RUN_IDS / EXTERNAL_OUTPUTS (external.smk), EVAL / STAGE2_CLASS_WEIGHT (evaluate.smk): include after.
-
-from nemg.results_table import git_commit
-
-BUNDLE = config["bundle"]
-MD = "results/model/{cohort}/"
-MODEL_OUTPUTS = expand([f"{MD}model.json", f"{MD}MODEL_CARD.md"], cohort=COHORT)
 
 
 rule model_bundle:
@@ -42,9 +34,9 @@ rule model_bundle:
         runtime=10,
     params:
         run_ids=EXT_RUN_IDS,
-        preprocess=config["preprocess"],
+        preprocess=CFG["preprocess"],
         stage2=dict(method=EVAL["primary_method"], with_location=BUNDLE["with_location"], **STAGE2),
-        eval_batch_size=TRAIN_CFG.get("eval_batch_size", 256),
+        eval_batch_size=TRAIN_CFG["eval_batch_size"],
         source=SOURCE,
         git_commit=git_commit(REPO),
         config_files=[str(f) for f in workflow.configfiles],

@@ -75,8 +75,8 @@ rule resample:
         mem_mb=4000,
         runtime=30,
     params:
-        rate_hz=config["preprocess"]["resample"]["rate_hz"],
-        method=config["preprocess"]["resample"]["method"],
+        rate_hz=CFG["preprocess"]["resample"]["rate_hz"],
+        method=CFG["preprocess"]["resample"]["method"],
     script:
         "../scripts/resample.py"
 
@@ -107,8 +107,8 @@ rule segment:
         mem_mb=4000,
         runtime=30,
     params:
-        window_s=config["preprocess"]["segment"]["window_s"],
-        hop_s=config["preprocess"]["segment"]["hop_s"],
+        window_s=CFG["preprocess"]["segment"]["window_s"],
+        hop_s=CFG["preprocess"]["segment"]["hop_s"],
     script:
         "../scripts/segment.py"
 

@@ -1,22 +1,6 @@
 # What a reviewer looks at next (issue 15): training curves, calibration, every patient's probabilities, the
 # external confusion matrices and one recording's segment timeline. Library: nemg.review_plots (docs/review.md).
-#
-# Needs TRAIN_RUN_IDS (train.smk), EVAL / EV / FIG / RATINGS (evaluate.smk), BASELINE_CFG / BL (baseline.smk),
-# EXPLAIN_FS_HZ / EXPLAIN_WINDOW (explain.smk) and EXT_TESTS / EXT_ARMS / XV (external.smk): include after them.
 # REVIEW_OUTPUTS is the stage's target.
-
-REVIEW_BASELINES = list(BASELINE_CFG["models"]) if BASELINE_CFG["enabled"] else []
-REVIEW_NOTE = f"cohort {COHORT}" + (", SIMULATED physicians" if PHYSICIAN_NOTE else "")
-# external.only (inference-only runs) has no cross-validation, so only the external figure
-REVIEW_OUTPUTS = (
-    []
-    if EXTERNAL["only"]
-    else expand(
-        f"{FIG}{{name}}.png",
-        cohort=COHORT,
-        name=["training_curves", "calibration", "patient_probabilities", "recording_timeline"],
-    )
-) + (expand(f"{FIG}external_confusion.png", cohort=COHORT) if EXT_TESTS else [])
 
 
 rule training_curves:

@@ -1,42 +1,7 @@
 # Training: one nEMGNet per run of the folds table (scheme x seed x outer fold x inner fold).
 # Library: nemg.train.train_run (loop, early stopping, resume), nemg.model (nEMGNet), nemg.data (memmap batches).
-#
-# Run ids come from the `folds:` config through nemg.folds.run_id, the function that writes them into
-# folds.tsv, so the DAG is known before the folds table exists (no checkpoint needed).
-# A killed job leaves results/train/<cohort>/<run_id>/last.pt (not a declared output, so Snakemake keeps it);
-# rerunning the job resumes from it. TRAIN_OUTPUTS (every run's predictions) is the stage's target.
-
-import shutil
-
-from nemg.folds import run_id as fold_run_id
-
-TRAIN_CFG = dict(config.get("train") or {})  # nemg.train.TRAIN_DEFAULTS fill the gaps
-MODEL_CFG = dict(config.get("model") or {})  # preset (paper | small | cpu), width, head_width
-_device = str(TRAIN_CFG.get("device", "auto"))
-# Whether training jobs run on a GPU: train.device, or for `auto` whether this machine has an NVIDIA driver.
-TRAIN_ON_GPU = _device.startswith("cuda") or (_device == "auto" and shutil.which("nvidia-smi") is not None)
-# CPU threads per job: on a CPU, two 1-thread jobs beat one 2-thread job on 2 shared cores (docs/training.md);
-# on a GPU the threads only feed batches.
-TRAIN_THREADS = int(TRAIN_CFG.get("num_threads") or (4 if TRAIN_ON_GPU else 1))
-_folds = config["folds"]
-TRAIN_RUN_IDS = [
-    fold_run_id("nested", seed, 0, o, i)
-    for seed in _folds["seeds"]
-    if "nested" in _folds["schemes"]
-    for o in range(_folds["nested"]["outer"])
-    for i in range(_folds["nested"]["inner"])
-] + [
-    fold_run_id("repeated_kfold", seed, r, o, -1)
-    for seed in _folds["seeds"]
-    if "repeated_kfold" in _folds["schemes"]
-    for r in range(_folds["repeated_kfold"]["repeats"])
-    for o in range(_folds["repeated_kfold"]["k"])
-]
-TRAIN_OUTPUTS = expand("results/train/{cohort}/{run_id}/predictions.tsv", cohort=COHORT, run_id=TRAIN_RUN_IDS)
-
-
-wildcard_constraints:
-    run_id=r"(nested|rkfold)_s\d+_[a-z0-9_]+",
+# Run ids (TRAIN_RUN_IDS), threads and GPU use come from common/settings.smk; TRAIN_OUTPUTS (every run's
+# predictions, common/outputs.smk) is the stage's target.
 
 
 rule train_fold:

@@ -1,13 +1,13 @@
 """Rule calibration: reliability diagrams and Brier scores of patient-level probabilities, nEMGNet and baselines."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
 
+log_to_file(snakemake.log[0])
+
+from nemg.labels import PROB_COLS
 from nemg.plots import save
 from nemg.review_plots import calibration_figure, calibration_tables, model_name, read_primary_variant
-from nemg.vote import PROB_COLS
 
 p = snakemake.params
 models = {}

@@ -1,9 +1,7 @@
 """Rule check_leakage: fail the workflow if any subject has two roles in one run (or the table is inconsistent)."""
-import logging
-import sys
+from nemg.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])
 
 from nemg.folds import check_folds_file
 

@@ -1,9 +1,9 @@
 """Rule evaluate: per-run metrics, consensus calls, bootstrap CIs, Table 2, S2 Table, physician arm, failures."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 import pandas as pd
 
@@ -17,12 +17,10 @@ folds = pd.read_csv(snakemake.input.folds, sep="\t", dtype={"subject_id": str, "
 subjects = pd.read_csv(snakemake.input.subjects, sep="\t", dtype={"subject_id": str})
 diagnosis = subjects.set_index("subject_id")["diagnosis"]
 
-per_run = ev.per_run_metrics(pp)
-write_table(per_run, out.per_run)
-cons = ev.consensus(pp, ev.replicate_of(folds))
-write_table(cons, out.consensus)
-boot = ev.bootstrap_consensus(cons, n_boot=p.n_boot, seed=p.seed)
-write_table(boot, out.bootstrap)
+arm = ev.evaluate_arm(pp, ev.replicate_of(folds), n_boot=p.n_boot, seed=p.seed)
+for name, table in arm.items():
+    write_table(table, getattr(out, name))
+per_run, cons, boot = arm["per_run"], arm["consensus"], arm["bootstrap"]
 
 ratings_path = snakemake.input.get("ratings")
 physicians = calls = None

@@ -1,15 +1,13 @@
 """Rule evaluation_figures: Fig 1 / S2 Fig (ROC and PR with physicians), Fig 2 / S3 Fig (confusion matrices)."""
-import logging
-import sys
+from nemg.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])
 
 import pandas as pd
 
+from nemg.labels import PROB_COLS
 from nemg.physicians import patient_calls, rater_operating_points, read_cohort_ratings
 from nemg.plots import confusion_figure, roc_pr_figure, save
-from nemg.vote import PROB_COLS
 
 out, p = snakemake.output, snakemake.params
 cons = pd.read_csv(snakemake.input.consensus, sep="\t", dtype={"subject_id": str})

@@ -1,13 +1,13 @@
 """Rule external_baseline_predictions: the classical baseline fit on the training cohort, scoring the test cohort."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 import pandas as pd
 
-from nemg.external import baseline_external_predictions
+from nemg.baseline import baseline_external_predictions
 from nemg.features import read_features
 
 inp = snakemake.input

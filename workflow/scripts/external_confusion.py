@@ -1,9 +1,9 @@
 """Rule external_confusion: confusion matrices of every external test cohort and model (consensus calls)."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 from nemg.plots import save
 from nemg.review_plots import external_confusion_figure, read_primary_variant

@@ -1,9 +1,9 @@
 """Rule external_gain: one amplitude factor bringing a test cohort's typical RMS to the training cohort's."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 from nemg.external import amplitude_gain
 

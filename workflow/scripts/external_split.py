@@ -1,9 +1,9 @@
 """Rule external_split: every patient of the training cohort in training or validation, per seed."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 import pandas as pd
 

@@ -1,14 +1,14 @@
 """Rule external_table: every test cohort's summary in one table (TSV + HTML for the report)."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 import pandas as pd
 
 from nemg.baseline import write_comparison_html
-from nemg.external import display_table
+from nemg.tables import external_display_table
 
 
 def read(p):
@@ -21,11 +21,11 @@ def read(p):
 summary = pd.concat([read(p) for p in snakemake.input.summaries], ignore_index=True)
 summary.to_csv(snakemake.output.tsv, sep="\t", index=False, float_format="%.6g")
 tests = pd.concat([read(p) for p in snakemake.input.tests], ignore_index=True)
-tables = [("External validation: trained on every patient of one cohort, tested on another", display_table(summary))]
+tables = [("External validation: trained on every patient of one cohort, tested on another", external_display_table(summary))]
 if len(tests):
     tables.append(("Paired tests on the test cohort's patients (consensus calls)", tests))
 write_comparison_html(tables, snakemake.output.html,
                       note="Consensus: mean class probabilities over the models (seeds) per patient; bootstrap "
                            "CIs resample test patients. Stage 2 is fit on the training cohort's validation "
                            "patients; the test cohort is preprocessed with the training run's settings.")
-logging.info("\n%s", display_table(summary).to_string())
+logging.info("\n%s", external_display_table(summary).to_string())

@@ -1,14 +1,13 @@
 """Rule external_vote: divide-and-vote, stage 2 fit on training-cohort patients, applied to the test cohort."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 import pandas as pd
 
-from nemg.evaluate import read_predictions
-from nemg.external import external_patient_predictions
+from nemg.evaluate import external_patient_predictions, read_predictions
 
 inp = snakemake.input
 read = lambda p: pd.read_csv(p, sep="\t", dtype={"recording_id": str, "subject_id": str})  # noqa: E731

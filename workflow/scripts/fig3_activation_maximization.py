@@ -1,9 +1,7 @@
 """Rule fig3_activation_maximization: Fig 3 from the optimised inputs and their summary."""
-import logging
-import sys
+from nemg.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])
 
 import pandas as pd
 

@@ -1,9 +1,7 @@
 """Rule fig3_optimize_inputs: class-maximising inputs of the chosen runs' nEMGNets (Fig 3's numbers)."""
-import logging
-import sys
+from nemg.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])
 
 from nemg.explain import activation_maximization
 

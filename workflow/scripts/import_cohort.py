@@ -1,9 +1,7 @@
 """Rule import_cohort: sample sheets for a public data set; the sheets point into the data folder."""
-import logging
-import sys
+from nemg.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])
 
 from pathlib import Path
 

@@ -1,9 +1,7 @@
 """Rule make_folds: patient-level stratified folds table (the single source of truth for training)."""
-import logging
-import sys
+from nemg.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])
 
 from nemg.folds import folds_for_cohort
 

@@ -1,9 +1,9 @@
 """Rule manifest: the run's config, code commit, package versions and the SHA-256 of every output."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 from nemg.manifest import write_manifest
 

@@ -1,10 +1,10 @@
 """Rule model_bundle: the external-validation ensemble, its stage 2 and model card as one bundle."""
 import logging
-import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 from nemg.bundle import build_bundle
 from nemg.model_card import write_card

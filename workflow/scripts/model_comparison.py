@@ -1,9 +1,9 @@
 """Rule model_comparison: nEMGNet vs the classical baselines, Table 2 style, with paired tests (nemg.baseline)."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 import pandas as pd
 

@@ -1,9 +1,9 @@
 """Rule patient_probabilities: every patient's class probabilities, misdiagnoses, the physicians' majority call."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 import pandas as pd
 

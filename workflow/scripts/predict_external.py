@@ -1,11 +1,11 @@
 """Rule predict_external: segment probabilities of a test cohort under one externally trained nEMGNet."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
 
-from nemg.external import predict_cohort
+log_to_file(snakemake.log[0])
+
+from nemg.predict import predict_cohort
 
 pred = predict_cohort(snakemake.input.best, snakemake.input.segments, snakemake.input.index,
                       batch_size=int(snakemake.params.batch_size), device=str(snakemake.params.device),

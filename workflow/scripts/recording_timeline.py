@@ -1,17 +1,18 @@
 """Rule recording_timeline: S4 Fig's mispredicted patients, one recording each, segment probabilities over time."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 import numpy as np
 import pandas as pd
 
 from nemg.evaluate import read_predictions
+from nemg.labels import PROB_COLS
 from nemg.plots import save
 from nemg.review_plots import recording_segments, recording_timeline_figure
-from nemg.segment import read_signal_store
+from nemg.store import read_signal_store
 
 p = snakemake.params
 s4 = pd.read_csv(snakemake.input.s4, sep="\t", dtype={"subject_id": str, "recording_id": str, "run_id": str})
@@ -35,8 +36,7 @@ for _, ex in s4[s4["rank"] == 0].iterrows():
                            time_s=seg["offset_samples"] / p.fs_hz))
     logging.info("%s: recording %s, %d segments, mean p(%s) %.3f", ex["subject_id"], rec, len(seg), ex["predicted"],
                  seg[f"p_{ex['predicted']}"].mean())
-cols = ["subject_id", "recording_id", "run_id", "segment", "offset_samples", "time_s", "p_normal", "p_myopathy",
-        "p_neuropathy"]
+cols = ["subject_id", "recording_id", "run_id", "segment", "offset_samples", "time_s", *PROB_COLS]
 (pd.concat(rows)[cols] if rows else pd.DataFrame(columns=cols)).to_csv(snakemake.output.tsv, sep="\t", index=False,
                                                                        float_format="%.6g")
 title = ("Where the call came from: one recording of each S4 Fig patient, its test segments' probabilities over "

@@ -1,9 +1,9 @@
 """Rule register_sheets: validate the user's own sample sheets and copy them (paths made absolute)."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 from nemg.cohort import read_cohort
 from nemg.tables import subset_sheets

@@ -1,7 +1,7 @@
 """Rule results_readme: map every table and figure of the study to its file."""
-import sys
+from nemg.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to_file(snakemake.log[0])
 
 from nemg.results_index import write_results_readme
 

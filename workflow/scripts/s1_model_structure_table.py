@@ -1,9 +1,9 @@
 """Rule s1_model_structure_table: nEMGNet's layer groups (shapes, parameters, FLOPs), configured and paper."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 from nemg.explain import structure_tables
 

@@ -1,9 +1,9 @@
 """Rule s4_fig_mispredicted: example signals of the most confidently mispredicted patients (S4 Fig)."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 from nemg.explain import mispredicted_examples
 from nemg.model_figures import s4_fig_mispredicted, save

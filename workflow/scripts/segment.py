@@ -1,9 +1,9 @@
 """Rule segment: fixed windows of every resampled recording (memory-mappable store) and the S1 table."""
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 from nemg.segment import read_gain, segment_store
 from nemg.tables import write_s1_table

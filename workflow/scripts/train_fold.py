@@ -1,10 +1,10 @@
 """Rules train_fold and train_external: train one run of a folds table (resumes from last.pt after an interruption)."""
 import logging
-import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "a")  # append: a resumed job keeps the interrupted attempt's log
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0], append=True)  # a resumed job keeps the interrupted attempt's log
 
 from nemg.train import train_run
 

@@ -1,10 +1,10 @@
 """Rule training_curves: training loss and validation accuracy per update of every run, the kept checkpoint marked."""
 import logging
-import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from nemg.logs import log_to_file
+
+log_to_file(snakemake.log[0])
 
 import pandas as pd
 

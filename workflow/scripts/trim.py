@@ -1,9 +1,7 @@
 """Rule trim: detect and cut edge artifacts of every recording; trimmed signal store + QC table."""
-import logging
-import sys
+from nemg.logs import log_to_file
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])
 
 from nemg.trim import TrimParams, trim_cohort
 

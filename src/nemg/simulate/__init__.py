@@ -6,6 +6,6 @@ Public contract (docs/architecture.md, docs/simulator.md):
 - ``simulate_cohort(params, out_dir, seed) -> dict(subjects=Path, recordings=Path, ratings=Path)``.
 """
 from .cohort import MUSCLES, SIMULATED_NOTE, simulate_cohort
-from .params import CLASSES, DEFAULT_PARAMS, merge_params
+from .params import DEFAULT_PARAMS, merge_params
 
-__all__ = ["CLASSES", "DEFAULT_PARAMS", "MUSCLES", "SIMULATED_NOTE", "merge_params", "simulate_cohort"]
+__all__ = ["DEFAULT_PARAMS", "MUSCLES", "SIMULATED_NOTE", "merge_params", "simulate_cohort"]

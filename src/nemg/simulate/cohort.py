@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import wfdb
 
+from ..labels import CLASSES
 from .disease import apply_disease
 from .fibre import FibreTable, build_fibre_table
 from .motor_units import build_muaps, discharge, make_pool, spike_trains
-from .params import CLASSES, merge_params
+from .params import merge_params
 from .physicians import simulate_ratings
 from .signal import add_instrumentation
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-CLASSES = ("normal", "myopathy", "neuropathy")
-
 DEFAULT_PARAMS: dict[str, Any] = {
     "cohort": {
         # the v1 study: 20 normal, 19 myopathy, 19 neuropathy

@@ -1,0 +1,108 @@
+# Settings every stage derives from the config (CFG, common.smk), checked here at start-up, and the wildcard
+# constraints of the stages. Included by common.smk, before any rule file.
+
+##### training: train.smk, and train_external / predict_external in external.smk #####
+TRAIN_CFG = CFG["train"]
+MODEL_CFG = CFG["model"]  # preset (paper | cpu | small | tiny), width, head_width, deep_stride, head
+# Whether training jobs run on a GPU: train.device, or for `auto` whether this machine has an NVIDIA driver.
+TRAIN_ON_GPU = str(TRAIN_CFG["device"]).startswith("cuda") or (
+    TRAIN_CFG["device"] == "auto" and shutil.which("nvidia-smi") is not None
+)
+# CPU threads per job: on a CPU, two 1-thread jobs beat one 2-thread job on 2 shared cores (docs/training.md);
+# on a GPU the threads only feed batches.
+TRAIN_THREADS = int(TRAIN_CFG["num_threads"] or (4 if TRAIN_ON_GPU else 1))
+# Run ids come from the `folds:` config through nemg.folds.run_id, the function that writes them into folds.tsv,
+# so the DAG is known before the folds table exists (no checkpoint needed).
+_folds = CFG["folds"]
+TRAIN_RUN_IDS = [
+    fold_run_id("nested", seed, 0, o, i)
+    for seed in _folds["seeds"]
+    if "nested" in _folds["schemes"]
+    for o in range(_folds["nested"]["outer"])
+    for i in range(_folds["nested"]["inner"])
+] + [
+    fold_run_id("repeated_kfold", seed, r, o, -1)
+    for seed in _folds["seeds"]
+    if "repeated_kfold" in _folds["schemes"]
+    for r in range(_folds["repeated_kfold"]["repeats"])
+    for o in range(_folds["repeated_kfold"]["k"])
+]
+
+##### divide-and-vote and evaluation: evaluate.smk, and every other stage's vote #####
+EVAL = CFG["evaluate"]
+if EVAL["stage2_fit_on"] == "train" and not TRAIN_CFG["predict_train"]:
+    raise WorkflowError(
+        "evaluate.stage2_fit_on: train needs train.predict_train: true "
+        "(the training jobs must also score their training patients)"
+    )
+if EVAL["primary_method"] not in EVAL["methods"]:
+    raise WorkflowError(
+        f"evaluate.primary_method {EVAL['primary_method']!r} is not in evaluate.methods " f"{EVAL['methods']}"
+    )
+# none: the released code's plain logistic regression; balanced: weigh patients by inverse class frequency
+STAGE2_CLASS_WEIGHT = None if EVAL["stage2_class_weight"] == "none" else "balanced"
+# the stage-2 settings every divide-and-vote of this run shares: keywords of nemg.evaluate.patient_predictions
+STAGE2 = {
+    "fit_on": EVAL["stage2_fit_on"],
+    "seed": EVAL["seed"],
+    "class_weight": STAGE2_CLASS_WEIGHT,
+    "c": float(EVAL["stage2_c"]),
+}
+# The physician arm needs a ratings sheet: evaluate.ratings = auto takes the simulated physicians of a simulated
+# cohort and none for the other sources; a path uses a real study's sheet (same format). Without ratings the
+# physician outputs are simply not part of the DAG.
+RATINGS = ratings_path()
+PHYSICIAN_NOTE = (
+    "Physicians are SIMULATED raters (nemg.simulate), not real physicians."
+    if EVAL["ratings"] == "auto" and SOURCE == "simulated"
+    else ""
+)
+
+##### model-centred figures: explain.smk (Fig 3, S4 Fig, S1 Fig) and the recording timeline #####
+EXPLAIN_CFG = CFG["explain"]
+EXPLAIN_RUN_IDS = select_runs(TRAIN_RUN_IDS, EXPLAIN_CFG["runs"])
+EXPLAIN_AM = {k: EXPLAIN_CFG[k] for k in AM_KEYS}
+# null in the explain section: the setting of the stage the figure explains
+EXPLAIN_DEVICE = EXPLAIN_CFG["device"] or TRAIN_CFG["device"]
+EXPLAIN_METHOD = EXPLAIN_CFG["method"] or EVAL["primary_method"]
+EXPLAIN_FIT_ON = EXPLAIN_CFG["fit_on"] or EVAL["stage2_fit_on"]
+EXPLAIN_FS_HZ = float(CFG["preprocess"]["resample"]["rate_hz"])
+EXPLAIN_WINDOW = int(round(CFG["preprocess"]["segment"]["window_s"] * EXPLAIN_FS_HZ))
+
+##### classical quantitative-EMG baseline: baseline.smk, and its arms in external.smk #####
+BASELINE_CFG = CFG["baseline"]
+_unknown_models = sorted(set(BASELINE_CFG["models"]) - set(BASELINE_MODELS))
+if _unknown_models or not BASELINE_CFG["models"]:
+    raise WorkflowError(
+        f"baseline.models {BASELINE_CFG['models']}: expected a non-empty subset of " f"{list(BASELINE_MODELS)}"
+    )
+_bad_combine = sorted(set(BASELINE_CFG["combine"]) - set(BASELINE_CFG["models"]))
+if _bad_combine:
+    raise WorkflowError(
+        f"baseline.combine {_bad_combine}: each must also be in baseline.models "
+        f"{BASELINE_CFG['models']} (the combined arm reuses that model's segment scores)"
+    )
+# The combined arms (issue 12, item 4): a stage 2 that sees nEMGNet's and one QEMG model's patient scores
+# together, reported beside (never instead of) nEMGNet alone.
+COMBINED_ARMS = [f"combined_{m}" for m in BASELINE_CFG["combine"]]
+# in the schema's key order, whatever order the config gives them in (the rules' params stay the same)
+BASELINE_FEATURES = feature_params(BASELINE_CFG["features"])
+BASELINE_CLF = classifier_params(BASELINE_CFG)
+
+##### external validation: external.smk, and the model bundle (model.smk) built from its ensemble #####
+EXT_RUN_IDS = [ext_run_id(s) for s in EXTERNAL["seeds"]]
+EXT_TESTS = list(EXT_TEST_IDS)  # "<name>" and, with external.amplitude_calibration, "<name>.rms"
+EXT_ARMS = ["nemgnet"] + (list(BASELINE_CFG["models"]) if BASELINE_CFG["enabled"] else [])
+BUNDLE = CFG["bundle"]
+
+##### what a reviewer looks at next: review.smk #####
+REVIEW_BASELINES = list(BASELINE_CFG["models"]) if BASELINE_CFG["enabled"] else []
+REVIEW_NOTE = f"cohort {COHORT}" + (", SIMULATED physicians" if PHYSICIAN_NOTE else "")
+
+
+wildcard_constraints:
+    run_id=run_id_regex("nested", "repeated_kfold"),
+    baseline_model="|".join(BASELINE_MODELS),
+    ext_run=run_id_regex(EXTERNAL_SCHEME),
+    test=cohort_regex(EXT_TESTS),
+    arm=cohort_regex(EXT_ARMS),
