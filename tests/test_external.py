@@ -190,6 +190,35 @@ def test_baseline_transfers_a_separable_feature(cohorts):
         baseline_external_predictions(feats(a_idx), a_idx, np.ones((3, 2)), b_idx, cohorts["split"], "logreg")
 
 
+def test_combined_external_arm_reads_the_extra_models_scores(cohorts):
+    """A combined arm's stage 2, fit on training-cohort patients, sees the extra QEMG model's patient scores
+    too: an informative extra source rescues a noise main source on the test cohort."""
+    a_idx, b_idx = cohorts["a_idx"], cohorts["b_idx"]
+    rng = np.random.default_rng(2)
+    level = {"normal": 1.0, "myopathy": 5.0, "neuropathy": 25.0}
+
+    def feats(idx):
+        return np.column_stack([idx["diagnosis"].map(level) * rng.uniform(0.8, 1.2, len(idx)),
+                                rng.uniform(1, 2, len(idx))])
+
+    qemg = baseline_external_predictions(feats(a_idx), a_idx, feats(b_idx), b_idx, cohorts["split"], "logreg")
+    noise = qemg.copy()
+    noise[[f"p_{c}" for c in CLASSES]] = rng.dirichlet(np.ones(3), len(noise))
+    args = (cohorts["a"], cohorts["a_rec"], cohorts["b"], cohorts["b_rec"])
+    kw = dict(methods=["logreg"], fit_on="val", seed=0, c=10.0)
+    alone = external_patient_predictions(noise, *args, **kw)
+    combined = external_patient_predictions(noise, *args, extra={"logreg": qemg}, **kw)
+    assert set(combined["subject_id"]) == set(cohorts["b"]["subject_id"])
+
+    def accuracy(pp):
+        pp = pp[~pp["with_location"].astype(bool)]
+        return (pp["predicted"] == pp["diagnosis"]).mean()
+
+    assert accuracy(combined) > 0.9 and accuracy(combined) > accuracy(alone)
+    with pytest.raises(ValueError, match="no predictions from"):  # the extra model must score the same runs
+        external_patient_predictions(noise, *args, extra={"logreg": qemg.assign(run_id="ext_s9")}, **kw)
+
+
 # ------------------------------------------------------------------------------------- amplitude calibration
 def signal_store(d, amplitudes, fs=10_000.0, seconds=1.0, offset=0.0, drift=50.0, seed=0):
     """One recording per amplitude: Gaussian noise of that RMS plus a DC offset and a slow drift."""

@@ -312,6 +312,10 @@ def test_ci_config_full_dag_and_report(tmp_path, capsys):
             "combined_rf_consensus_bootstrap"} <= set(comparison.columns)
     combined = pd.read_csv(ev / "combined_logreg" / "patient_predictions.tsv", sep="\t")
     assert set(zip(combined["run_id"], combined["subject_id"])) == set(zip(pp["run_id"], pp["subject_id"]))
+    # ... and in external validation, on the same test patients as nEMGNet alone
+    xv = pd.read_csv(tmp_path / "results" / "external" / "ci" / "external_validation.tsv", sep="\t")
+    assert {"nemgnet", "logreg", "rf", "combined_logreg", "combined_rf"} <= set(xv["model"])
+    assert xv.groupby(["test_cohort", "model"])["n_test_patients"].first().groupby("test_cohort").nunique().eq(1).all()
     readme = (tmp_path / "results" / "README.ci.md").read_text()
     assert "Table 2" in readme and "(missing)" not in readme
     check_review_figures(tmp_path, fig, ev)

@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 VARIANT = ["method", "with_location"]
 
 
-def read_predictions(paths: Iterable[str | Path]) -> pd.DataFrame:
+def read_predictions(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
+    """Segment predictions of one file or several (Snakemake hands a rule one input as a str)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
     frames = [pd.read_csv(p, sep="\t", dtype={"recording_id": str, "subject_id": str, "run_id": str}) for p in paths]
     if not frames:
         raise ValueError("no training predictions to evaluate")

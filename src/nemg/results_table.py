@@ -218,6 +218,28 @@ def cv_rows(root: Path, cohort: str, method: str) -> list[dict]:
     return rows
 
 
+def _external_files(bench: Path, test: str, model: str, n_models: int, what: str) -> list[Path]:
+    """The benchmark files of one external arm's jobs: nEMGNet's training and scoring per model (seed), a QEMG
+    model's fit-and-score job, both for a combined arm (its stage 2 takes seconds); [] when they cannot be told."""
+    ext_run = run_id_regex(EXTERNAL_SCHEME)
+    if model.startswith("combined_"):
+        cnn = _external_files(bench, test, "nemgnet", n_models, what)
+        qemg = _external_files(bench, test, "qemg_" + model.removeprefix("combined_"), n_models, what)
+        return cnn + qemg if cnn and qemg else []
+    if model.startswith("qemg_"):
+        return [bench / f"{test}_{model.removeprefix('qemg_')}_predictions.tsv"]
+    if model != "nemgnet":
+        return []
+    train_files = _matching(bench, rf"train_{ext_run}\.tsv")
+    pred_files = _matching(bench, rf"{re.escape(test)}_predict_{ext_run}\.tsv")
+    # one training and one prediction job per model (seed); other counts mean stale or missing files
+    if len(train_files) == len(pred_files) == n_models:
+        return train_files + pred_files
+    log.info("%s: no wall time (%d models, %d training and %d prediction benchmark files)", what, n_models,
+             len(train_files), len(pred_files))
+    return []
+
+
 def external_rows(root: Path, cohort: str) -> list[dict]:
     """External validation: one row per (test cohort, arm) of external_validation.tsv."""
     path = root / "results/external" / cohort / "external_validation.tsv"
@@ -227,25 +249,11 @@ def external_rows(root: Path, cohort: str) -> list[dict]:
     if other:
         raise ResultsTableError(f"{_rel(path, root)}: rows of training cohort(s) {other}, expected {cohort}")
     bench = root / "benchmarks/external" / cohort
-    ext_run = run_id_regex(EXTERNAL_SCHEME)
-    train_files = _matching(bench, rf"train_{ext_run}\.tsv")
     rows = []
     for _, r in table.iterrows():
         test, n_models, model = str(r["test_cohort"]), int(r["n_models"]), model_name(str(r["model"]))
         what = f"{cohort} {model} external:{test}"
-        if model == "nemgnet":
-            pred_files = _matching(bench, rf"{re.escape(test)}_predict_{ext_run}\.tsv")
-            # one training and one prediction job per model (seed); other counts mean stale or missing files
-            if len(train_files) == len(pred_files) == n_models:
-                wall = wall_seconds(train_files + pred_files, what, root)
-            else:
-                log.info("%s: no wall time (%d models, %d training and %d prediction benchmark files)", what,
-                         n_models, len(train_files), len(pred_files))
-                wall = math.nan
-        elif model.startswith("qemg_"):
-            wall = wall_seconds([bench / f"{test}_{model.removeprefix('qemg_')}_predictions.tsv"], what, root)
-        else:
-            wall = math.nan
+        wall = wall_seconds(_external_files(bench, test, model, n_models, what), what, root)
         rows.append({"dataset": cohort, "model": model, "variant": f"external:{test}", "method": r["method"],
                      "n_patients": int(r["n_test_patients"]), "n_runs": n_models,
                      "accuracy": r["accuracy_consensus"], "accuracy_ci_low": r["accuracy_boot_low"],

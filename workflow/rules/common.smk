@@ -192,8 +192,8 @@ def test_path(pattern, shared=False):
 
 
 def external_arm_predictions(wildcards):
-    """Input function of external_vote."""
-    if wildcards.arm == "nemgnet":
+    """Input function of external_vote: the arm's segment scores (a combined arm: nEMGNet's)."""
+    if wildcards.arm == "nemgnet" or wildcards.arm in COMBINED_ARMS:
         # validation (stage-2 fit) scores of the training cohort + the test cohort's scores, per model
         return expand(f"{XV}models/{{ext_run}}/predictions.tsv", cohort=wildcards.cohort, ext_run=EXT_RUN_IDS) + expand(
             f"{XV}{{test}}/nemgnet/{{ext_run}}_predictions.tsv",
@@ -202,6 +202,14 @@ def external_arm_predictions(wildcards):
             ext_run=EXT_RUN_IDS,
         )
     return [f"results/external/{wildcards.cohort}/{wildcards.test}/{wildcards.arm}/predictions.tsv"]
+
+
+def external_arm_extra(wildcards):
+    """Input function of external_vote: a combined arm's QEMG segment scores, which its stage 2 sees too."""
+    if wildcards.arm not in COMBINED_ARMS:
+        return []
+    model = wildcards.arm.removeprefix("combined_")
+    return [f"results/external/{wildcards.cohort}/{wildcards.test}/{model}/predictions.tsv"]
 
 
 def amplitude_gain_file(wildcards):

@@ -118,6 +118,7 @@ rule external_baseline_predictions:
 rule external_vote:
     input:
         predictions=external_arm_predictions,
+        extra=external_arm_extra,
         train_subjects=cohort_sheet("subjects"),
         train_recordings=cohort_sheet("recordings"),
         test_subjects=test_path("results/cohort/{cohort}/subjects.tsv", shared=True),

@@ -14,17 +14,11 @@ from nemg.evaluate import patient_predictions, read_predictions
 subjects = pd.read_csv(snakemake.input.subjects, sep="\t", dtype={"subject_id": str})
 recordings = pd.read_csv(snakemake.input.recordings, sep="\t", dtype={"recording_id": str, "subject_id": str})
 
-
-def paths(item):
-    # a single input file arrives as a str (baseline_vote), several as a list (one per training run)
-    return [item] if isinstance(item, str) else list(item)
-
-
 extra = None
 if "extra" in snakemake.input.keys():
     # combined_vote: the QEMG model's segment scores, named by its wildcard, feed the same stage 2
-    extra = {snakemake.wildcards.baseline_model: read_predictions(paths(snakemake.input.extra))}
-pp = patient_predictions(read_predictions(paths(snakemake.input.predictions)), subjects, recordings,
+    extra = {snakemake.wildcards.baseline_model: read_predictions(snakemake.input.extra)}
+pp = patient_predictions(read_predictions(snakemake.input.predictions), subjects, recordings,
                          methods=snakemake.params.methods, extra=extra, **snakemake.params.stage2)
 pp.to_csv(snakemake.output.patients, sep="\t", index=False, float_format="%.6g")
 logging.info("%d patient predictions from %d runs", len(pp), pp["run_id"].nunique())

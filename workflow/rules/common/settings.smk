@@ -92,7 +92,9 @@ BASELINE_CLF = classifier_params(BASELINE_CFG)
 ##### external validation: external.smk, and the model bundle (model.smk) built from its ensemble #####
 EXT_RUN_IDS = [ext_run_id(s) for s in EXTERNAL["seeds"]]
 EXT_TESTS = list(EXT_TEST_IDS)  # "<name>" and, with external.amplitude_calibration, "<name>.rms"
-EXT_ARMS = ["nemgnet"] + (list(BASELINE_CFG["models"]) if BASELINE_CFG["enabled"] else [])
+# the combined arms too: whether a stage 2 that sees both models transfers to a new site as well as it
+# cross-validates (its segment scores are the two arms' own; only the stage 2 is new)
+EXT_ARMS = ["nemgnet"] + (list(BASELINE_CFG["models"]) + COMBINED_ARMS if BASELINE_CFG["enabled"] else [])
 BUNDLE = CFG["bundle"]
 
 ##### what a reviewer looks at next: review.smk #####
