@@ -61,11 +61,12 @@ except ImportError:  # a no-op stand-in: progress bars are off in this check any
         def close(self): pass
     sys.modules["tqdm"] = types.SimpleNamespace(tqdm=_NoBar)
 
+from nemg.config import section_defaults  # noqa: E402
 from nemg.labels import CLASSES  # noqa: E402
 from nemg.model import build_model, count_parameters, forward_flops, resolve_size, training_flops  # noqa: E402
 from nemg.segment import samples_of, segment_store  # noqa: E402
 from nemg.store import read_signal_store, write_signal_store  # noqa: E402
-from nemg.train import CURVE_COLUMNS, TRAIN_DEFAULTS, _train_step, train_run  # noqa: E402
+from nemg.train import CURVE_COLUMNS, _train_step, train_run  # noqa: E402
 
 log = logging.getLogger("gpu_check")
 
@@ -387,7 +388,7 @@ def run_folds(args, device: torch.device, store: dict, folds_tsv: Path, rows_a: 
     seg_index = pd.read_csv(store["index_tsv"], sep="\t", dtype={"recording_id": str, "subject_id": str})
     run_ids = pick_runs(folds, args.runs, args.n_runs)
     bs, eval_every = args.batch_size, args.eval_every
-    train_cfg = {k: v for k, v in PAPER_TRAIN.items() if k in TRAIN_DEFAULTS}
+    train_cfg = {k: v for k, v in PAPER_TRAIN.items() if k in section_defaults("train")}
     train_cfg.update({"device": str(device), "bf16": not args.no_bf16, "compile": args.train_compile,
                       "batch_size": bs, "eval_every": eval_every, "patience": args.patience,
                       "eval_batch_size": args.eval_batch_size, "progress": False, "keep_last": False,
