@@ -222,7 +222,8 @@ def read(path):
 def test_rows_values_and_wall_times(root):
     out = root / "docs/results/real_data.tsv"
     assert run_script("--root", root, "--cohorts", "n2001", "simulated") == 0
-    tsv = pd.read_csv(out, sep="\t")
+    # str: a short hash can be all digits (8366838), which pandas would read as a number
+    tsv = pd.read_csv(out, sep="\t", dtype={"commit": str})
     head = git(root, "rev-parse", "--short", "HEAD")
     assert list(tsv.columns) == ["dataset", "model", "variant", "method", "n_patients", "n_runs", "accuracy",
                                  "accuracy_ci_low", "accuracy_ci_high", "macro_f1", "recall_normal",
@@ -287,7 +288,7 @@ def test_readme_blocks_are_regenerated_from_the_tsv_and_idempotent(root):
     assert "| n2001 |" in real and "| simulated |" not in real
     assert "| simulated |" in default and "| n2001 |" not in default
 
-    tsv = pd.read_csv(root / "docs/results/real_data.tsv", sep="\t")
+    tsv = pd.read_csv(root / "docs/results/real_data.tsv", sep="\t", dtype={"commit": str})
     for _, r in tsv.iterrows():
         cell = f"{r['accuracy']:.3f} ({r['accuracy_ci_low']:.3f}–{r['accuracy_ci_high']:.3f}) | {r['macro_f1']:.3f}"
         block = default if r["dataset"] == "simulated" else real

@@ -166,7 +166,9 @@ def check_external(workdir, train, tests, n_models):
     xv = Path(workdir) / "results" / "external" / train
     table = pd.read_csv(xv / "external_validation.tsv", sep="\t")
     assert sorted(set(table["test_cohort"])) == sorted(tests)
-    assert set(table["model"]) == {"nemgnet", "logreg", "rf"} and set(table["n_models"]) == {n_models}
+    # nEMGNet, each QEMG model, and each combined stage 2 of the two (baseline.combine: [logreg, rf])
+    assert set(table["model"]) == {"nemgnet", "logreg", "rf", "combined_logreg", "combined_rf"}
+    assert set(table["n_models"]) == {n_models}
     assert table["accuracy_consensus"].between(0, 1).all()
     assert (xv / "external_validation.html").stat().st_size > 1000
     split = pd.read_csv(xv / "split.tsv", sep="\t", dtype={"subject_id": str})
