@@ -11,8 +11,10 @@ from __future__ import annotations
 CLASSES = ("normal", "myopathy", "neuropathy")
 # a list, not a tuple: pandas reads ``df[PROB_COLS]`` as a column selection only when given a list
 PROB_COLS = [f"p_{c}" for c in CLASSES]
+# class name -> output unit / label index (the integer targets of training and of per-class arrays)
+CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
 LOCATIONS = ("proximal", "distal")
 # the study's Table 2: accuracy, then the macro averages of the one-vs-rest metrics
 METRICS = ("accuracy", "precision", "recall", "specificity", "f1")
 
-__all__ = ["CLASSES", "LOCATIONS", "METRICS", "PROB_COLS"]
+__all__ = ["CLASSES", "CLASS_INDEX", "LOCATIONS", "METRICS", "PROB_COLS"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .labels import CLASSES
+from .labels import CLASS_INDEX, CLASSES
 
 COLORS = {"kept": "#4daf4a", "auto": "#e41a1c", "manual": "#377eb8", "whole": "#d9d9d9"}
 
@@ -31,8 +31,7 @@ def trim_qc_figure(qc_tsv: str | Path, out_png: str | Path, *, subjects_tsv: str
     import matplotlib.pyplot as plt
 
     qc = pd.read_csv(qc_tsv, sep="\t", dtype={"recording_id": str, "subject_id": str})
-    order = {c: i for i, c in enumerate(CLASSES)}
-    qc = qc.assign(_o=qc["diagnosis"].map(order).fillna(9)).sort_values(
+    qc = qc.assign(_o=qc["diagnosis"].map(CLASS_INDEX).fillna(9)).sort_values(
         ["_o", "subject_id", "recording_id"], kind="stable").reset_index(drop=True)
     n = len(qc)
     examples = _examples(qc, n_examples) if subjects_tsv and recordings_tsv else qc.iloc[:0]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import butter, find_peaks, sosfiltfilt
 
-from .labels import CLASSES
+from .labels import CLASS_INDEX, CLASSES
 
 #: reference ranges from the design brief (concentric needle, the simulator's default)
 REFERENCE = {
@@ -244,7 +244,7 @@ def feature_baseline(features: pd.DataFrame, n_repeats: int = 5, n_splits: int =
 
     X = features[FEATURES].to_numpy(float)
     X[:, [2, 5, 7, 9]] = np.log1p(np.clip(X[:, [2, 5, 7, 9]], 0, None))
-    y = features["diagnosis"].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
+    y = features["diagnosis"].map(CLASS_INDEX).to_numpy()
     groups = features["subject_id"].to_numpy()
     rec_acc, pat_acc = [], []
     for r in range(n_repeats):

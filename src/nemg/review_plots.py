@@ -23,7 +23,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from .folds import parse_run_id  # noqa: E402
-from .labels import CLASSES, PROB_COLS  # noqa: E402
+from .labels import CLASS_INDEX, CLASSES, PROB_COLS  # noqa: E402
 from .metrics import confusion  # noqa: E402
 from .plots import PALETTE  # noqa: E402  (also sets the seaborn theme of every study figure)
 
@@ -324,8 +324,7 @@ def patient_view_table(consensus: pd.DataFrame, majority: pd.DataFrame | None = 
         # a tie is no majority call: shown as such, not counted as wrong
         t["physician_wrong"] = t["physician_call"].notna() & (t["physician_call"] != "tie") \
             & (t["physician_call"] != t["diagnosis"])
-    order = {c: i for i, c in enumerate(CLASSES)}
-    t = t.assign(_c=t["diagnosis"].map(order)).sort_values(["_c", "p_true", "subject_id"],
+    t = t.assign(_c=t["diagnosis"].map(CLASS_INDEX)).sort_values(["_c", "p_true", "subject_id"],
                                                             ascending=[True, False, True], kind="stable")
     return t.drop(columns="_c").reset_index(drop=True)
 
@@ -349,7 +348,7 @@ def patient_view_figure(table: pd.DataFrame, *, title: str = ""):
     ax.plot(x[wrong], np.full(wrong.sum(), 1.04), marker="x", color="red", ls="none", ms=7, mew=2,
             label="nEMGNet misdiagnosis", clip_on=False)
     for k in range(1, len(CLASSES)):  # class boundaries along the sorted patients
-        edge = np.searchsorted(table["diagnosis"].map({c: i for i, c in enumerate(CLASSES)}).to_numpy(), k)
+        edge = np.searchsorted(table["diagnosis"].map(CLASS_INDEX).to_numpy(), k)
         if 0 < edge < n:
             ax.axvline(edge - 0.5, color="k", lw=1.2)
             strip.axvline(edge - 0.5, color="k", lw=1.2)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .fileio import sha256_file, write_atomic
-from .labels import CLASSES
+from .labels import CLASS_INDEX, CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ class SegmentStore:
         unknown = sorted(set(index["diagnosis"]) - set(CLASSES))
         if unknown:
             raise StoreError(f"{index_tsv}: unknown diagnosis {unknown}; expected {list(CLASSES)}")
-        y = index["diagnosis"].map({c: i for i, c in enumerate(CLASSES)}).to_numpy(np.int64)
+        y = index["diagnosis"].map(CLASS_INDEX).to_numpy(np.int64)
         return cls(x=x, index=index, y=y)
 
     @property
