@@ -79,11 +79,13 @@ def test_cpu_preset_is_far_cheaper_per_segment_than_its_paper_layout():
 
 
 def test_presets_and_overrides():
-    assert resolve_size({}) == PRESETS["paper"] == {"width": 1.0, "head_width": 1.0, "deep_stride": 1,
-                                                    "head": "flatten"}
-    assert resolve_size({"preset": "cpu"}) == {"width": 1 / 8, "head_width": 1 / 8, "deep_stride": 2, "head": "gap"}
+    assert resolve_size({}) == {**PRESETS["paper"], "max_channels": None} == {
+        "width": 1.0, "head_width": 1.0, "deep_stride": 1, "head": "flatten", "max_channels": None}
+    assert resolve_size({"preset": "cpu"}) == {"width": 1 / 8, "head_width": 1 / 8, "deep_stride": 2, "head": "gap",
+                                               "max_channels": None}
     assert resolve_size({"preset": "small", "width": 0.25}) == {"width": 0.25, "head_width": 1 / 8,
-                                                                "deep_stride": 1, "head": "flatten"}
+                                                                "deep_stride": 1, "head": "flatten",
+                                                                "max_channels": None}
     assert resolve_size({"preset": "paper", "head": "gap"})["head"] == "gap"
     with pytest.raises(ValueError, match="unknown preset"):
         resolve_size({"preset": "huge"})
@@ -96,3 +98,24 @@ def test_presets_and_overrides():
     assert count_parameters(build_model({"preset": "cpu"})) == 484_443
     assert count_parameters(build_model({"preset": "small"})) == 1_046_599
     assert count_parameters(build_model({"preset": "tiny"})) == 262_059
+
+
+def test_max_channels_caps_every_convolution_and_old_checkpoints_still_load():
+    """``max_channels`` narrows only the stages above the cap (the cpu preset's block 7: 128 -> 64 channels);
+    a checkpoint's size keys written before the key existed rebuild the uncapped network they were trained as."""
+    from nemg.model import model_from_size
+
+    capped = build_model({"preset": "cpu", "max_channels": 64})
+    assert capped.channels == (8, 16, 32, 64, 64)
+    assert capped.flat_features == 64
+    assert capped(torch.randn(2, 1, 4000)).shape == (2, 3)
+    size = resolve_size({"preset": "cpu", "max_channels": 64})
+    assert forward_flops(4000, **size) < forward_flops(4000, **resolve_size({"preset": "cpu"}))
+    assert count_parameters(capped) < count_parameters(build_model({"preset": "cpu"}))
+    assert model_from_size(size, 4000).channels == (8, 16, 32, 64, 64)
+    old = {"preset": "cpu", "width": 1 / 8, "head_width": 1 / 8, "deep_stride": 2, "head": "gap"}
+    assert model_from_size(old, 4000).channels == (8, 16, 32, 64, 128)
+    net = build_model({"preset": "cpu"})
+    model_from_size(old, 4000).load_state_dict(net.state_dict())  # same layout, strict load
+    with pytest.raises(ValueError, match="max_channels"):
+        resolve_size({"max_channels": 0})

@@ -172,13 +172,11 @@ class Bundle:
         """run id -> nEMGNet in eval mode with the member's weights."""
         import torch
 
-        from .model import NEMGNet
+        from .model import model_from_size
 
         cfg, nets = self.meta["model"]["config"], {}
         for m in self.meta["members"]:
-            net = NEMGNet(n_samples=int(self.meta["model"]["window_samples"]), width=float(cfg["width"]),
-                          head_width=float(cfg["head_width"]), deep_stride=int(cfg.get("deep_stride", 1)),
-                          head=str(cfg.get("head", "flatten")))
+            net = model_from_size(cfg, self.meta["model"]["window_samples"])
             net.load_state_dict(torch.load(self.path / m["weights"], map_location="cpu", weights_only=True))
             nets[m["run_id"]] = net.to(device).eval()
         return nets

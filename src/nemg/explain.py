@@ -80,14 +80,12 @@ def load_model(checkpoint: str | Path, device="cpu"):
     """A trained nEMGNet in eval mode (BatchNorm running statistics) and its checkpoint metadata."""
     import torch
 
-    from nemg.model import NEMGNet
+    from nemg.model import model_from_size
 
     # weights_only: a best.pt holds tensors and plain metadata only, so a file from elsewhere cannot run code
     ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    size = ck["model_cfg"]  # train.py stores the resolved model keys next to the preset
-    model = NEMGNet(n_samples=int(ck["window_samples"]), width=float(size["width"]),
-                    head_width=float(size["head_width"]), deep_stride=int(size.get("deep_stride", 1)),
-                    head=str(size.get("head", "flatten")))
+    # train.py stores the resolved model keys next to the preset
+    model = model_from_size(ck["model_cfg"], ck["window_samples"])
     model.load_state_dict(ck["state_dict"])
     model.to(device).eval()
     for p in model.parameters():  # only the input is optimised
@@ -411,7 +409,7 @@ def mispredicted_examples(patients_tsv, prediction_tsvs: Sequence[str | Path], s
 # ================================================================================= model structure
 
 def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0, deep_stride: int = 1,
-                head: str = "flatten") -> pd.DataFrame:
+                head: str = "flatten", max_channels: int | None = None) -> pd.DataFrame:
     """nEMGNet's layer groups: output shape (C x L), parameters and forward FLOPs, as in docs/training.md.
 
     FLOPs count a multiply-add as 2 for convolutions and FC layers (nemg.model.forward_flops); the rows sum
@@ -423,7 +421,8 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
     from nemg.model import NEMGNet, conv_flops, count_parameters, forward_flops
 
     with torch.device("meta"):
-        model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, deep_stride=deep_stride, head=head)
+        model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, deep_stride=deep_stride, head=head,
+                        max_channels=max_channels)
 
     rows, length, block = [], n_samples, 0
     for layer in model.features:
@@ -448,7 +447,8 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
                  "output": f"{rest[-1].out_features}", "parameters": sum(count_parameters(m) for m in rest),
                  "flops": sum(2 * m.in_features * m.out_features for m in rest)})
     table = pd.DataFrame(rows)
-    total_flops = forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head)
+    total_flops = forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head,
+                                max_channels=max_channels)
     if int(table["flops"].sum()) != total_flops or int(table["parameters"].sum()) != count_parameters(model):
         raise AssertionError("layer table does not add up to nemg.model's totals")
     table["gflops"] = table["flops"] / 1e9
@@ -461,16 +461,17 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
 
 def structure_tables(model_cfg: dict | None, n_samples: int) -> pd.DataFrame:
     """Layer tables of the configured model and of the paper's full width, stacked with a ``model`` column."""
-    from nemg.model import PRESETS, preset_name, resolve_size
+    from nemg.model import preset_name, resolve_size
 
     cfg = dict(model_cfg or {})
     size = resolve_size(cfg)
     label = preset_name(cfg)
-    if any(cfg.get(k) is not None for k in ("width", "head_width", "deep_stride", "head")):
+    if any(cfg.get(k) is not None for k in ("width", "head_width", "deep_stride", "head", "max_channels")):
+        cap = "" if size["max_channels"] is None else f", at most {size['max_channels']} channels"
         label = (f"{label} (width {size['width']:g}, head {size['head_width']:g}, deep stride {size['deep_stride']}, "
-                 f"{size['head']})")
+                 f"{size['head']}{cap})")
     parts = [layer_table(n_samples, **size).assign(model=f"configured: {label}")]
-    if size != PRESETS["paper"]:
-        parts.append(layer_table(n_samples, **PRESETS["paper"]).assign(model="paper"))
+    if size != resolve_size({"preset": "paper"}):
+        parts.append(layer_table(n_samples, **resolve_size({"preset": "paper"})).assign(model="paper"))
     table = pd.concat(parts, ignore_index=True)
     return table[["model"] + [c for c in table.columns if c != "model"]]

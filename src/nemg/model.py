@@ -16,7 +16,8 @@
 Class order everywhere: normal, myopathy, neuropathy.
 
 ``width`` multiplies every convolution's channel count and ``head_width`` the hidden FC sizes (at least 8
-units each); ``width = head_width = 1`` is the paper's network. ``deep_stride`` (max-pool stride of blocks
+units each); ``width = head_width = 1`` is the paper's network. ``max_channels`` caps every convolution's
+channels (null = no cap, the paper). ``deep_stride`` (max-pool stride of blocks
 4-7) and ``head`` (flatten | gap) are nemg switches, off in the paper preset; the CPU preset uses stride 2
 and global average pooling (docs/training.md, "The CPU recipe"). The residual unit has no
 activation after the addition, as in the paper's description and the released code.
@@ -46,7 +47,7 @@ PRESETS = {
     "small": {"width": 1 / 32, "head_width": 1 / 8, "deep_stride": 1, "head": "flatten"},
     "tiny": {"width": 1 / 64, "head_width": 1 / 16, "deep_stride": 1, "head": "flatten"},
 }
-MODEL_KEYS = ("preset", "width", "head_width", "deep_stride", "head")
+MODEL_KEYS = ("preset", "width", "head_width", "deep_stride", "head", "max_channels")
 HEADS = ("flatten", "gap")
 
 PAPER_CHANNELS = (64, 128, 256, 512, 1024)  # after block 3, 4, 5, 6, 7
@@ -101,7 +102,8 @@ def preset_name(model_cfg: dict | None) -> str:
 
 
 def resolve_size(model_cfg: dict | None = None) -> dict:
-    """``{"width", "head_width", "deep_stride", "head"}`` from a ``model:`` config: the preset, then explicit keys."""
+    """``{"width", "head_width", "deep_stride", "head", "max_channels"}`` from a ``model:`` config: the preset,
+    then explicit keys."""
     cfg = dict(model_cfg or {})
     unknown = sorted(set(cfg) - set(MODEL_KEYS))
     if unknown:
@@ -109,9 +111,11 @@ def resolve_size(model_cfg: dict | None = None) -> dict:
     preset = preset_name(cfg)
     if preset not in PRESETS:
         raise ValueError(f"model config: unknown preset {preset!r}; known: {sorted(PRESETS)}")
-    size = dict(PRESETS[preset])
-    cast = {"width": float, "head_width": float, "deep_stride": int, "head": str}
+    size = {"max_channels": None, **PRESETS[preset]}
+    cast = {"width": float, "head_width": float, "deep_stride": int, "head": str, "max_channels": int}
     size.update({k: cast[k](cfg[k]) for k in cast if cfg.get(k) is not None})
+    if size["max_channels"] is not None and size["max_channels"] < 1:
+        raise ValueError(f"model config: max_channels must be at least 1 (or null), got {size['max_channels']!r}")
     if size["deep_stride"] not in (1, 2):
         raise ValueError(f"model config: deep_stride must be 1 (paper) or 2, got {size['deep_stride']!r}")
     if size["head"] not in HEADS:
@@ -121,12 +125,15 @@ def resolve_size(model_cfg: dict | None = None) -> dict:
 
 class NEMGNet(nn.Module):
     def __init__(self, n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
-                 n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten"):
+                 n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten",
+                 max_channels: int | None = None):
         super().__init__()
         c = [max(1, round(ch * width)) for ch in PAPER_CHANNELS]
+        if max_channels is not None:
+            c = [min(ch, int(max_channels)) for ch in c]
         hidden = [max(8, round(h * head_width)) for h in HEAD]
         self.n_samples, self.width, self.head_width, self.channels = n_samples, width, head_width, tuple(c)
-        self.deep_stride, self.head_kind = int(deep_stride), head
+        self.deep_stride, self.head_kind, self.max_channels = int(deep_stride), head, max_channels
         ds = self.deep_stride
         self.features = nn.Sequential(
             reduction_block(1, c[0], STEM_KERNELS[0], 2),  # [B, c0, 1999]
@@ -167,6 +174,18 @@ def build_model(model_cfg: dict | None = None, n_samples: int = 4000) -> NEMGNet
     return NEMGNet(n_samples=n_samples, **resolve_size(model_cfg))
 
 
+def model_from_size(size: dict, n_samples: int) -> NEMGNet:
+    """The network a checkpoint or bundle describes by its resolved size keys (``resolve_size``'s output).
+
+    Keys added after a checkpoint was written fall back to the layout it was trained with (no channel cap,
+    the paper's stride and head), so older best.pt files and bundles still load.
+    """
+    cap = size.get("max_channels")
+    return NEMGNet(n_samples=int(n_samples), width=float(size["width"]), head_width=float(size["head_width"]),
+                   deep_stride=int(size.get("deep_stride", 1)), head=str(size.get("head", "flatten")),
+                   max_channels=None if cap is None else int(cap))
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -189,14 +208,15 @@ def conv_flops(module: nn.Module, length: int) -> tuple[int, int]:
 
 
 def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
-                  n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten") -> int:
+                  n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten",
+                  max_channels: int | None = None) -> int:
     """Forward FLOPs per segment (multiply-add = 2 FLOPs) of convolutions and FC layers.
 
     BatchNorm, ReLU, pooling and additions are left out (< 0.1 % of the total).
     """
     with torch.device("meta"):  # structure only, no memory
         model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, n_classes=n_classes,
-                        deep_stride=deep_stride, head=head)
+                        deep_stride=deep_stride, head=head, max_channels=max_channels)
     flops, _ = conv_flops(model.features, n_samples)
     for m in model.head.modules():
         if isinstance(m, nn.Linear):
@@ -205,9 +225,10 @@ def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float =
 
 
 def training_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0, deep_stride: int = 1,
-                   head: str = "flatten") -> int:
+                   head: str = "flatten", max_channels: int | None = None) -> int:
     """Forward + backward (input and weight gradients) ~ 3 x forward."""
-    return 3 * forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head)
+    return 3 * forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head,
+                             max_channels=max_channels)
 
 
 if __name__ == "__main__":  # python -m nemg.model : shapes and cost of the paper's network
