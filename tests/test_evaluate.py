@@ -133,3 +133,33 @@ def test_evaluate_arm_with_one_replicate_key_pools_every_run(fabricated):
     assert set(arm["bootstrap"]["n_replicates"]) == {1} and set(arm["bootstrap"]["n_patients"]) == {12}
     one_key = pd.Series("external", index=sorted(pp["run_id"].unique()))
     pd.testing.assert_frame_equal(cons, ev.consensus(pp, one_key))
+
+
+def test_vectorised_bootstrap_draws_the_same_resamples_as_a_per_draw_loop(fabricated):
+    """bootstrap_consensus scores all draws at once; every quantile must equal the straightforward loop's (one
+    rng.integers call and one classification_metrics per replicate and draw), bit for bit, with two replicates."""
+    subjects, recordings, folds, preds = fabricated
+    pp = ev.patient_predictions(preds, subjects, recordings)
+    cons = ev.consensus(pp, ev.replicate_of(folds))
+    second = cons.assign(replicate=cons["replicate"] + "_b")
+    flip = second.index[::5]  # another replicate that differs in some calls
+    second.loc[flip, "predicted"] = [CLASSES[(CLASSES.index(p) + 1) % 3] for p in second.loc[flip, "predicted"]]
+    cons = pd.concat([cons, second], ignore_index=True)
+    boot = ev.bootstrap_consensus(cons, n_boot=300, seed=4)
+    for (method, loc), g in cons.groupby(["method", "with_location"]):
+        reps = {r: gg.set_index("subject_id") for r, gg in g.groupby("replicate")}
+        patients = sorted(set.intersection(*(set(v.index) for v in reps.values())))
+        rng = np.random.default_rng(4)
+        draws = []
+        for _ in range(300):
+            idx = rng.integers(0, len(patients), len(patients))
+            ms = [classification_metrics(v.loc[patients, "diagnosis"].to_numpy()[idx],
+                                         v.loc[patients, "predicted"].to_numpy()[idx]) for v in reps.values()]
+            draws.append({k: float(np.mean([m[k] for m in ms])) for k in METRICS})
+        b = boot[(boot.method == method) & (boot.with_location == loc)].set_index("metric")
+        for k in METRICS:
+            v = np.array([d[k] for d in draws])
+            alpha = (1 - 0.95) / 2  # as the function computes it (not the literal 0.025: one bit apart)
+            assert b.loc[k, "boot_low"] == float(np.quantile(v, alpha))
+            assert b.loc[k, "boot_high"] == float(np.quantile(v, 1 - alpha))
+            assert b.loc[k, "n_replicates"] == 2

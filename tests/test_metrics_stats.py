@@ -155,3 +155,22 @@ def test_fleiss_kappa_wikipedia_example():
     assert fleiss_kappa(labels) == pytest.approx(fk(table))
     perfect = pd.DataFrame([[c] * 6 for c in CLASSES * 3])
     assert fleiss_kappa(perfect) == pytest.approx(1.0)
+
+
+def test_vectorised_metrics_equal_the_per_sample_ones():
+    """metrics_from_confusion over many confusion matrices at once gives exactly classification_metrics' floats,
+    including draws where a class is never predicted (precision 0 by convention) or absent."""
+    from nemg.metrics import cell_counts, confusion_cells, metrics_from_confusion
+
+    rng = np.random.default_rng(7)
+    y = rng.choice(CLASSES, size=(50, 9))
+    p = np.where(rng.random((50, 9)) < 0.6, y, rng.choice(CLASSES[:2], size=(50, 9)))  # neuropathy rarely predicted
+    cells = np.stack([confusion_cells(a, b) for a, b in zip(y, p)])
+    got = metrics_from_confusion(cell_counts(cells))
+    for i in range(50):
+        want = classification_metrics(y[i], p[i])
+        assert (cell_counts(cells[i]) == confusion(y[i], p[i])).all()
+        for k in ("accuracy", "precision", "recall", "specificity", "f1"):
+            assert got[k][i] == want[k]
+    with pytest.raises(ValueError, match="labels outside"):
+        confusion_cells(["normal"], ["unknown"])

@@ -17,43 +17,72 @@ from .labels import CLASSES, METRICS
 
 def confusion(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str] = CLASSES) -> np.ndarray:
     """Counts with true classes as rows and predicted classes as columns, in ``classes`` order."""
+    return cell_counts(confusion_cells(y_true, y_pred, classes), len(classes))
+
+
+def confusion_cells(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str] = CLASSES) -> np.ndarray:
+    """Each sample's confusion-matrix cell as one integer, ``true * K + predicted`` (see :func:`cell_counts`)."""
     idx = {c: i for i, c in enumerate(classes)}
     unknown = (set(y_true) | set(y_pred)) - set(idx)
     if unknown:
         raise ValueError(f"labels outside {list(classes)}: {sorted(unknown)}")
-    cm = np.zeros((len(classes), len(classes)), dtype=int)
-    for t, p in zip(y_true, y_pred, strict=True):
-        cm[idx[t], idx[p]] += 1
-    return cm
+    return np.array([idx[t] * len(classes) + idx[p] for t, p in zip(y_true, y_pred, strict=True)], dtype=np.int64)
 
 
-def _safe_div(a: float, b: float) -> float:
+def cell_counts(cells: np.ndarray, n_classes: int = len(CLASSES)) -> np.ndarray:
+    """Confusion matrices ``[..., K, K]`` from cell codes ``[..., n]`` (:func:`confusion_cells`)."""
+    cells = np.asarray(cells)
+    k2 = n_classes * n_classes
+    lead = cells.shape[:-1]
+    offsets = np.arange(int(np.prod(lead, dtype=int))).reshape(lead + (1,)) * k2
+    counts = np.bincount((cells + offsets).ravel(), minlength=int(np.prod(lead, dtype=int)) * k2)
+    return counts.reshape(lead + (n_classes, n_classes))
+
+
+def _div0(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     # a class never predicted has undefined precision; scoring it 0 (as scikit-learn's zero_division=0) keeps
     # the macro average comparable across runs instead of silently averaging over fewer classes
-    return float(a / b) if b else 0.0
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    out = np.zeros(np.broadcast(a, b).shape)
+    np.divide(a, b, out=out, where=b != 0)
+    return out
+
+
+def ovr_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """One-vs-rest precision, recall, specificity and F1 per class of confusion matrices ``[..., K, K]``.
+
+    The one home of the formulas: :func:`per_class_metrics` uses it for one matrix, the patient bootstrap for
+    thousands at once (``[n_boot, K, K]``); each entry is the same float either way.
+    """
+    cm = np.asarray(cm)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    support = cm.sum(axis=-1)
+    predicted = cm.sum(axis=-2)
+    total = cm.sum(axis=(-2, -1))[..., None]
+    fn, fp = support - tp, predicted - tp
+    tn = total - tp - fn - fp
+    precision, recall = _div0(tp, tp + fp), _div0(tp, tp + fn)
+    return {"precision": precision, "recall": recall, "specificity": _div0(tn, tn + fp),
+            "f1": _div0(2 * precision * recall, precision + recall), "support": support}
 
 
 def per_class_metrics(y_true, y_pred, classes: Sequence[str] = CLASSES) -> pd.DataFrame:
     """One-vs-rest precision, recall, specificity, F1 and support per class."""
-    cm = confusion(y_true, y_pred, classes)
-    total = cm.sum()
-    rows = []
-    for i, c in enumerate(classes):
-        tp = cm[i, i]
-        fn = cm[i].sum() - tp
-        fp = cm[:, i].sum() - tp
-        tn = total - tp - fn - fp
-        precision = _safe_div(tp, tp + fp)
-        recall = _safe_div(tp, tp + fn)
-        rows.append({
-            "class": c,
-            "precision": precision,
-            "recall": recall,
-            "specificity": _safe_div(tn, tn + fp),
-            "f1": _safe_div(2 * precision * recall, precision + recall),
-            "support": int(cm[i].sum()),
-        })
-    return pd.DataFrame(rows)
+    m = ovr_from_confusion(confusion(y_true, y_pred, classes))
+    return pd.DataFrame({"class": list(classes), **{k: m[k] for k in ("precision", "recall", "specificity", "f1")},
+                         "support": m["support"].astype(int)})
+
+
+def metrics_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy and the macro-averaged METRICS of confusion matrices ``[..., K, K]`` (vectorised
+    :func:`classification_metrics`: the same numbers, one per matrix)."""
+    cm = np.asarray(cm)
+    n = cm.sum(axis=(-2, -1))
+    out = {"accuracy": _div0(np.trace(cm, axis1=-2, axis2=-1), n)}
+    ovr = ovr_from_confusion(cm)
+    for m in METRICS[1:]:
+        out[m] = ovr[m].mean(axis=-1)
+    return out
 
 
 def classification_metrics(y_true, y_pred, classes: Sequence[str] = CLASSES) -> dict[str, float]:
