@@ -249,3 +249,42 @@ def test_defaults_live_only_in_the_schema():
                 line = text.count("\n", 0, m.start()) + 1
                 problems.add(f"{path.relative_to(REPO)}:{line}: {text.splitlines()[line - 1].strip()}")
     assert len(src) > 30 and len(rules) > 30 and not problems, "\n".join(sorted(problems))
+
+
+def _recipe_table() -> list[tuple[str, str, str]]:
+    """(dotted key, paper value, CPU-recipe value) per key of docs/training.md's config table."""
+    text = (REPO / "docs" / "training.md").read_text()
+    head = "| key | paper (`configs/paper.yaml`) | CPU recipe (`config.yaml`) | why |"
+    assert head in text, "docs/training.md lost its config table"
+    rows = []
+    for line in text[text.index(head):].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        key_cell, paper_cell, cpu_cell = [c.strip() for c in line.strip("|").split("|")][:3]
+        keys = re.findall(r"`([^`]+)`", key_cell)
+        section = keys[0].rsplit(".", 1)[0]
+        keys = [keys[0]] + [f"{section}.{k}" for k in keys[1:]]
+        paper_vals, cpu_vals = paper_cell.split(", "), cpu_cell.split(", ")
+        assert len(paper_vals) == len(cpu_vals) == len(keys), line
+        rows += [(k, p.strip("`"), c.strip("`")) for k, p, c in zip(keys, paper_vals, cpu_vals)]
+    return rows
+
+
+def _same(doc: str, value) -> bool:
+    if doc == "off":
+        return isinstance(value, dict) and not any(value.values())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(doc) == float(value)
+    return doc == str(value)
+
+
+def test_cpu_recipe_table_matches_config_yaml():
+    """docs/training.md's table of the paper's and the CPU recipe's settings is what the two configs set."""
+    cpu = fill_defaults(load_config(REPO / "config.yaml"))
+    paper = fill_defaults(load_config(REPO / "config.yaml", REPO / "configs" / "paper.yaml"))
+    rows = _recipe_table()
+    assert {"model.preset", "train.max_epochs", "train.eval_every", "train.val_hop_factor"} <= {k for k, _, _ in rows}
+    for key, paper_doc, cpu_doc in rows:
+        section, name = key.split(".")
+        assert _same(cpu_doc, cpu[section][name]), f"{key}: docs say {cpu_doc}, config.yaml has {cpu[section][name]}"
+        assert _same(paper_doc, paper[section][name]), f"{key}: docs say {paper_doc}, paper has {paper[section][name]}"
