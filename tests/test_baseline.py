@@ -51,6 +51,9 @@ def test_predictions_format_roles_and_determinism(model):
         assert sorted(g["segment"]) == sorted(expected["segment"])
     again, _ = bl.baseline_predictions(x, index, folds, model, params={"rf_trees": 30})
     pd.testing.assert_frame_equal(pred, again)
+    # baseline.threads only changes the speed: config.yaml's 1 thread gives the scores 2 threads gave
+    two, _ = bl.baseline_predictions(x, index, folds, model, params={"rf_trees": 30}, n_jobs=2)
+    pd.testing.assert_frame_equal(pred, two)
 
 
 @pytest.mark.parametrize("model", bl.MODELS)
