@@ -59,6 +59,15 @@ def _git_commit() -> str:
     return git_commit(ROOT)
 
 
+def _manifest_commit(cohort: str) -> str | None:
+    """The commit the DAG run was made at (its manifest), not the checkout's HEAD."""
+    run = ROOT / f"results/manifest/{cohort}/run.yaml"
+    if not run.is_file():
+        return None
+    commit = yaml.safe_load(run.read_text()).get("git_commit")
+    return str(commit)[:7] if commit else None
+
+
 def score(patients: pd.DataFrame, folds: pd.DataFrame, method: str = "logreg") -> dict:
     """Consensus accuracy, macro F1 and per-class recall of one arm's patient predictions (no location)."""
     from nemg.evaluate import consensus, replicate_of
@@ -95,6 +104,7 @@ def from_dag(cohort: str, variant: str, patients: str | None = None,
              table: str | Path = ROOT / "results/ablation/ablation.tsv") -> int:
     """Append the row of a whole DAG run (all runs of its folds): its own patient_predictions.tsv (or a saved
     copy) scored like the screening rows, with the mean train_fold job time from benchmarks/."""
+    patients = patients or None  # "" on the command line: the DAG's own file, as when left out
     folds = pd.read_csv(ROOT / f"results/folds/{cohort}/folds.tsv", sep="\t", dtype={"subject_id": str, "run_id": str})
     pp = pd.read_csv(patients or ROOT / f"results/evaluate/{cohort}/patient_predictions.tsv", sep="\t",
                      dtype={"subject_id": str, "run_id": str})
@@ -102,7 +112,7 @@ def from_dag(cohort: str, variant: str, patients: str | None = None,
     row = {"cohort": cohort, "variant": variant, "runs": "all", "n_runs": int(pp["run_id"].nunique()),
            **score(pp, folds[folds["run_id"].isin(pp["run_id"].unique())]),
            "mean_run_s": round(float(np.mean(secs)), 1) if secs and patients is None else float("nan"),
-           "stage2_c": _config_stage2_c(), "commit": _git_commit()}
+           "stage2_c": _config_stage2_c(), "commit": _manifest_commit(cohort) or _git_commit()}
     out = Path(table)
     old = pd.read_csv(out, sep="\t") if out.exists() else pd.DataFrame()
     if len(old):
