@@ -42,7 +42,7 @@ PRESETS = {
     # the CPU default: stem of 8 channels (8..128), pooling stride 2 in blocks 4-7, global average pooling
     # before a 64-32-8-8 head: 0.48 M parameters, 47 MFLOP per segment (the same width in the paper's layout:
     # 466 MFLOP)
-    "cpu": {"width": 1 / 8, "head_width": 1 / 8, "deep_stride": 2, "head": "gap"},
+    "cpu": {"width": 1 / 8, "head_width": 1 / 8, "deep_stride": 2, "head": "gap", "max_channels": 64},
     # the paper's layout shrunk (earlier CPU stand-ins, kept for the ablation in docs/training.md)
     "small": {"width": 1 / 32, "head_width": 1 / 8, "deep_stride": 1, "head": "flatten"},
     "tiny": {"width": 1 / 64, "head_width": 1 / 16, "deep_stride": 1, "head": "flatten"},
