@@ -22,7 +22,8 @@ import pandas as pd
 from .external import check_disjoint
 from .folds import replicate_id
 from .labels import CLASSES, METRICS, PROB_COLS
-from .metrics import auc_table, cell_counts, classification_metrics, confusion_cells, metrics_from_confusion, summarize_runs
+from .metrics import (auc_table, cell_counts, classification_metrics, confusion_cells, metrics_from_confusion,
+                      summarize_runs)
 from .stats import fleiss_kappa, mcnemar_paired, paired_bootstrap_diff
 from .vote import Stage2FitError, vote_run
 
