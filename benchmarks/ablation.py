@@ -189,8 +189,9 @@ def main(argv=None) -> int:
             bp = pd.read_csv(f, sep="\t", dtype={"subject_id": str, "run_id": str})
             bp = bp[bp["run_id"].isin(run_ids)]
             if args.class_weight is None or not bp.empty:
+                # the DAG's own vote of the baseline, with config.yaml's stage-2 C
                 rows.append({"cohort": c, "variant": f"qemg_{bl}", "runs": args.runs, "n_runs": len(run_ids),
-                             **score(bp, run_folds)})
+                             **score(bp, run_folds), "stage2_c": _config_stage2_c()})
     table = pd.DataFrame(rows)
     print(table.drop(columns=["model", "train", "commit"], errors="ignore").to_string(index=False))
     out = Path(args.table)
