@@ -59,13 +59,11 @@ def _git_commit() -> str:
     return git_commit(ROOT)
 
 
-def _manifest_commit(cohort: str) -> str | None:
-    """The commit the DAG run was made at (its manifest), not the checkout's HEAD."""
-    run = ROOT / f"results/manifest/{cohort}/run.yaml"
-    if not run.is_file():
-        return None
-    commit = yaml.safe_load(run.read_text()).get("git_commit")
-    return str(commit)[:7] if commit else None
+def _run_commit(cohort: str) -> str:
+    """The commit the DAG run was made at (its manifest), not the checkout's HEAD; HEAD without a manifest."""
+    from nemg.results_table import run_commit
+
+    return run_commit(ROOT, cohort) or _git_commit()
 
 
 def score(patients: pd.DataFrame, folds: pd.DataFrame, method: str = "logreg") -> dict:
@@ -112,7 +110,7 @@ def from_dag(cohort: str, variant: str, patients: str | None = None,
     row = {"cohort": cohort, "variant": variant, "runs": "all", "n_runs": int(pp["run_id"].nunique()),
            **score(pp, folds[folds["run_id"].isin(pp["run_id"].unique())]),
            "mean_run_s": round(float(np.mean(secs)), 1) if secs and patients is None else float("nan"),
-           "stage2_c": _config_stage2_c(), "commit": _manifest_commit(cohort) or _git_commit()}
+           "stage2_c": _config_stage2_c(), "commit": _run_commit(cohort)}
     out = Path(table)
     old = pd.read_csv(out, sep="\t") if out.exists() else pd.DataFrame()
     if len(old):
