@@ -105,7 +105,7 @@ def test_early_stopping_stops(toy, tmp_path):
 
 
 RECIPE = {"lr_schedule": "cosine", "train_hop_factor": 3, "val_hop_factor": 2, "weight_decay": 0.01,
-          "label_smoothing": 0.1, "augment": {"polarity_flip": 0.5, "gain_jitter": 0.1, "noise": 0.05, "shift": 0.5}}
+          "label_smoothing": 0.1, "ema_decay": 0.9, "augment": {"polarity_flip": 0.5, "gain_jitter": 0.1, "noise": 0.05, "shift": 0.5}}
 
 
 @pytest.mark.parametrize("recipe, resumed_at", [({}, 20), (RECIPE, 20), ({"checkpoint_every": 2}, 16)],
@@ -153,6 +153,35 @@ def test_run_without_validation_keeps_the_last_model(toy, tmp_path):
     assert set(pred["role"]) == {"test"} and len(pred) == 36
 
 
+def test_weight_average_is_the_warmed_up_moving_average_of_weights_and_bn_statistics():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    avg = train_mod.WeightAverage(net, 0.9)
+    ref = {k: v.clone() for k, v in net.state_dict().items()}
+    for n in (1, 2, 3, 40):  # decay 2/11, 3/12, 4/13, then the cap 0.9
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        net(torch.randn(8, 3))  # training mode: BN running statistics and their counter move
+        avg.update(n)
+        d = min(0.9, (1 + n) / (10 + n))
+        ref = {k: d * ref[k] + (1 - d) * v if v.is_floating_point() else v.clone()
+               for k, v in net.state_dict().items()}
+    got = avg.model.state_dict()
+    assert all(torch.allclose(got[k], ref[k], atol=1e-6) for k in ref)
+    assert int(got["1.num_batches_tracked"]) == 4
+    assert not avg.model.training and not any(p.requires_grad for p in avg.model.parameters())
+
+
+def test_weight_average_is_what_a_run_keeps(toy, tmp_path):
+    res = run(toy, tmp_path, run_id="rkfold_s0_r0_o0", max_epochs=3, ema_decay=0.8, keep_last=True)
+    last = torch.load(tmp_path / "last.pt", weights_only=False)
+    best = torch.load(tmp_path / "best.pt", weights_only=False)["state_dict"]
+    assert res["updates"] > 10
+    assert all(torch.equal(best[k], last["average"][k]) for k in best)  # no validation: the last average
+    assert not all(torch.equal(best[k], last["model"][k]) for k in best)  # ... not the last raw weights
+
+
 def test_unknown_train_key_is_rejected(toy, tmp_path):
     with pytest.raises(ValueError, match="max_epoch"):
         run(toy, tmp_path, max_epoch=3)
@@ -197,7 +226,8 @@ def test_training_hop_uses_one_window_phase_per_epoch_and_validation_every_windo
 
 
 @pytest.mark.parametrize("bad", [{"train_hop_factor": 0}, {"val_hop_factor": 0}, {"weight_decay": -1},
-                                 {"label_smoothing": 1.0}, {"augment": {"flip": 0.5}}])
+                                 {"label_smoothing": 1.0}, {"augment": {"flip": 0.5}}, {"ema_decay": 1.0},
+                                 {"ema_decay": -0.1}])
 def test_recipe_options_are_validated(bad):
     with pytest.raises(ValueError):
         train_mod.resolve_train_cfg(bad)

@@ -16,6 +16,7 @@ updates, stop after ``patience`` evaluations without improvement, keep the best 
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -59,6 +60,8 @@ def resolve_train_cfg(train_cfg: dict | None) -> dict:
         raise ValueError(f"train config: lr_schedule must be one of {LR_SCHEDULES}, got {cfg['lr_schedule']!r}")
     if float(cfg["weight_decay"]) < 0 or not 0 <= float(cfg["label_smoothing"]) < 1:
         raise ValueError("train config: weight_decay must be >= 0 and label_smoothing in [0, 1)")
+    if not 0 <= float(cfg["ema_decay"]) < 1:
+        raise ValueError(f"train config: ema_decay must be in [0, 1), got {cfg['ema_decay']!r}")
     cfg["augment"] = resolve_augment(cfg["augment"])
     return cfg
 
@@ -76,6 +79,33 @@ def recording_position(index: pd.DataFrame) -> np.ndarray:
     order = index.sort_values(["recording_id", "offset_samples"], kind="stable")
     pos = order.groupby("recording_id", sort=False).cumcount()
     return pos.reindex(index.index).to_numpy(np.int64)
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights and BatchNorm statistics (Polyak averaging).
+
+    With a constant learning rate Adam's weights keep jittering around the minimum they approach; which jitter
+    the best validation evaluation happens to catch is a large part of the seed-to-seed spread of a short CPU
+    run. The average is a copy of the model, always in eval mode, updated after every optimiser step with
+    decay min(``decay``, (1 + n) / (10 + n)) at update n, so the first updates are not tied to the random
+    initial weights. BN running statistics are averaged like the weights; counters are copied.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = float(decay)
+        self.model = copy.deepcopy(model).eval()
+        self.model.requires_grad_(False)
+        pairs = list(zip(self.model.state_dict().values(), model.state_dict().values()))
+        self._float = ([a for a, b in pairs if a.is_floating_point()], [b for a, b in pairs if a.is_floating_point()])
+        self._other = [(a, b) for a, b in pairs if not a.is_floating_point()]
+
+    @torch.no_grad()
+    def update(self, n_updates: int) -> None:
+        """Fold in the source model's current weights after its ``n_updates``-th optimiser step."""
+        decay = min(self.decay, (1 + n_updates) / (10 + n_updates))
+        torch._foreach_lerp_(self._float[0], self._float[1], 1.0 - decay)
+        for a, b in self._other:
+            a.copy_(b)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -227,6 +257,9 @@ class _Trainer:
                                                weight_decay=float(cfg["weight_decay"]), **fused)
         else:
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"], **fused)
+        # the weights validated, early-stopped on and kept: the raw model's, or their moving average
+        self.average = WeightAverage(self.model, cfg["ema_decay"]) if float(cfg["ema_decay"]) > 0 else None
+        self.eval_model = self.average.model if self.average else self.model
         self.order = torch.Generator().manual_seed(seed)  # batch order
         self.aug_rng = torch.Generator().manual_seed(seed + 7919)  # augmentation draws, a stream of their own
         self.weights = data.weights.to(device)
@@ -243,6 +276,11 @@ class _Trainer:
             self.model.load_state_dict(ck["model"])
             self.optimizer.load_state_dict(ck["optimizer"])
             self.order.set_state(ck["order_rng"])
+            if self.average is not None:
+                if "average" not in ck:
+                    raise ValueError(f"{self.last} was written without train.ema_decay; delete it to start over "
+                                     "or resume with ema_decay: 0")
+                self.average.model.load_state_dict(ck["average"])
             if "augment_rng" in ck:
                 self.aug_rng.set_state(ck["augment_rng"])
             torch.set_rng_state(ck["torch_rng"])
@@ -259,7 +297,8 @@ class _Trainer:
         st.evals_since_ckpt = 0
         _save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                "order_rng": self.order.get_state(), "augment_rng": self.aug_rng.get_state(),
-               "torch_rng": torch.get_rng_state(), "state": asdict(st), "best_model": _to_cpu(self.best_state)},
+               "torch_rng": torch.get_rng_state(), "state": asdict(st), "best_model": _to_cpu(self.best_state),
+               **({"average": self.average.model.state_dict()} if self.average else {})},
               self.last)
         pd.DataFrame(st.curve, columns=CURVE_COLUMNS).to_csv(self.out / "curve.tsv", sep="\t", index=False)
 
@@ -270,14 +309,14 @@ class _Trainer:
         train_loss = self.loss_sum.item() / self.loss_n
         val_loss = val_acc = float("nan")
         if data.has_val:
-            logits = predict_logits(self.model, data.store, data.val_rows, cfg["eval_batch_size"], self.device,
-                                    self.amp)
+            logits = predict_logits(self.eval_model, data.store, data.val_rows, cfg["eval_batch_size"],
+                                    self.device, self.amp)
             y_val = torch.from_numpy(data.store.y[data.val_rows])
             val_loss = F.cross_entropy(logits, y_val).item()  # unweighted: the validation set as it is
             val_acc = (logits.argmax(1) == y_val).double().mean().item()
             if val_acc > st.best_acc:
                 st.best_acc, st.best_update, st.bad_evals = val_acc, st.update, 0
-                self.best_state = _snapshot(self.model)
+                self.best_state = _snapshot(self.eval_model)
                 if len(data.val_rows) == len(data.rows["val"]):  # every window: reused as the val predictions
                     st.best_val_probs = torch.softmax(logits, 1).numpy()
             else:
@@ -305,7 +344,7 @@ class _Trainer:
                 self.evaluate()
             st.finished, st.stop_reason = True, st.stop_reason or "max_epochs"
             if not self.data.has_val:
-                self.best_state, st.best_update = _snapshot(self.model), st.update
+                self.best_state, st.best_update = _snapshot(self.eval_model), st.update
             st.elapsed_s = self.elapsed()
             self.checkpoint()
         self.bar.close()
@@ -336,6 +375,8 @@ class _Trainer:
                                          float(cfg["label_smoothing"]))
             self.loss_n += 1
             st.update, st.batch = st.update + 1, st.batch + 1
+            if self.average is not None:
+                self.average.update(st.update)
             self.bar.update(1)
             if st.update % cfg["eval_every"] == 0:
                 self.evaluate()
