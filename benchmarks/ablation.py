@@ -53,6 +53,12 @@ def _config_stage2_c() -> float:
     return float(yaml.safe_load((ROOT / "config.yaml").read_text())["evaluate"]["stage2_c"])
 
 
+def _config_class_weight() -> str | None:
+    """The stage-2 class weight the DAG votes with (config.yaml's; configs/paper.yaml alone sets none)."""
+    cw = yaml.safe_load((ROOT / "config.yaml").read_text())["evaluate"]["stage2_class_weight"]
+    return None if cw == "none" else cw
+
+
 def _git_commit() -> str:
     from nemg.results_table import git_commit
 
@@ -135,7 +141,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train", default="{}", help="train config on top of config.yaml's train: (JSON)")
     ap.add_argument("--runs", default="inner0", help="inner0 | all | comma-separated run ids")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--class-weight", default=None, help="stage-2 class weight (default: none; balanced)")
+    ap.add_argument("--class-weight", default=None,
+                    help="stage-2 class weight: none | balanced (default: config.yaml's evaluate.stage2_class_weight)")
     ap.add_argument("--stage2-c", type=float, default=None,
                     help="stage-2 inverse L2 strength (default: config.yaml's evaluate.stage2_c, as the DAG)")
     ap.add_argument("--table", default=str(ROOT / "results/ablation/ablation.tsv"))
@@ -172,7 +179,9 @@ def main(argv=None) -> int:
                              dtype={"recording_id": str, "subject_id": str})
     preds = read_predictions([out_root / r / "predictions.tsv" for r in run_ids])
     stage2_c = args.stage2_c or _config_stage2_c()
-    pp = patient_predictions(preds, subjects, recordings, methods=("logreg",), class_weight=args.class_weight,
+    class_weight = _config_class_weight() if args.class_weight is None else (
+        None if args.class_weight == "none" else args.class_weight)
+    pp = patient_predictions(preds, subjects, recordings, methods=("logreg",), class_weight=class_weight,
                              c=stage2_c)
     run_folds = folds[folds["run_id"].isin(run_ids)]
     row = {"cohort": c, "variant": args.variant, "runs": args.runs, "n_runs": len(run_ids), **score(pp, run_folds),
@@ -186,7 +195,7 @@ def main(argv=None) -> int:
         if f.is_file():
             bp = pd.read_csv(f, sep="\t", dtype={"subject_id": str, "run_id": str})
             bp = bp[bp["run_id"].isin(run_ids)]
-            if args.class_weight is None or not bp.empty:
+            if not bp.empty:
                 # the DAG's own vote of the baseline, with config.yaml's stage-2 C
                 rows.append({"cohort": c, "variant": f"qemg_{bl}", "runs": args.runs, "n_runs": len(run_ids),
                              **score(bp, run_folds), "stage2_c": _config_stage2_c()})

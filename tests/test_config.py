@@ -49,11 +49,21 @@ def test_paper_config_switches_off_every_nemg_deviation():
         {k: v for k, v in paper.items() if k not in runtime_only}
     assert train["augment"] == section_defaults("train.augment") and paper["lr"] == 1e-3 and train["patience"] == 100
     assert cfg["evaluate"]["stage2_c"] == 1.0  # sklearn's default, as in the released code
+    assert cfg["evaluate"]["stage2_class_weight"] == section_defaults("evaluate")["stage2_class_weight"] == "none"
     # ... while the default config does deviate (otherwise this test proves nothing)
     default_train = resolve_train_cfg(default()["train"])
     assert default_train["train_hop_factor"] != paper["train_hop_factor"]
     assert resolve_size(default()["model"]) != PRESETS["paper"]
     assert default()["evaluate"]["stage2_c"] != 1.0
+    assert default()["evaluate"]["stage2_class_weight"] == "balanced"
+
+
+def test_every_shipped_config_votes_with_the_default_stage2():
+    """One recipe for every data set: no public-data config retunes the divide-and-vote (paper.yaml alone may)."""
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        if path.name != "paper.yaml":
+            over = yaml.safe_load(path.read_text()) or {}
+            assert not set(over.get("evaluate") or {}) & {"stage2_class_weight", "stage2_c", "methods"}, path.name
 
 
 def test_unknown_key_names_it_and_suggests():
