@@ -80,8 +80,8 @@ GPU_BF16_PEAK = (("H200 NVL", 835.0), ("H100 NVL", 835.0), ("H200", 989.4), ("H1
 # The paper's training recipe (configs/paper.yaml), spelt out so that a change of nemg.train's CPU-oriented
 # defaults cannot leak into a check of the published network; keys nemg.train no longer knows are dropped.
 PAPER_TRAIN = {"lr": 1e-3, "batch_size": 32, "eval_every": 50, "patience": 100, "lr_schedule": "constant",
-               "weight_decay": 0.0, "label_smoothing": 0.0, "ema_decay": 0.0, "train_hop_factor": 1, "val_hop_factor": 1,
-               "augment": {}, "eval_batch_size": 256}
+               "weight_decay": 0.0, "label_smoothing": 0.0, "ema_decay": 0.0, "train_hop_factor": 1,
+               "val_hop_factor": 1, "augment": {}, "eval_batch_size": 256}
 THROUGHPUT_COLUMNS = ["preset", "device", "mode", "dtype", "compile", "batch_size", "threads", "status", "params",
                       "warmup_steps", "steps", "warmup_s", "seconds", "step_ms_median", "step_ms_p90",
                       "segments_per_s", "gflop_per_segment", "tflops", "peak_tflops", "fraction_of_peak",
