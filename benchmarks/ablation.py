@@ -48,15 +48,10 @@ def _train_one(args):
     return run_id, time.perf_counter() - t0, res
 
 
-def _config_stage2_c() -> float:
-    """The stage-2 C the DAG votes with (config.yaml; no shipped config overrides it but configs/paper.yaml)."""
-    return float(yaml.safe_load((ROOT / "config.yaml").read_text())["evaluate"]["stage2_c"])
-
-
-def _config_class_weight() -> str | None:
-    """The stage-2 class weight the DAG votes with (config.yaml's; configs/paper.yaml alone sets none)."""
-    cw = yaml.safe_load((ROOT / "config.yaml").read_text())["evaluate"]["stage2_class_weight"]
-    return None if cw == "none" else cw
+def _config_evaluate() -> dict:
+    """config.yaml's evaluate: section, whose stage-2 C and class weight the DAG votes with (no shipped config
+    overrides them but configs/paper.yaml)."""
+    return yaml.safe_load((ROOT / "config.yaml").read_text())["evaluate"]
 
 
 def _git_commit() -> str:
@@ -116,7 +111,7 @@ def from_dag(cohort: str, variant: str, patients: str | None = None,
     row = {"cohort": cohort, "variant": variant, "runs": "all", "n_runs": int(pp["run_id"].nunique()),
            **score(pp, folds[folds["run_id"].isin(pp["run_id"].unique())]),
            "mean_run_s": round(float(np.mean(secs)), 1) if secs and patients is None else float("nan"),
-           "stage2_c": _config_stage2_c(), "commit": _run_commit(cohort)}
+           "stage2_c": float(_config_evaluate()["stage2_c"]), "commit": _run_commit(cohort)}
     out = Path(table)
     old = pd.read_csv(out, sep="\t") if out.exists() else pd.DataFrame()
     if len(old):
@@ -178,9 +173,11 @@ def main(argv=None) -> int:
     recordings = pd.read_csv(ROOT / f"results/cohort/{c}/recordings.tsv", sep="\t",
                              dtype={"recording_id": str, "subject_id": str})
     preds = read_predictions([out_root / r / "predictions.tsv" for r in run_ids])
-    stage2_c = args.stage2_c or _config_stage2_c()
-    class_weight = _config_class_weight() if args.class_weight is None else (
-        None if args.class_weight == "none" else args.class_weight)
+    evaluate_cfg = _config_evaluate()
+    config_c = float(evaluate_cfg["stage2_c"])
+    stage2_c = args.stage2_c or config_c
+    class_weight = args.class_weight or evaluate_cfg["stage2_class_weight"]
+    class_weight = None if class_weight == "none" else class_weight  # as workflow/rules/common/settings.smk
     pp = patient_predictions(preds, subjects, recordings, methods=("logreg",), class_weight=class_weight,
                              c=stage2_c)
     run_folds = folds[folds["run_id"].isin(run_ids)]
@@ -198,7 +195,7 @@ def main(argv=None) -> int:
             if not bp.empty:
                 # the DAG's own vote of the baseline, with config.yaml's stage-2 C
                 rows.append({"cohort": c, "variant": f"qemg_{bl}", "runs": args.runs, "n_runs": len(run_ids),
-                             **score(bp, run_folds), "stage2_c": _config_stage2_c()})
+                             **score(bp, run_folds), "stage2_c": config_c})
     table = pd.DataFrame(rows)
     print(table.drop(columns=["model", "train", "commit"], errors="ignore").to_string(index=False))
     out = Path(args.table)

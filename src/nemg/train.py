@@ -96,16 +96,18 @@ class WeightAverage:
         self.decay = float(decay)
         self.model = copy.deepcopy(model).eval()
         self.model.requires_grad_(False)
+        # state_dict() tensors share storage with the modules: updating them in place updates both models
         pairs = list(zip(self.model.state_dict().values(), model.state_dict().values()))
-        self._float = ([a for a, b in pairs if a.is_floating_point()], [b for a, b in pairs if a.is_floating_point()])
-        self._other = [(a, b) for a, b in pairs if not a.is_floating_point()]
+        self._avg = [a for a, _ in pairs if a.is_floating_point()]
+        self._src = [b for a, b in pairs if a.is_floating_point()]
+        self._counters = [(a, b) for a, b in pairs if not a.is_floating_point()]
 
     @torch.no_grad()
     def update(self, n_updates: int) -> None:
         """Fold in the source model's current weights after its ``n_updates``-th optimiser step."""
         decay = min(self.decay, (1 + n_updates) / (10 + n_updates))
-        torch._foreach_lerp_(self._float[0], self._float[1], 1.0 - decay)
-        for a, b in self._other:
+        torch._foreach_lerp_(self._avg, self._src, 1.0 - decay)
+        for a, b in self._counters:
             a.copy_(b)
 
 
