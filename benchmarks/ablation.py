@@ -48,6 +48,15 @@ def _train_one(args):
     return run_id, time.perf_counter() - t0, res
 
 
+def run_configs(model_json: str = "{}", train_json: str = "{}") -> tuple[dict, dict]:
+    """(model, train) configs of a variant: config.yaml's sections with the JSON overrides on top, as the DAG
+    builds them. Without config.yaml's model: the library's default preset would apply, the paper network,
+    whose every update takes ~20 s on one CPU thread (a variant call then looks hung)."""
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    return ({**(cfg.get("model") or {}), **json.loads(model_json)},
+            {**cfg["train"], **json.loads(train_json)})
+
+
 def _config_evaluate() -> dict:
     """config.yaml's evaluate: section, whose stage-2 C and class weight the DAG votes with (no shipped config
     overrides them but configs/paper.yaml)."""
@@ -132,7 +141,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cohort", required=True)
     ap.add_argument("--variant", required=True)
-    ap.add_argument("--model", default="{}", help="model config (JSON)")
+    ap.add_argument("--model", default="{}", help="model config on top of config.yaml's model: (JSON)")
     ap.add_argument("--train", default="{}", help="train config on top of config.yaml's train: (JSON)")
     ap.add_argument("--runs", default="inner0", help="inner0 | all | comma-separated run ids")
     ap.add_argument("--jobs", type=int, default=2)
@@ -143,12 +152,9 @@ def main(argv=None) -> int:
     ap.add_argument("--table", default=str(ROOT / "results/ablation/ablation.tsv"))
     args = ap.parse_args(argv)
 
-
     from nemg.evaluate import patient_predictions, read_predictions
 
-    base_train = yaml.safe_load((ROOT / "config.yaml").read_text())["train"]
-    train_cfg = {**base_train, **json.loads(args.train)}
-    model_cfg = json.loads(args.model)
+    model_cfg, train_cfg = run_configs(args.model, args.train)
     c = args.cohort
     seg, idx = ROOT / f"results/segment/{c}/segments.npy", ROOT / f"results/segment/{c}/segments_index.tsv"
     folds_tsv = ROOT / f"results/folds/{c}/folds.tsv"
