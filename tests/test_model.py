@@ -1,4 +1,6 @@
 """nEMGNet architecture: the paper's layer shapes, parameter count and cost; width presets."""
+import math
+
 import pytest
 import torch
 
@@ -79,13 +81,14 @@ def test_cpu_preset_is_far_cheaper_per_segment_than_its_paper_layout():
 
 
 def test_presets_and_overrides():
-    assert resolve_size({}) == {**PRESETS["paper"], "max_channels": None} == {
-        "width": 1.0, "head_width": 1.0, "deep_stride": 1, "head": "flatten", "max_channels": None}
+    assert resolve_size({}) == {**PRESETS["paper"], "max_channels": None, "log_input_uv": None} == {
+        "width": 1.0, "head_width": 1.0, "deep_stride": 1, "head": "flatten", "max_channels": None,
+        "log_input_uv": None}
     assert resolve_size({"preset": "cpu"}) == {"width": 1 / 8, "head_width": 1 / 8, "deep_stride": 2, "head": "gap",
-                                               "max_channels": None}
+                                               "max_channels": None, "log_input_uv": None}
     assert resolve_size({"preset": "small", "width": 0.25}) == {"width": 0.25, "head_width": 1 / 8,
                                                                 "deep_stride": 1, "head": "flatten",
-                                                                "max_channels": None}
+                                                                "max_channels": None, "log_input_uv": None}
     assert resolve_size({"preset": "paper", "head": "gap"})["head"] == "gap"
     with pytest.raises(ValueError, match="unknown preset"):
         resolve_size({"preset": "huge"})
@@ -119,3 +122,40 @@ def test_max_channels_caps_every_convolution_and_old_checkpoints_still_load():
     model_from_size(old, 4000).load_state_dict(net.state_dict())  # same layout, strict load
     with pytest.raises(ValueError, match="max_channels"):
         resolve_size({"max_channels": 0})
+
+
+def test_log_input_compresses_amplitude_keeps_its_order_and_survives_the_checkpoint_round_trip():
+    """``log_input_uv``: sign(x) log(1 + |x| / s) before the first convolution, a map without parameters, so the
+    layers, FLOPs and a raw-input network's weights are unchanged; the size keys rebuild it (older ones without
+    the key rebuild the raw-input network they were trained as)."""
+    from nemg.model import log_compress, model_from_size
+
+    x = torch.tensor([-5000.0, -20.0, -1.0, 0.0, 1.0, 20.0, 200.0, 5000.0])
+    y = log_compress(x, 20.0)
+    assert torch.all(y[1:] > y[:-1])  # strictly increasing: the order of amplitudes is kept
+    assert torch.allclose(y, -log_compress(-x, 20.0))  # odd: polarity kept
+    assert y[5].item() == pytest.approx(math.log(2.0))
+    assert y[6].item() == pytest.approx(math.log(11.0))
+    assert y[2].item() == pytest.approx(-1 / 20, rel=0.03)  # ~linear well below the scale
+    # a gain becomes an offset above the scale: 10x the amplitude adds ~log(10)
+    assert (log_compress(torch.tensor(50_000.0), 20.0) - y[-1]).item() == pytest.approx(math.log(10), abs=0.01)
+
+    size = resolve_size({"preset": "cpu", "log_input_uv": 20})
+    assert size["log_input_uv"] == 20.0
+    net, raw = build_model(size), build_model({"preset": "cpu"})
+    assert count_parameters(net) == count_parameters(raw)
+    assert forward_flops(4000, **size) == forward_flops(4000, **resolve_size({"preset": "cpu"}))
+    raw.load_state_dict(net.state_dict())
+    seg = torch.randn(3, 1, 4000) * 300
+    net.eval(), raw.eval()
+    with torch.no_grad():
+        assert torch.allclose(net(seg), raw(log_compress(seg, 20.0)))
+        assert not torch.allclose(net(seg), raw(seg))
+        rebuilt = model_from_size(size, 4000)
+        rebuilt.load_state_dict(net.state_dict())
+        rebuilt.eval()
+        assert torch.equal(rebuilt(seg), net(seg))
+    assert model_from_size({k: v for k, v in size.items() if k != "log_input_uv"}, 4000).log_input_uv is None
+    for bad in (0, -5):
+        with pytest.raises(ValueError, match="log_input_uv"):
+            resolve_size({"log_input_uv": bad})

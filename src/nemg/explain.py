@@ -409,11 +409,13 @@ def mispredicted_examples(patients_tsv, prediction_tsvs: Sequence[str | Path], s
 # ================================================================================= model structure
 
 def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0, deep_stride: int = 1,
-                head: str = "flatten", max_channels: int | None = None) -> pd.DataFrame:
+                head: str = "flatten", max_channels: int | None = None,
+                log_input_uv: float | None = None) -> pd.DataFrame:
     """nEMGNet's layer groups: output shape (C x L), parameters and forward FLOPs, as in docs/training.md.
 
     FLOPs count a multiply-add as 2 for convolutions and FC layers (nemg.model.forward_flops); the rows sum
-    to its total. Built on the meta device: no memory even at full width.
+    to its total. Built on the meta device: no memory even at full width. ``log_input_uv`` changes no layer
+    (a parameter-free map of the input) and is accepted so a resolved size can be passed whole.
     """
     import torch
     from torch import nn
@@ -466,8 +468,11 @@ def structure_tables(model_cfg: dict | None, n_samples: int) -> pd.DataFrame:
     cfg = dict(model_cfg or {})
     size = resolve_size(cfg)
     label = preset_name(cfg)
-    if any(cfg.get(k) is not None for k in ("width", "head_width", "deep_stride", "head", "max_channels")):
+    if any(cfg.get(k) is not None for k in ("width", "head_width", "deep_stride", "head", "max_channels",
+                                            "log_input_uv")):
         cap = "" if size["max_channels"] is None else f", at most {size['max_channels']} channels"
+        if size["log_input_uv"] is not None:
+            cap += f", log input above {size['log_input_uv']:g} µV"
         label = (f"{label} (width {size['width']:g}, head {size['head_width']:g}, deep stride {size['deep_stride']}, "
                  f"{size['head']}{cap})")
     parts = [layer_table(n_samples, **size).assign(model=f"configured: {label}")]

@@ -47,12 +47,24 @@ PRESETS = {
     "small": {"width": 1 / 32, "head_width": 1 / 8, "deep_stride": 1, "head": "flatten"},
     "tiny": {"width": 1 / 64, "head_width": 1 / 16, "deep_stride": 1, "head": "flatten"},
 }
-MODEL_KEYS = ("preset", "width", "head_width", "deep_stride", "head", "max_channels")
+MODEL_KEYS = ("preset", "width", "head_width", "deep_stride", "head", "max_channels", "log_input_uv")
 HEADS = ("flatten", "gap")
 
 PAPER_CHANNELS = (64, 128, 256, 512, 1024)  # after block 3, 4, 5, 6, 7
 STEM_KERNELS = (11, 7, 5)  # blocks 1-3, stride 2
 HEAD = (512, 256, 64, 16)  # hidden FC sizes; output layer has len(CLASSES) units
+
+
+def log_compress(x: torch.Tensor, scale_uv: float) -> torch.Tensor:
+    """sign(x) * log(1 + |x| / scale): linear below ``scale_uv``, logarithmic above.
+
+    A ReLU network with fixed BatchNorm statistics is close to positively homogeneous, so a patient recorded
+    at twice the gain gets roughly twice the logits: raw amplitude, which spans orders of magnitude between
+    patients and amplifiers, dominates every score. Compressed, a gain becomes an offset of log(gain) for the
+    large potentials, as in the QEMG baseline's log1p features; the order of amplitudes, the diagnostic cue, is
+    kept (the map is strictly increasing), the waveform below the scale is untouched.
+    """
+    return torch.sign(x) * torch.log1p(x.abs() / scale_uv)
 
 
 def reduction_block(c_in: int, c_out: int, kernel: int, stride: int, pool_stride: int = 1) -> nn.Sequential:
@@ -111,11 +123,14 @@ def resolve_size(model_cfg: dict | None = None) -> dict:
     preset = preset_name(cfg)
     if preset not in PRESETS:
         raise ValueError(f"model config: unknown preset {preset!r}; known: {sorted(PRESETS)}")
-    size = {"max_channels": None, **PRESETS[preset]}
-    cast = {"width": float, "head_width": float, "deep_stride": int, "head": str, "max_channels": int}
+    size = {"max_channels": None, "log_input_uv": None, **PRESETS[preset]}
+    cast = {"width": float, "head_width": float, "deep_stride": int, "head": str, "max_channels": int,
+            "log_input_uv": float}
     size.update({k: cast[k](cfg[k]) for k in cast if cfg.get(k) is not None})
     if size["max_channels"] is not None and size["max_channels"] < 1:
         raise ValueError(f"model config: max_channels must be at least 1 (or null), got {size['max_channels']!r}")
+    if size["log_input_uv"] is not None and not size["log_input_uv"] > 0:
+        raise ValueError(f"model config: log_input_uv must be > 0 µV (or null), got {size['log_input_uv']!r}")
     if size["deep_stride"] not in (1, 2):
         raise ValueError(f"model config: deep_stride must be 1 (paper) or 2, got {size['deep_stride']!r}")
     if size["head"] not in HEADS:
@@ -126,8 +141,9 @@ def resolve_size(model_cfg: dict | None = None) -> dict:
 class NEMGNet(nn.Module):
     def __init__(self, n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
                  n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten",
-                 max_channels: int | None = None):
+                 max_channels: int | None = None, log_input_uv: float | None = None):
         super().__init__()
+        self.log_input_uv = None if log_input_uv is None else float(log_input_uv)
         c = [max(1, round(ch * width)) for ch in PAPER_CHANNELS]
         if max_channels is not None:
             c = [min(ch, int(max_channels)) for ch in c]
@@ -166,6 +182,8 @@ class NEMGNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:  # [B, L] -> [B, 1, L]
             x = x.unsqueeze(1)
+        if self.log_input_uv is not None:
+            x = log_compress(x, self.log_input_uv)
         return self.head(self.features(x))
 
 
@@ -180,10 +198,11 @@ def model_from_size(size: dict, n_samples: int) -> NEMGNet:
     Keys added after a checkpoint was written fall back to the layout it was trained with (no channel cap,
     the paper's stride and head), so older best.pt files and bundles still load.
     """
-    cap = size.get("max_channels")
+    cap, log_uv = size.get("max_channels"), size.get("log_input_uv")
     return NEMGNet(n_samples=int(n_samples), width=float(size["width"]), head_width=float(size["head_width"]),
                    deep_stride=int(size.get("deep_stride", 1)), head=str(size.get("head", "flatten")),
-                   max_channels=None if cap is None else int(cap))
+                   max_channels=None if cap is None else int(cap),
+                   log_input_uv=None if log_uv is None else float(log_uv))
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -209,10 +228,10 @@ def conv_flops(module: nn.Module, length: int) -> tuple[int, int]:
 
 def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
                   n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten",
-                  max_channels: int | None = None) -> int:
+                  max_channels: int | None = None, log_input_uv: float | None = None) -> int:
     """Forward FLOPs per segment (multiply-add = 2 FLOPs) of convolutions and FC layers.
 
-    BatchNorm, ReLU, pooling and additions are left out (< 0.1 % of the total).
+    BatchNorm, ReLU, pooling, additions and the input's log compression are left out (< 0.1 % of the total).
     """
     with torch.device("meta"):  # structure only, no memory
         model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, n_classes=n_classes,
@@ -225,7 +244,8 @@ def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float =
 
 
 def training_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0, deep_stride: int = 1,
-                   head: str = "flatten", max_channels: int | None = None) -> int:
+                   head: str = "flatten", max_channels: int | None = None,
+                   log_input_uv: float | None = None) -> int:
     """Forward + backward (input and weight gradients) ~ 3 x forward."""
     return 3 * forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head,
                              max_channels=max_channels)
