@@ -17,7 +17,8 @@ Class order everywhere: normal, myopathy, neuropathy.
 
 ``width`` multiplies every convolution's channel count and ``head_width`` the hidden FC sizes (at least 8
 units each); ``width = head_width = 1`` is the paper's network. ``max_channels`` caps every convolution's
-channels (null = no cap, the paper). ``deep_stride`` (max-pool stride of blocks
+channels (null = no cap, the paper); ``log_input_uv`` compresses the input's amplitude above that many µV
+(null = the raw signal, the paper). ``deep_stride`` (max-pool stride of blocks
 4-7) and ``head`` (flatten | gap) are nemg switches, off in the paper preset; the CPU preset uses stride 2
 and global average pooling (docs/training.md, "The CPU recipe"). The residual unit has no
 activation after the addition, as in the paper's description and the released code.
@@ -62,7 +63,8 @@ def log_compress(x: torch.Tensor, scale_uv: float) -> torch.Tensor:
     at twice the gain gets roughly twice the logits: raw amplitude, which spans orders of magnitude between
     patients and amplifiers, dominates every score. Compressed, a gain becomes an offset of log(gain) for the
     large potentials, as in the QEMG baseline's log1p features; the order of amplitudes, the diagnostic cue, is
-    kept (the map is strictly increasing), the waveform below the scale is untouched.
+    kept (the map is strictly increasing), the waveform below the scale is untouched. Measured on Messekher
+    with two seeds, it did not help (docs/training.md), so every shipped config leaves it off.
     """
     return torch.sign(x) * torch.log1p(x.abs() / scale_uv)
 
