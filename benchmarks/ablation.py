@@ -48,11 +48,15 @@ def _train_one(args):
     return run_id, time.perf_counter() - t0, res
 
 
+def _config() -> dict:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
 def run_configs(model_json: str = "{}", train_json: str = "{}") -> tuple[dict, dict]:
     """(model, train) configs of a variant: config.yaml's sections with the JSON overrides on top, as the DAG
     builds them. Without config.yaml's model: the library's default preset would apply, the paper network,
     whose every update takes ~20 s on one CPU thread (a variant call then looks hung)."""
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg = _config()
     return ({**(cfg.get("model") or {}), **json.loads(model_json)},
             {**cfg["train"], **json.loads(train_json)})
 
@@ -60,7 +64,7 @@ def run_configs(model_json: str = "{}", train_json: str = "{}") -> tuple[dict, d
 def _config_evaluate() -> dict:
     """config.yaml's evaluate: section, whose stage-2 C and class weight the DAG votes with (no shipped config
     overrides them but configs/paper.yaml)."""
-    return yaml.safe_load((ROOT / "config.yaml").read_text())["evaluate"]
+    return _config()["evaluate"]
 
 
 def _git_commit() -> str:

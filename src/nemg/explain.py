@@ -463,13 +463,12 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
 
 def structure_tables(model_cfg: dict | None, n_samples: int) -> pd.DataFrame:
     """Layer tables of the configured model and of the paper's full width, stacked with a ``model`` column."""
-    from nemg.model import preset_name, resolve_size
+    from nemg.model import MODEL_KEYS, preset_name, resolve_size
 
     cfg = dict(model_cfg or {})
     size = resolve_size(cfg)
     label = preset_name(cfg)
-    if any(cfg.get(k) is not None for k in ("width", "head_width", "deep_stride", "head", "max_channels",
-                                            "log_input_uv")):
+    if any(cfg.get(k) is not None for k in MODEL_KEYS if k != "preset"):
         cap = "" if size["max_channels"] is None else f", at most {size['max_channels']} channels"
         if size["log_input_uv"] is not None:
             cap += f", log input above {size['log_input_uv']:g} µV"
