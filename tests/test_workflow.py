@@ -389,6 +389,15 @@ def check_manifest(workdir, cohort, cfg, capsys):
     # the manifest is up to date after the run: it does not make Snakemake rerun anything
     dry = snakemake(workdir, "-n", *cfg)
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
+    # ... and a changed training recipe retrains every network, CV and external (Snakemake records only params
+    # that are plain values: the train: section once came from a function of threads and a change went unseen)
+    recipe = workdir / "recipe.yaml"
+    recipe.write_text("train: {max_epochs: 3}\n")
+    dry = snakemake(workdir, "-n", *cfg, recipe)
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout + dry.stderr, flags=re.M))
+    n_runs = pd.read_csv(workdir / "results" / "folds" / cohort / "folds.tsv", sep="\t")["run_id"].nunique()
+    assert dry.returncode == 0 and int(jobs.get("train_fold", 0)) == n_runs, dry.stdout[-3000:]
+    assert int(jobs.get("train_external", 0)) > 0, dry.stdout[-3000:]
 
     capsys.readouterr()
     assert main(["verify", str(man)]) == 0, capsys.readouterr()

@@ -57,7 +57,9 @@ rule train_external:
         runtime=600 if TRAIN_ON_GPU else 30,
     params:
         model=MODEL_CFG,
-        train=lambda wildcards, threads: {**TRAIN_CFG, "num_threads": threads},
+        # a plain value, not a function of threads: Snakemake records only such params, and its params
+        # trigger must see the train: section, or a changed recipe would keep the old networks
+        train=TRAIN_CFG,
     script:
         "../scripts/train_fold.py"  # the same training loop as the cross-validation runs
 

@@ -17,6 +17,6 @@ result = train_run(
     run_id,
     Path(snakemake.output.best).parent,
     model_cfg=snakemake.params.model,
-    train_cfg=snakemake.params.train,
+    train_cfg={**snakemake.params.train, "num_threads": snakemake.threads},  # the job's threads, as scheduled
 )
 logging.info("result: %s", result)
