@@ -107,6 +107,29 @@ def test_activation_maximisation_raises_each_target_and_is_seeded(toy):
     assert ((summary["dominant_hz"] > 0) & (summary["dominant_hz"] <= FS / 2)).all()
 
 
+class SharedGain(KnownLogits):
+    """Raising normal's logit (u) raises myopathy's twice as fast: logits u, 2u + v, -(u + v). Normal is the
+    most likely class only where -2u < v < -u, which its raw logit does not ask for."""
+
+    def forward(self, x):
+        u, v = (x[:, 0] @ self.templates.T).split(1, dim=1)
+        return torch.cat([u, 2 * u + v, -(u + v)], 1)
+
+
+def test_activation_maximisation_objective():
+    torch.set_num_threads(1)
+    model = SharedGain(WINDOW).eval()
+    raw = maximize_class_inputs([model], WINDOW, scale=100.0, fs_hz=FS, seed=3, objective="logit", **FAST_AM)
+    soft = maximize_class_inputs([model], WINDOW, scale=100.0, fs_hz=FS, seed=3, objective="log_softmax", **FAST_AM)
+    # the raw logit's "normal" input is read as myopathy, less normal than the noise it started from ...
+    assert raw.probs[0].argmax() == 1 and raw.probs[0, 0] < raw.start_probs[0, 0], raw.probs
+    # ... the log-probability's is normal, and every class's input is its own class
+    assert (soft.probs.argmax(1) == [0, 1, 2]).all() and soft.probs[0, 0] > 0.6, soft.probs
+    assert soft.config["objective"] == "log_softmax" and raw.config["objective"] == "logit"
+    with pytest.raises(ValueError, match="objective 'softmax'"):
+        maximize_class_inputs([model], WINDOW, scale=100.0, fs_hz=FS, objective="softmax", **FAST_AM)
+
+
 def test_select_runs():
     ids = [f"nested_s{s}_o{o}_i{i}" for s in (0, 1) for o in range(2) for i in range(3)] + ["rkfold_s0_r0_o0"]
     assert select_runs(ids, "first_outer") == ["nested_s0_o0_i0", "nested_s0_o0_i1", "nested_s0_o0_i2"]

@@ -66,6 +66,7 @@ rule fig3_activation_maximization:
         runtime=10,
     params:
         runs=", ".join(EXPLAIN_RUN_IDS),  # for the caption
+        objective=EXPLAIN_AM["objective"],  # for the caption
     script:
         "../scripts/fig3_activation_maximization.py"
 
