@@ -163,9 +163,9 @@ def maximize_class_inputs(models: Sequence, n_samples: int, *, scale: float, fs_
 
     with ``f_c`` the log-softmax of the models' mean logits at class c (``objective: log_softmax``) or the raw
     logit (``objective: logit``, the textbook form). A raw logit can also be raised by what raises every
-    class's logit (a ReLU network's logits grow with amplitude), so its optimum may be read as another class:
-    with the default run's 16-epoch networks the "normal" input ended at p(normal) 0.06, called myopathy. The
-    log-probability asks for what makes the class more likely than the others, which is what the figure shows.
+    class's logit (a ReLU network's logits grow with amplitude), so its optimum may be read as another class
+    (docs/evaluation.md, Fig 3). The log-probability asks for what makes the class more likely than the others,
+    which is what the figure shows.
 
     ``shift`` is a random circular shift of up to ``jitter_ms`` drawn anew every step. All three classes are
     optimised together as one batch of 3 (BatchNorm in eval mode keeps them independent). Seeded noise start;
@@ -227,8 +227,8 @@ def maximize_class_inputs(models: Sequence, n_samples: int, *, scale: float, fs_
     if z.grad is None or not torch.any(z.grad != 0):
         # e.g. a narrow model whose first ReLU is dead for every input: nothing to visualise
         log.warning("the models' logits do not depend on the input; the optimised signals are only the penalties'")
-    cfg = dict(objective=objective, steps=steps, lr=lr, l2=l2, tv=tv, jitter_ms=jitter_ms, blur_ms=blur_ms, init_std=init_std,
-               clip=clip, seed=seed, scale_uV=scale, fs_hz=fs_hz, n_models=len(models))
+    cfg = dict(objective=objective, steps=steps, lr=lr, l2=l2, tv=tv, jitter_ms=jitter_ms, blur_ms=blur_ms,
+               init_std=init_std, clip=clip, seed=seed, scale_uV=scale, fs_hz=fs_hz, n_models=len(models))
     return ActivationResult(signals=final[:, 0].cpu().numpy().astype(np.float32),
                             probs=_ensemble_probs(models, final), start_probs=_ensemble_probs(models, start),
                             history=pd.DataFrame(history), config=cfg)
