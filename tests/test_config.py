@@ -149,8 +149,8 @@ OLD_FEATURES = {
     "f_low": 20.0, "f_high": 5000.0, "bands": [[20, 100], [100, 250], [250, 500], [500, 1000], [1000, 2000], [2000, 5000]],
     "muap_k": 5.0, "muap_min_uv": 20.0, "chunk": 1024,
 }
-OLD_AM = {"steps": 300, "lr": 0.2, "l2": 0.001, "tv": 0.01, "jitter_ms": 5.0, "blur_ms": 0.2, "init_std": 1.0,
-          "clip": 20.0, "seed": 0}
+OLD_AM = {"objective": "log_softmax", "steps": 300, "lr": 0.2, "l2": 0.001, "tv": 0.01, "jitter_ms": 5.0,
+          "blur_ms": 0.2, "init_std": 1.0, "clip": 20.0, "seed": 0}
 OLD_EXPLAIN = {"runs": "first_outer", **OLD_AM, "device": None, "method": None, "fit_on": None, "n_examples": 3,
                "n_segments": 2}
 OLD_CLASSIFIER = {"logreg_c": 1.0, "rf_trees": 200, "rf_min_samples_leaf": 5, "rf_max_depth": None, "seed_offset": 0}
