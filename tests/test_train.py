@@ -109,8 +109,9 @@ RECIPE = {"lr_schedule": "cosine", "train_hop_factor": 3, "val_hop_factor": 2, "
           "augment": {"polarity_flip": 0.5, "gain_jitter": 0.1, "noise": 0.05, "shift": 0.5}}
 
 
-@pytest.mark.parametrize("recipe, resumed_at", [({}, 20), (RECIPE, 20), ({"checkpoint_every": 2}, 16)],
-                         ids=["paper_recipe", "cpu_recipe_options", "older_checkpoint"])
+@pytest.mark.parametrize("recipe, resumed_at", [({}, 20), (RECIPE, 20), ({"checkpoint_every": 2}, 16),
+                                               ({"bag_size": 4}, 20)],
+                         ids=["paper_recipe", "cpu_recipe_options", "older_checkpoint", "bags"])
 def test_killed_run_resumes_to_the_same_weights(toy, tmp_path, monkeypatch, recipe, resumed_at):
     # with the CPU recipe's options the epoch's window phase, the learning-rate schedule and the
     # augmentation stream must all be restored from last.pt for the resumed run to end identically;
@@ -226,9 +227,60 @@ def test_training_hop_uses_one_window_phase_per_epoch_and_validation_every_windo
     assert (pred["role"] == "val").sum() == 36  # validation scores cover every window, not every 4th
 
 
+def test_bags_hold_windows_of_one_recording_and_cover_every_window(toy, tmp_path, monkeypatch):
+    """bag_size 4: each training batch is whole bags of 4 windows of one recording; an epoch uses every window."""
+    seen = []
+    real = train_mod.iter_batches
+
+    def spy(store, rows, batch_size, device, prefetch=False):
+        if batch_size == FAST["batch_size"]:
+            seen.append(np.asarray(rows))
+        return real(store, rows, batch_size, device, prefetch)
+
+    monkeypatch.setattr(train_mod, "iter_batches", spy)
+    res = run(toy, tmp_path, max_epochs=3, bag_size=4, train_hop_factor=2)
+    store = SegmentStore.open(toy["segments_npy"], toy["index_tsv"])
+    rec = store.index["recording_id"].to_numpy()
+    position = train_mod.recording_position(store.index)
+    # 6 recordings x 6 windows of the phase; a recording's 6 windows fill two bags of 4, topped up from its own
+    assert len(seen) == 3 and res["updates"] == 3 * 48 // 8
+    firsts = []
+    for rows in seen:
+        bags = rows.reshape(-1, 4)
+        assert all(len(set(rec[b])) == 1 for b in bags)  # one recording per bag (so one class)
+        assert len(set(position[rows] % 2)) == 1  # the training hop's phase still holds
+        assert len(rows) == 48 and len(set(rows)) == 36  # every window of the phase, 2 of each 6 twice
+        firsts.append(tuple(rec[bags[:, 0]]))
+    assert len(set(firsts)) > 1  # bags are shuffled anew each epoch
+
+
+def test_bag_loss_is_the_cross_entropy_of_the_mean_probability():
+    torch.manual_seed(0)
+    logits = torch.randn(6, 3)
+    w = torch.tensor([1.0, 2.0, 0.5])
+    y = torch.tensor([2, 0, 1, 1, 2, 1])
+    assert train_mod.bag_loss(logits, y, 1, w).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, y, weight=w).item(), rel=1e-6)
+    y3 = torch.tensor([1, 1, 1, 2, 2, 2])
+    p = torch.softmax(logits, 1).view(2, 3, 3).mean(1)
+    want = -(w[1] * p[0, 1].log() + w[2] * p[1, 2].log()) / (w[1] + w[2])
+    assert train_mod.bag_loss(logits, y3, 3, w).item() == pytest.approx(want.item(), rel=1e-5)
+    # a window that contradicts its bag costs less than it would alone: the bag's other windows carry it
+    one = torch.tensor([[5.0, 0, 0], [0, 5.0, 0]])
+    assert train_mod.bag_loss(one, torch.tensor([1, 1]), 2) < torch.nn.functional.cross_entropy(one, torch.tensor([1, 1]))
+    with pytest.raises(ValueError, match="mixes classes"):
+        train_mod.bag_loss(logits, y, 3)
+
+
+def test_a_run_with_bags_learns_the_toy_problem(toy, tmp_path):
+    res = run(toy, tmp_path, max_epochs=30, bag_size=4, patience=50)
+    assert res["best_val_acc"] >= 0.9
+
+
 @pytest.mark.parametrize("bad", [{"train_hop_factor": 0}, {"val_hop_factor": 0}, {"weight_decay": -1},
                                  {"label_smoothing": 1.0}, {"augment": {"flip": 0.5}}, {"ema_decay": 1.0},
-                                 {"ema_decay": -0.1}])
+                                 {"ema_decay": -0.1}, {"bag_size": 0}, {"bag_size": 5},
+                                 {"bag_size": 4, "label_smoothing": 0.1}])
 def test_recipe_options_are_validated(bad):
     with pytest.raises(ValueError):
         train_mod.resolve_train_cfg(bad)

@@ -62,6 +62,12 @@ def resolve_train_cfg(train_cfg: dict | None) -> dict:
         raise ValueError("train config: weight_decay must be >= 0 and label_smoothing in [0, 1)")
     if not 0 <= float(cfg["ema_decay"]) < 1:
         raise ValueError(f"train config: ema_decay must be in [0, 1), got {cfg['ema_decay']!r}")
+    if int(cfg["bag_size"]) < 1 or int(cfg["batch_size"]) % int(cfg["bag_size"]):
+        raise ValueError(f"train config: bag_size must be >= 1 and divide batch_size ({cfg['batch_size']}), "
+                         f"got {cfg['bag_size']!r}")
+    if int(cfg["bag_size"]) > 1 and float(cfg["label_smoothing"]) > 0:
+        raise ValueError("train config: label_smoothing applies to the per-window loss; it cannot be combined "
+                         "with bag_size > 1")
     cfg["augment"] = resolve_augment(cfg["augment"])
     return cfg
 
@@ -157,11 +163,31 @@ class RunState:
     best_val_probs: np.ndarray | None = None  # val probabilities of the best model (reused as its predictions)
 
 
-def _train_step(model, optimizer, x, y, weights, amp: bool, label_smoothing: float = 0.0) -> torch.Tensor:
+def bag_loss(logits: torch.Tensor, y: torch.Tensor, bag_size: int, weights: torch.Tensor | None = None):
+    """Cross-entropy of each bag's mean class probability, bags being ``bag_size`` consecutive rows.
+
+    The divide-and-vote calls a patient from the mean of its windows' probabilities, so a window with no
+    diagnostic potential in it need not carry its patient's class as long as its bag does. Weighted like
+    F.cross_entropy: the sum of per-bag losses times their class weights over the sum of those weights.
+    """
+    n_bags = logits.shape[0] // bag_size
+    y_bag = y.view(n_bags, bag_size)
+    if not bool((y_bag == y_bag[:, :1]).all()):
+        raise ValueError("a training bag mixes classes: bags must hold windows of one recording")
+    y_bag = y_bag[:, 0]
+    log_p = torch.logsumexp(F.log_softmax(logits.float(), 1).view(n_bags, bag_size, -1), 1) - math.log(bag_size)
+    return F.nll_loss(log_p, y_bag, weight=weights)
+
+
+def _train_step(model, optimizer, x, y, weights, amp: bool, label_smoothing: float = 0.0,
+                bag_size: int = 1) -> torch.Tensor:
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device_type="cuda", dtype=torch.bfloat16) if amp else nullcontext():
         logits = model(x)
-    loss = F.cross_entropy(logits.float(), y, weight=weights, label_smoothing=label_smoothing)
+    if bag_size > 1:
+        loss = bag_loss(logits, y, bag_size, weights)
+    else:
+        loss = F.cross_entropy(logits.float(), y, weight=weights, label_smoothing=label_smoothing)
     loss.backward()
     optimizer.step()
     return loss.detach()
@@ -203,6 +229,7 @@ class RunData:
     rows: dict[str, np.ndarray]  # role -> store rows, every window (the predictions cover these)
     val_rows: np.ndarray  # the validation rows early stopping sees: every val_hop_factor-th window
     train_phase: np.ndarray  # each training row's phase of the coarser training hop
+    train_recording: np.ndarray  # each training row's recording (an integer code), for bags of one recording
     weights: torch.Tensor  # class weights, inverse to the training segments per class (CPU)
 
     @property
@@ -221,6 +248,7 @@ class RunData:
         data = cls(store=store, rows=rows,
                    val_rows=rows["val"][position[rows["val"]] % int(cfg["val_hop_factor"]) == 0],
                    train_phase=position[rows["train"]] % int(cfg["train_hop_factor"]),
+                   train_recording=pd.factorize(store.index["recording_id"].to_numpy()[rows["train"]])[0],
                    weights=class_weights(store.y[rows["train"]]))
         return data, run
 
@@ -246,6 +274,7 @@ class _Trainer:
         self.data, self.run_id, self.seed, self.model_cfg, self.cfg = data, run_id, seed, model_cfg, cfg
         self.device, self.amp, self.out, self.last = device, amp, out, out / "last.pt"
         self.batch_size, self.hop_factor = int(cfg["batch_size"]), int(cfg["train_hop_factor"])
+        self.bag_size = int(cfg["bag_size"])
         # planned updates per epoch (the trailing partial batch is dropped: BN needs > 1); with a coarser training
         # hop each epoch's count varies by a batch or so with its phase
         self.n_batches = max(1, len(data.rows["train"]) // self.hop_factor // self.batch_size)
@@ -360,7 +389,25 @@ class _Trainer:
             subset = perm[self.data.train_phase[perm] == phase]
             # a tiny cohort's phase may hold a single window, which BatchNorm cannot train on
             perm = subset if len(subset) >= 2 else perm
-        return perm
+        return self._bags(perm) if self.bag_size > 1 else perm
+
+    def _bags(self, perm: np.ndarray) -> np.ndarray:
+        """``perm`` regrouped into bags of ``bag_size`` windows of one recording, the bags in a shuffled order.
+
+        Within a recording the windows keep ``perm``'s random order; a recording's last bag is topped up from its
+        first windows (a recording shorter than a bag repeats its windows), so every window is trained on.
+        """
+        k = self.bag_size
+        rec = self.data.train_recording[perm]
+        grouped = perm[np.argsort(rec, kind="stable")]
+        bounds = np.flatnonzero(np.diff(np.sort(rec, kind="stable"))) + 1
+        bags = []
+        for windows in np.split(grouped, bounds):
+            n = -(-len(windows) // k) * k
+            bags.append(np.resize(windows, n).reshape(-1, k))
+        bags = np.concatenate(bags)
+        order = torch.randperm(len(bags), generator=self.order).numpy()
+        return bags[order].reshape(-1)
 
     def _train_epoch(self, step_model) -> None:
         """The current epoch's remaining batches (all of them unless resumed mid-epoch), or up to early stopping."""
@@ -375,7 +422,7 @@ class _Trainer:
             if self.augment is not None:
                 x = augment_batch(x, self.augment, self.aug_rng)
             self.loss_sum += _train_step(step_model, self.optimizer, x, y, self.weights, self.amp,
-                                         float(cfg["label_smoothing"]))
+                                         float(cfg["label_smoothing"]), self.bag_size)
             self.loss_n += 1
             st.update, st.batch = st.update + 1, st.batch + 1
             if self.average is not None:
