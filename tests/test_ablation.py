@@ -2,6 +2,7 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
 import yaml
 
 from nemg.model import resolve_size
@@ -28,3 +29,35 @@ def test_a_variant_overrides_only_the_keys_it_names():
     assert train == {**CONFIG["train"], "max_epochs": 16, "seed_offset": 2}
     model, _ = ablation.run_configs('{"preset": "tiny"}')
     assert resolve_size(model) == resolve_size({"preset": "tiny"})
+
+
+spec_o = importlib.util.spec_from_file_location("error_overlap", REPO / "benchmarks" / "error_overlap.py")
+error_overlap = importlib.util.module_from_spec(spec_o)
+spec_o.loader.exec_module(error_overlap)
+
+
+def test_error_overlap_counts_the_patients_every_arm_misses(tmp_path):
+    import pandas as pd
+
+    dx = pd.Series({"a": "normal", "b": "myopathy", "c": "myopathy", "d": "neuropathy"})
+    cnn = pd.Series({"a": "normal", "b": "normal", "c": "myopathy", "d": "myopathy"})
+    rf = pd.Series({"a": "myopathy", "b": "myopathy", "c": "normal", "d": "myopathy"})
+    t = error_overlap.overlap({"cnn": cnn, "rf": rf}, dx).set_index("class")
+    assert t.loc["all"].to_dict() == {"patients": 4, "cnn correct": 2, "rf correct": 1, "missed by every arm": 1,
+                                      "right by at least one": 3}
+    assert t.loc["myopathy", "missed by every arm"] == 0 and t.loc["myopathy", "right by at least one"] == 2
+    assert t.loc["neuropathy", "missed by every arm"] == 1
+
+    # from a patient_predictions.tsv: the consensus of the runs that tested a patient, primary variant only
+    folds = pd.DataFrame({"scheme": "nested", "seed": 0, "repeat": 0, "outer": 0, "inner": [0, 1],
+                          "run_id": ["nested_s0_o0_i0", "nested_s0_o0_i1"], "subject_id": "b",
+                          "diagnosis": "myopathy", "role": "test"})
+    pp = pd.DataFrame({"run_id": ["nested_s0_o0_i0", "nested_s0_o0_i1", "nested_s0_o0_i0"], "subject_id": "b",
+                       "diagnosis": "myopathy", "p_normal": [0.6, 0.1, 0.9], "p_myopathy": [0.3, 0.8, 0.05],
+                       "p_neuropathy": [0.1, 0.1, 0.05], "method": ["logreg", "logreg", "argmax"],
+                       "with_location": False})
+    pp.to_csv(tmp_path / "pp.tsv", sep="\t", index=False)
+    calls, diagnosis = error_overlap.arm_calls(tmp_path / "pp.tsv", "unused", folds)
+    assert calls.to_dict() == {"b": "myopathy"} and diagnosis.to_dict() == {"b": "myopathy"}
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        error_overlap.arm_calls(tmp_path / "nowhere", "unused", folds)

@@ -298,3 +298,14 @@ def test_cpu_recipe_table_matches_config_yaml():
         section, name = key.split(".")
         assert _same(cpu_doc, cpu[section][name]), f"{key}: docs say {cpu_doc}, config.yaml has {cpu[section][name]}"
         assert _same(paper_doc, paper[section][name]), f"{key}: docs say {paper_doc}, paper has {paper[section][name]}"
+
+
+def test_train_runtime_keys_are_train_keys_and_split_the_section():
+    from nemg.config import TRAIN_RUNTIME_KEYS, split_train_runtime
+
+    train = section_defaults("train")
+    assert set(TRAIN_RUNTIME_KEYS) <= set(train)
+    learn, runtime = split_train_runtime(train)
+    assert set(runtime) == set(TRAIN_RUNTIME_KEYS) and {**learn, **runtime} == train
+    # what a run learns from stays in the params Snakemake compares: the recipe and the device
+    assert {"lr", "max_epochs", "seed_offset", "device", "bag_size", "augment"} <= set(learn)

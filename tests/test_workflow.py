@@ -398,6 +398,11 @@ def check_manifest(workdir, cohort, cfg, capsys):
     n_runs = pd.read_csv(workdir / "results" / "folds" / cohort / "folds.tsv", sep="\t")["run_id"].nunique()
     assert dry.returncode == 0 and int(jobs.get("train_fold", 0)) == n_runs, dry.stdout[-3000:]
     assert int(jobs.get("train_external", 0)) > 0, dry.stdout[-3000:]
+    # ... while how a run executes (progress bar, checkpoint cadence, inference batch, threads) retrains nothing
+    recipe.write_text("train: {progress: false, checkpoint_every: 7, keep_last: true, eval_batch_size: 64}\n")
+    dry = snakemake(workdir, "-n", *cfg, recipe)
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout + dry.stderr, flags=re.M))
+    assert dry.returncode == 0 and "train_fold" not in jobs and "train_external" not in jobs, dry.stdout[-3000:]
 
     capsys.readouterr()
     assert main(["verify", str(man)]) == 0, capsys.readouterr()

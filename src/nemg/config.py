@@ -87,6 +87,19 @@ def fill_defaults(config: Mapping) -> dict:
     return _fill(copy.deepcopy(dict(config)), load_schema("config"))
 
 
+#: train: settings that change how a run executes, not what it learns (threads, inference batch, progress bar,
+#: checkpoint cadence, keeping last.pt): a changed value must not retrain the networks, so the training rules
+#: leave them out of the params Snakemake compares (:func:`split_train_runtime`). Every other train: key, the
+#: device included, is part of what a run learns.
+TRAIN_RUNTIME_KEYS = ("num_threads", "eval_batch_size", "progress", "checkpoint_every", "keep_last")
+
+
+def split_train_runtime(train_cfg: Mapping) -> tuple[dict, dict]:
+    """(what a run learns from, how it runs) of a ``train:`` section, by :data:`TRAIN_RUNTIME_KEYS`."""
+    learn = {k: v for k, v in train_cfg.items() if k not in TRAIN_RUNTIME_KEYS}
+    return learn, {k: v for k, v in train_cfg.items() if k in TRAIN_RUNTIME_KEYS}
+
+
 def section_defaults(section: str) -> dict:
     """The defaults of one config section, by dotted name: ``section_defaults("train")``,
     ``section_defaults("baseline.features")``. A fresh dict on every call, safe to modify."""

@@ -19,7 +19,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PY
 from snakemake import __version__ as SNAKEMAKE_VERSION
 
 from nemg.baseline import MODELS as BASELINE_MODELS, classifier_params
-from nemg.config import ConfigError, fill_defaults, resolve_path, validate_config
+from nemg.config import ConfigError, fill_defaults, resolve_path, split_train_runtime, validate_config
 from nemg.explain import AM_KEYS, select_runs
 from nemg.external import cohort_key, external_cohorts, external_test_ids
 from nemg.features import feature_params

@@ -30,8 +30,9 @@ rule train_fold:
     params:
         model=MODEL_CFG,
         # a plain value, not a function of threads: Snakemake records only such params, and its params
-        # trigger must see the train: section, or a changed recipe would keep the old networks
-        train=TRAIN_CFG,
+        # trigger must see the train: section, or a changed recipe would keep the old networks. The runtime
+        # keys (nemg.config.TRAIN_RUNTIME_KEYS) are left out: the script reads them from the config
+        train=TRAIN_LEARN,
     script:
         "../scripts/train_fold.py"
 

@@ -6,7 +6,12 @@ from nemg.logs import log_to_file
 
 log_to_file(snakemake.log[0], append=True)  # a resumed job keeps the interrupted attempt's log
 
+from nemg.config import fill_defaults, split_train_runtime
 from nemg.train import train_run
+
+# how the job runs (progress bar, checkpoint cadence, ...) comes from the config, not from params: Snakemake
+# compares params, and a changed progress setting must not retrain the networks
+_, runtime = split_train_runtime(fill_defaults(snakemake.config)["train"])
 
 wc = snakemake.wildcards
 run_id = wc.run_id if hasattr(wc, "run_id") else wc.ext_run  # cross-validation or external run
@@ -17,6 +22,6 @@ result = train_run(
     run_id,
     Path(snakemake.output.best).parent,
     model_cfg=snakemake.params.model,
-    train_cfg={**snakemake.params.train, "num_threads": snakemake.threads},  # the job's threads, as scheduled
+    train_cfg={**snakemake.params.train, **runtime, "num_threads": snakemake.threads},  # threads as scheduled
 )
 logging.info("result: %s", result)

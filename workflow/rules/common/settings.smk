@@ -3,6 +3,9 @@
 
 ##### training: train.smk, and train_external / predict_external in external.smk #####
 TRAIN_CFG = CFG["train"]
+# the training rules' params hold what a run learns from; the runtime keys (threads, progress bar, checkpoint
+# cadence, ...) reach the job through its config, so changing them does not retrain every network
+TRAIN_LEARN, _ = split_train_runtime(TRAIN_CFG)
 MODEL_CFG = CFG["model"]  # preset (paper | cpu | small | tiny), width, head_width, deep_stride, head
 # Whether training jobs run on a GPU: train.device, or for `auto` whether this machine has an NVIDIA driver.
 TRAIN_ON_GPU = str(TRAIN_CFG["device"]).startswith("cuda") or (
