@@ -272,6 +272,16 @@ def test_bag_loss_is_the_cross_entropy_of_the_mean_probability():
         train_mod.bag_loss(logits, y, 3)
 
 
+@pytest.mark.parametrize("select_on", ["accuracy", "loss"])
+def test_the_kept_model_is_the_evaluation_with_the_best_selected_figure(toy, tmp_path, select_on):
+    res = run(toy, tmp_path, max_epochs=6, eval_every=2, patience=100, select_on=select_on)
+    curve = pd.read_csv(tmp_path / "curve.tsv", sep="\t")
+    figure = curve["val_acc"] if select_on == "accuracy" else -curve["val_loss"]
+    best = curve.loc[figure.idxmax()]  # the first of equal figures: a later tie does not replace it
+    assert res["best_update"] == best["update"]
+    assert res["best_val_acc"] == pytest.approx(best["val_acc"])
+
+
 def test_a_run_with_bags_learns_the_toy_problem(toy, tmp_path):
     res = run(toy, tmp_path, max_epochs=30, bag_size=4, patience=50)
     assert res["best_val_acc"] >= 0.9
@@ -280,7 +290,7 @@ def test_a_run_with_bags_learns_the_toy_problem(toy, tmp_path):
 @pytest.mark.parametrize("bad", [{"train_hop_factor": 0}, {"val_hop_factor": 0}, {"weight_decay": -1},
                                  {"label_smoothing": 1.0}, {"augment": {"flip": 0.5}}, {"ema_decay": 1.0},
                                  {"ema_decay": -0.1}, {"bag_size": 0}, {"bag_size": 5},
-                                 {"bag_size": 4, "label_smoothing": 0.1}])
+                                 {"bag_size": 4, "label_smoothing": 0.1}, {"select_on": "auc"}])
 def test_recipe_options_are_validated(bad):
     with pytest.raises(ValueError):
         train_mod.resolve_train_cfg(bad)

@@ -42,6 +42,7 @@ from nemg.store import SegmentStore
 log = logging.getLogger(__name__)
 
 LR_SCHEDULES = ("constant", "cosine")
+SELECT_ON = ("accuracy", "loss")
 CURVE_COLUMNS = ["update", "epoch", "train_loss", "val_loss", "val_acc", "elapsed_s"]
 
 
@@ -65,6 +66,8 @@ def resolve_train_cfg(train_cfg: dict | None) -> dict:
     if int(cfg["bag_size"]) < 1 or int(cfg["batch_size"]) % int(cfg["bag_size"]):
         raise ValueError(f"train config: bag_size must be >= 1 and divide batch_size ({cfg['batch_size']}), "
                          f"got {cfg['bag_size']!r}")
+    if cfg["select_on"] not in SELECT_ON:
+        raise ValueError(f"train config: select_on must be one of {SELECT_ON}, got {cfg['select_on']!r}")
     if int(cfg["bag_size"]) > 1 and float(cfg["label_smoothing"]) > 0:
         raise ValueError("train config: label_smoothing applies to the per-window loss; it cannot be combined "
                          "with bag_size > 1")
@@ -152,7 +155,8 @@ class RunState:
     epoch: int = 0  # completed epochs
     batch: int = 0  # batches done in the current epoch
     perm: np.ndarray | None = None  # current epoch's shuffle of the training rows
-    best_acc: float = -1.0
+    best_acc: float = -1.0  # validation accuracy of the kept evaluation
+    best_score: float = -math.inf  # the figure the kept evaluation was picked on (accuracy, or minus the loss)
     best_update: int = -1
     bad_evals: int = 0  # evaluations since the best one
     evals_since_ckpt: int = 0
@@ -346,8 +350,10 @@ class _Trainer:
             y_val = torch.from_numpy(data.store.y[data.val_rows])
             val_loss = F.cross_entropy(logits, y_val).item()  # unweighted: the validation set as it is
             val_acc = (logits.argmax(1) == y_val).double().mean().item()
-            if val_acc > st.best_acc:
-                st.best_acc, st.best_update, st.bad_evals = val_acc, st.update, 0
+            score = -val_loss if cfg["select_on"] == "loss" else val_acc
+            # accuracy compares with best_acc, as before best_score existed (a resumed older last.pt lacks it)
+            if score > (st.best_score if cfg["select_on"] == "loss" else st.best_acc):
+                st.best_acc, st.best_score, st.best_update, st.bad_evals = val_acc, score, st.update, 0
                 self.best_state = _snapshot(self.eval_model)
                 if len(data.val_rows) == len(data.rows["val"]):  # every window: reused as the val predictions
                     st.best_val_probs = torch.softmax(logits, 1).numpy()
