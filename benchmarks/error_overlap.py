@@ -31,8 +31,9 @@ from nemg.evaluate import consensus, patient_predictions, read_predictions, repl
 from nemg.labels import CLASSES  # noqa: E402
 
 
-def arm_calls(path: Path, cohort: str, folds: pd.DataFrame, method: str = "logreg") -> pd.Series:
-    """subject_id -> consensus call of one arm (a patient_predictions.tsv, or a folder of runs to vote)."""
+def arm_calls(path: Path, cohort: str, folds: pd.DataFrame, method: str = "logreg") -> tuple[pd.Series, pd.Series]:
+    """(subject_id -> consensus call, subject_id -> diagnosis) of one arm (a patient_predictions.tsv, or a folder
+    of runs to vote)."""
     if path.is_dir():
         runs = sorted(path.glob("*/predictions.tsv"))
         if not runs:

@@ -405,8 +405,9 @@ class _Trainer:
         """
         k = self.bag_size
         rec = self.data.train_recording[perm]
-        grouped = perm[np.argsort(rec, kind="stable")]
-        bounds = np.flatnonzero(np.diff(np.sort(rec, kind="stable"))) + 1
+        by_recording = np.argsort(rec, kind="stable")
+        grouped = perm[by_recording]
+        bounds = np.flatnonzero(np.diff(rec[by_recording])) + 1
         bags = []
         for windows in np.split(grouped, bounds):
             n = -(-len(windows) // k) * k
