@@ -52,13 +52,25 @@ def _config() -> dict:
     return yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
-def run_configs(model_json: str = "{}", train_json: str = "{}") -> tuple[dict, dict]:
+def run_configs(model_json: str = "{}", train_json: str = "{}", cohort: str | None = None) -> tuple[dict, dict]:
     """(model, train) configs of a variant: config.yaml's sections with the JSON overrides on top, as the DAG
     builds them. Without config.yaml's model: the library's default preset would apply, the paper network,
-    whose every update takes ~20 s on one CPU thread (a variant call then looks hung)."""
+    whose every update takes ~20 s on one CPU thread (a variant call then looks hung).
+
+    With config.yaml's pretrain.enabled the runs start, as in the DAG, from the cohort's pretrained network
+    (results/pretrain/<cohort>/best.pt, made by the DAG), unless the overrides set ``init_from`` themselves
+    (``null``: a random initialisation)."""
     cfg = _config()
-    return ({**(cfg.get("model") or {}), **json.loads(model_json)},
-            {**cfg["train"], **json.loads(train_json)})
+    overrides = json.loads(train_json)
+    train = {**cfg["train"], **overrides}
+    if (cfg.get("pretrain") or {}).get("enabled") and "init_from" not in overrides and cohort is not None:
+        best = ROOT / f"results/pretrain/{cohort}/best.pt"
+        if not best.is_file():
+            raise SystemExit(f"{best} is missing: config.yaml pretrains (pretrain.enabled); make it with "
+                             f"`snakemake {best.relative_to(ROOT)} --configfile configs/<the cohort's config>.yaml`, "
+                             f"or start from scratch with --train '{{\"init_from\": null}}'")
+        train["init_from"] = str(best)
+    return {**(cfg.get("model") or {}), **json.loads(model_json)}, train
 
 
 def _config_evaluate() -> dict:
@@ -158,7 +170,7 @@ def main(argv=None) -> int:
 
     from nemg.evaluate import patient_predictions, read_predictions
 
-    model_cfg, train_cfg = run_configs(args.model, args.train)
+    model_cfg, train_cfg = run_configs(args.model, args.train, args.cohort)
     c = args.cohort
     seg, idx = ROOT / f"results/segment/{c}/segments.npy", ROOT / f"results/segment/{c}/segments_index.tsv"
     folds_tsv = ROOT / f"results/folds/{c}/folds.tsv"

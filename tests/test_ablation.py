@@ -31,6 +31,19 @@ def test_a_variant_overrides_only_the_keys_it_names():
     assert resolve_size(model) == resolve_size({"preset": "tiny"})
 
 
+def test_a_variant_starts_from_the_dags_pretrained_network_as_the_dag_does(tmp_path, monkeypatch):
+    assert CONFIG["pretrain"]["enabled"]  # config.yaml's recipe pretrains; so does a variant on a cohort
+    monkeypatch.setattr(ablation, "ROOT", tmp_path)
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    with pytest.raises(SystemExit, match="results/pretrain/mine/best.pt is missing"):
+        ablation.run_configs(cohort="mine")
+    best = tmp_path / "results" / "pretrain" / "mine" / "best.pt"
+    best.parent.mkdir(parents=True)
+    best.write_bytes(b"")
+    assert ablation.run_configs(cohort="mine")[1]["init_from"] == str(best)
+    assert ablation.run_configs(train_json='{"init_from": null}', cohort="mine")[1]["init_from"] is None
+
+
 spec_o = importlib.util.spec_from_file_location("error_overlap", REPO / "benchmarks" / "error_overlap.py")
 error_overlap = importlib.util.module_from_spec(spec_o)
 spec_o.loader.exec_module(error_overlap)

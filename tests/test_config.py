@@ -49,6 +49,7 @@ def test_paper_config_switches_off_every_nemg_deviation():
         {k: v for k, v in paper.items() if k not in runtime_only}
     assert train["augment"] == section_defaults("train.augment") and paper["lr"] == 1e-3 and train["patience"] == 100
     assert cfg["evaluate"]["stage2_c"] == 1.0  # sklearn's default, as in the released code
+    assert fill_defaults(cfg)["pretrain"]["enabled"] is False  # every network from a random initialisation
     assert cfg["evaluate"]["stage2_class_weight"] == section_defaults("evaluate")["stage2_class_weight"] == "none"
     # ... while the default config does deviate (otherwise this test proves nothing)
     default_train = resolve_train_cfg(default()["train"])
@@ -56,6 +57,7 @@ def test_paper_config_switches_off_every_nemg_deviation():
     assert resolve_size(default()["model"]) != PRESETS["paper"]
     assert default()["evaluate"]["stage2_c"] != 1.0
     assert default()["evaluate"]["stage2_class_weight"] == "balanced"
+    assert default()["pretrain"]["enabled"] is True
 
 
 def test_every_shipped_config_votes_with_the_default_stage2():
@@ -142,7 +144,7 @@ OLD_TRAIN = {
     "device": "auto", "num_threads": None, "bf16": True, "compile": False, "seed_offset": 0, "checkpoint_every": 1,
     "keep_last": False, "deterministic": True, "progress": True, "predict_train": False, "lr_schedule": "constant",
     "weight_decay": 0.0, "label_smoothing": 0.0, "ema_decay": 0.0, "bag_size": 1, "select_on": "accuracy",
-    "train_hop_factor": 1, "val_hop_factor": 1,
+    "init_from": None, "train_hop_factor": 1, "val_hop_factor": 1,
     "augment": {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0},  # {} = AUGMENT_OFF
 }
 OLD_FEATURES = {

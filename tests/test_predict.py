@@ -169,6 +169,10 @@ def test_model_card_numbers_are_the_runs_tables(run):
     row = ext[ext["model"] == "nemgnet"].iloc[0]
     assert f"{row['accuracy_consensus']:.3f} ({max(0, row['accuracy_boot_low']):.3f}-" in card
     assert "ci -> clinic" in card
+    # configs/ci.yaml pretrains (as config.yaml does): the card and model.json say where the members started
+    assert "fine-tuned from `results/pretrain/ci/best.pt`, a network the pipeline trained on simulated" in card
+    meta = json.loads((run["bundle"] / "model.json").read_text())
+    assert {m["init_from"] for m in meta["members"]} == {"results/pretrain/ci/best.pt"}
 
 
 def copy_bundle(run, tmp_path) -> Path:

@@ -287,6 +287,43 @@ def test_a_run_with_bags_learns_the_toy_problem(toy, tmp_path):
     assert res["best_val_acc"] >= 0.9
 
 
+def test_a_run_starts_from_the_weights_of_init_from(toy, tmp_path, monkeypatch):
+    """train.init_from: the first update sees the checkpoint's weights and BN statistics, not a fresh init."""
+    run(toy, tmp_path / "pre", max_epochs=4)
+    pre = torch.load(tmp_path / "pre" / "best.pt", weights_only=True)["state_dict"]
+    first = {}
+    real_step = train_mod._train_step
+
+    def spy(model, *args, **kwargs):
+        if not first:
+            first.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return real_step(model, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "_train_step", spy)
+    res = run(toy, tmp_path / "fine", max_epochs=1, init_from=str(tmp_path / "pre" / "best.pt"))
+    assert first.keys() == pre.keys() and all(torch.equal(first[k], pre[k]) for k in pre)
+    assert res["updates"] > 0
+    first.clear()
+    run(toy, tmp_path / "scratch", max_epochs=1)  # without it: the seed's random initialisation
+    assert not torch.equal(first["features.0.0.weight"], pre["features.0.0.weight"])
+
+
+def test_init_from_refuses_a_missing_file_or_another_network(toy, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.pt"):
+        run(toy, tmp_path / "a", max_epochs=1, init_from=str(tmp_path / "nothing.pt"))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        run(toy, tmp_path / "b", max_epochs=1, init_from=str(tmp_path / "junk.pt"))
+    run(toy, tmp_path / "pre", max_epochs=1)
+    with pytest.raises(ValueError, match="another network"):
+        train_run(**toy, run_id="nested_s0_o0_i0", out_dir=tmp_path / "c", model_cfg={"preset": "tiny"},
+                  train_cfg={**FAST, "max_epochs": 1, "init_from": str(tmp_path / "pre" / "best.pt")})
+    ck = torch.load(tmp_path / "pre" / "best.pt", weights_only=False)
+    torch.save({**ck, "window_samples": 4000}, tmp_path / "w.pt")
+    with pytest.raises(ValueError, match="4000-sample windows"):
+        run(toy, tmp_path / "d", max_epochs=1, init_from=str(tmp_path / "w.pt"))
+
+
 @pytest.mark.parametrize("bad", [{"train_hop_factor": 0}, {"val_hop_factor": 0}, {"weight_decay": -1},
                                  {"label_smoothing": 1.0}, {"augment": {"flip": 0.5}}, {"ema_decay": 1.0},
                                  {"ema_decay": -0.1}, {"bag_size": 0}, {"bag_size": 5},

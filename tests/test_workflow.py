@@ -15,6 +15,12 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 SHARED = Path(os.environ.get("NEMG_SHARED_DATA", REPO.parent / "shared" / "data"))
+# config.yaml's pretraining (180 simulated patients) costs minutes: the small real-data runs switch it off, or
+# shrink it where they exercise it (configs/ci.yaml has the same)
+NO_PRETRAIN = {"enabled": False}
+TINY_PRETRAIN = {"simulation": {"cohort": {"n_subjects": {"normal": 3, "myopathy": 3, "neuropathy": 3},
+                                           "muscles_per_subject": [1, 1], "duration_s": [1.0, 1.5]}},
+                 "val_fraction": 0.34, "train": {"max_epochs": 1}}
 
 
 def snakemake(workdir, *args, timeout=600):
@@ -199,6 +205,7 @@ def test_n2001_subset_whole_dag_with_external_validation(tmp_path):
         "folds": {"seeds": [0], "schemes": ["nested"], "nested": {"outer": 2, "inner": 2}},
         "external": {"cohorts": {"messekher2023": public("messekher2023", MESSEKHER_FEW)}, "seeds": [0, 1],
                      "val_fraction": 0.34, "amplitude_calibration": ["none", "median_rms"]},
+        "pretrain": NO_PRETRAIN,
     }))
     res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "n2001.yaml", cfg, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -231,6 +238,7 @@ def test_messekher_subset_whole_dag_with_external_validation(tmp_path):
         "cohort": public("messekher2023", MESSEKHER_CV, "messekher_small"),
         "folds": {"seeds": [0], "schemes": ["nested"], "nested": {"outer": 2, "inner": 2}},
         "external": {"cohorts": {"n2001": public("n2001", N2001_FEW)}, "seeds": [0], "val_fraction": 0.34},
+        "pretrain": NO_PRETRAIN,
     }))
     res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "messekher.yaml", cfg, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -250,6 +258,7 @@ def test_emgdb_inference_only_smoke(tmp_path):
     cfg.write_text(yaml.safe_dump({
         "cohort": public("n2001", N2001_FEW),
         "external": {"cohorts": {"emgdb": {"public": {"data_dir": str(SHARED)}}}, "val_fraction": 0.34},
+        "pretrain": TINY_PRETRAIN,  # an inference-only run pretrains too: its external networks start there
     }))
     res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "emgdb.yaml", cfg, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -320,6 +329,7 @@ def test_ci_config_full_dag_and_report(tmp_path, capsys):
     assert xv.groupby(["test_cohort", "model"])["n_test_patients"].first().groupby("test_cohort").nunique().eq(1).all()
     readme = (tmp_path / "results" / "README.ci.md").read_text()
     assert "Table 2" in readme and "(missing)" not in readme
+    check_pretraining(tmp_path)
     check_review_figures(tmp_path, fig, ev)
     rep = snakemake(tmp_path, "--report", tmp_path / "report.html", *cfg)
     assert rep.returncode == 0, rep.stdout[-2000:] + rep.stderr[-2000:]
@@ -338,6 +348,28 @@ def test_ci_config_full_dag_and_report(tmp_path, capsys):
 
     # last: it edits and deletes outputs of the run
     check_manifest(tmp_path, "ci", cfg, capsys)
+
+def check_pretraining(workdir):
+    """pretrain.enabled (config.yaml; configs/ci.yaml shrinks it): one network on a simulated cohort of its own,
+    disjoint from the run's patients, and every CV and external network starts from its weights."""
+    import torch
+
+    res = workdir / "results"
+    split = pd.read_csv(res / "pretrain" / "ci" / "split.tsv", sep="\t", dtype={"subject_id": str})
+    assert set(split["role"]) == {"train", "val"} and split["subject_id"].nunique() == 9
+    pre_subjects = set(pd.read_csv(res / "cohort" / "pretrain_for_ci" / "subjects.tsv", sep="\t",
+                                   dtype={"subject_id": str})["subject_id"])
+    assert pre_subjects == set(split["subject_id"])
+    pre = torch.load(res / "pretrain" / "ci" / "best.pt", weights_only=True)
+    assert pre["train_cfg"]["max_epochs"] == 1 and pre["train_cfg"]["init_from"] is None  # pretrain.train applied
+    cv = torch.load(res / "train" / "ci" / "nested_s0_o0_i0" / "best.pt", weights_only=True)
+    assert cv["train_cfg"]["init_from"] == "results/pretrain/ci/best.pt"
+    assert cv["train_cfg"]["max_epochs"] == 16  # the run's own recipe
+    logs = [workdir / "logs" / "train" / "ci" / "nested_s0_o0_i0.log", workdir / "logs" / "external" / "ci" /
+            "train_ext_s0.log"]
+    for log in logs:
+        assert "initial weights from results/pretrain/ci/best.pt" in log.read_text(), log
+
 
 def check_review_figures(workdir, fig, ev):
     """The review figures of a run and the numbers they draw, recomputed from the files they come from."""
@@ -403,6 +435,12 @@ def check_manifest(workdir, cohort, cfg, capsys):
     dry = snakemake(workdir, "-n", *cfg, recipe)
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout + dry.stderr, flags=re.M))
     assert dry.returncode == 0 and "train_fold" not in jobs and "train_external" not in jobs, dry.stdout[-3000:]
+    # ... and another pretraining is another starting point: pretrained again, every network retrained
+    recipe.write_text("pretrain: {seed: 7}\n")
+    dry = snakemake(workdir, "-n", *cfg, recipe)
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout + dry.stderr, flags=re.M))
+    assert dry.returncode == 0 and jobs.get("pretrain") == "1" and jobs.get("simulate_cohort") == "1", dry.stdout[-3000:]
+    assert int(jobs.get("train_fold", 0)) == n_runs and int(jobs.get("train_external", 0)) > 0, dry.stdout[-3000:]
 
     capsys.readouterr()
     assert main(["verify", str(man)]) == 0, capsys.readouterr()
@@ -433,6 +471,7 @@ def test_own_sheets_with_a_ratings_sheet_run_the_whole_dag(tmp_path):
                    "sheets": {"subjects": str(data / "subjects.tsv"), "recordings": str(data / "recordings.tsv")}},
         "folds": {"seeds": [0], "schemes": ["nested"], "nested": {"outer": 2, "inner": 2}},
         "train": {"max_epochs": 1},
+        "pretrain": NO_PRETRAIN,
         "evaluate": {"ratings": str(data / "ratings.tsv")},
         "explain": {"steps": 20},
     }))

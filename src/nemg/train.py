@@ -211,6 +211,34 @@ def predict_logits(model, store: SegmentStore, rows: np.ndarray, batch_size: int
     return torch.cat(out) if out else torch.empty(0, len(CLASSES))
 
 
+def load_initial_weights(model: torch.nn.Module, path, window: int) -> dict:
+    """Copies a best.pt's weights and BN statistics into ``model`` (the run's first weights); returns its metadata.
+
+    The optimiser, schedule and random streams still start fresh: only the starting point changes. A checkpoint
+    of another network or window length is refused with both sides named, never loaded partly.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"train.init_from: {path} does not exist (a best.pt of a finished run)")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file: name it, whatever torch's unpickler says
+        raise ValueError(f"train.init_from: {path} is not a readable checkpoint ({exc})") from None
+    if not isinstance(ck, dict) or "state_dict" not in ck:
+        raise ValueError(f"train.init_from: {path} has no state_dict (expected a best.pt written by nemg.train)")
+    if ck.get("window_samples") not in (None, window):
+        raise ValueError(f"train.init_from: {path} was trained on {ck['window_samples']}-sample windows, this run's "
+                         f"are {window} samples (preprocess.resample.rate_hz x segment.window_s must match)")
+    try:
+        model.load_state_dict(ck["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise ValueError(f"train.init_from: {path} holds another network ({ck.get('model_cfg')}) than this run's "
+                         f"model config: {' '.join(first[:3])[:400]}") from None
+    log.info("initial weights from %s (run %s, best val_acc %s)", path, ck.get("run_id"), ck.get("best_val_acc"))
+    return {k: v for k, v in ck.items() if k != "state_dict"}
+
+
 def _save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -287,6 +315,8 @@ class _Trainer:
 
         torch.manual_seed(seed)  # model init: the first draw of the run's seed
         self.model = build_model(model_cfg, n_samples=data.store.window).to(device)
+        if cfg["init_from"]:
+            load_initial_weights(self.model, cfg["init_from"], data.store.window)
         fused = {"fused": True} if device.type == "cuda" else {}
         if float(cfg["weight_decay"]) > 0:
             self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg["lr"],

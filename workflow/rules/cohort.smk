@@ -22,7 +22,7 @@ rule simulate_cohort:
         mem_mb=4000,
         runtime=60,
     params:
-        sim=simulation_params(),
+        sim=lambda wildcards: simulation_params(wildcards.cohort),
         seed=lambda wildcards: COHORTS[wildcards.cohort]["seed"],
         keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
         where=lambda wildcards: COHORTS[wildcards.cohort]["recordings_where"],

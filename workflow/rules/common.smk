@@ -51,10 +51,33 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 # test id -> (external cohort, amplitude calibration): "<name>" as recorded, "<name>.rms" amplitude-calibrated
 EXT_TEST_IDS = external_test_ids(EXTERNAL_COHORTS, EXTERNAL["amplitude_calibration"])
+# Pretraining (pretrain.enabled; workflow/rules/train.smk): a simulated cohort of its own, results/<stage>/
+# pretrain_for_<cohort>/, preprocessed with this run's settings like a test cohort and simulated with the pretrain
+# section's parameters instead of the run's (every data set pretrains on the same simulated patients).
+PRETRAIN = CFG["pretrain"]
+PRETRAIN_COHORT = cohort_key("pretrain", COHORT) if PRETRAIN["enabled"] else None
+if PRETRAIN_COHORT and "pretrain" in EXTERNAL_COHORTS:
+    raise WorkflowError(
+        "external.cohorts: 'pretrain' names the pretraining cohort (pretrain.enabled); rename that entry"
+    )
 COHORTS = {
     COHORT: CFG["cohort"],
     **{cohort_key(name, COHORT): c for name, c in EXTERNAL_COHORTS.items()},
     **{cohort_key(t, COHORT): EXTERNAL_COHORTS[name] for t, (name, _) in EXT_TEST_IDS.items()},
+    **(
+        {
+            PRETRAIN_COHORT: {
+                **CFG["cohort"],
+                "name": PRETRAIN_COHORT,
+                "source": "simulated",
+                "seed": PRETRAIN["seed"],
+                "subjects": [],
+                "recordings_where": {},
+            }
+        }
+        if PRETRAIN_COHORT
+        else {}
+    ),
 }
 # cohort key of a calibrated test cohort -> its test id (its segments are scaled by the gain of rule external_gain)
 CALIBRATED = {cohort_key(t, COHORT): t for t, (_, cal) in EXT_TEST_IDS.items() if cal != "none"}
@@ -94,11 +117,21 @@ def user_sheet(key):
     return lambda wildcards: str(resolve_path(COHORTS[wildcards.cohort]["sheets"][key], REPO))
 
 
-def simulation_params():
-    """The simulation section merged into nemg.simulate.DEFAULT_PARAMS (wrong keys fail here, at start-up)."""
+def simulation_params(cohort=None):
+    """The simulation section merged into nemg.simulate.DEFAULT_PARAMS (wrong keys fail here, at start-up); for the
+    pretraining cohort, pretrain.simulation instead of the run's section."""
     from nemg.simulate import merge_params
 
+    if cohort is not None and cohort == PRETRAIN_COHORT:
+        return merge_params(PRETRAIN["simulation"])
     return merge_params(CFG["simulation"])
+
+
+if PRETRAIN_COHORT:
+    try:
+        simulation_params(PRETRAIN_COHORT)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise WorkflowError(f"pretrain.simulation: {exc}") from None
 
 
 def trim_params():
@@ -243,11 +276,16 @@ def run_outputs(exclude=()):
     tests = [cohort_key(t, COHORT) for t in EXT_TESTS]  # external test cohorts, calibrated variants included
     # cohorts with their own sheets, trimmed and resampled signals (a calibrated variant shares its twin's)
     preprocessed = [COHORT] + sorted({TWIN.get(k, k) for k in tests})
+    # the pretraining cohort, when a network is trained at all (cross-validation or external)
+    pretrained = [PRETRAIN_COHORT] if PRETRAIN_COHORT and (cv or EXT_TESTS) else []
+    preprocessed += pretrained
     sheet_rules = {"simulated": rules.simulate_cohort, "public": rules.import_cohort, "sheets": rules.register_sheets}
     files = [f for k in preprocessed for f in _outputs(sheet_rules[COHORTS[k]["source"]], cohort=k)]
     files += _outputs(rules.trim, cohort=preprocessed) + _outputs(rules.resample, cohort=preprocessed)
     files += _outputs(rules.trim_qc_figure, cohort=COHORT)
-    files += _outputs(rules.segment, cohort=[COHORT] + tests)
+    files += _outputs(rules.segment, cohort=[COHORT] + tests + pretrained)
+    if pretrained:
+        files += _outputs(rules.pretrain_split, cohort=COHORT) + _outputs(rules.pretrain, cohort=COHORT)
     for step in (
         rules.make_folds,
         rules.check_leakage,

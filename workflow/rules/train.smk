@@ -2,6 +2,71 @@
 # Library: nemg.train.train_run (loop, early stopping, resume), nemg.model (nEMGNet), nemg.data (memmap batches).
 # Run ids (TRAIN_RUN_IDS), threads and GPU use come from common/settings.smk; TRAIN_OUTPUTS (every run's
 # predictions, common/outputs.smk) is the stage's target.
+# With pretrain.enabled every run starts from results/pretrain/<cohort>/best.pt: one network trained on the
+# simulated cohort results/<stage>/pretrain_for_<cohort>/ (simulated and preprocessed by the usual rules) with
+# pretrain.val_fraction of its patients per class for early stopping.
+
+
+rule pretrain_split:
+    input:
+        subjects=f"results/cohort/{PRETRAIN_COHORT}/subjects.tsv",
+        segments_index=f"results/segment/{PRETRAIN_COHORT}/segments_index.tsv",
+    output:
+        split="results/pretrain/{cohort}/split.tsv",
+    log:
+        "logs/pretrain/{cohort}/split.log",
+    wildcard_constraints:
+        cohort=cohort_regex([COHORT] if PRETRAIN_COHORT else []),
+    conda:
+        "../../envs/preprocess.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        seeds=[PRETRAIN["seed"]],
+        val_fraction=PRETRAIN["val_fraction"],
+    script:
+        "../scripts/external_split.py"  # the same stratified patient split as external validation's
+
+
+rule pretrain:
+    input:
+        segments=f"results/segment/{PRETRAIN_COHORT}/segments.npy",
+        index=f"results/segment/{PRETRAIN_COHORT}/segments_index.tsv",
+        folds="results/pretrain/{cohort}/split.tsv",
+    output:
+        best=PRETRAIN_BEST,
+        curve=report_item(
+            "results/pretrain/{cohort}/curve.tsv",
+            "pretrain_curve",
+            "training",
+            "Pretraining",
+            "pretraining curve",
+            "nEMGNet",
+        ),
+        predictions="results/pretrain/{cohort}/predictions.tsv",
+    log:
+        "logs/pretrain/{cohort}/pretrain.log",
+    benchmark:
+        "benchmarks/pretrain/{cohort}/pretrain.tsv"
+    wildcard_constraints:
+        cohort=cohort_regex([COHORT] if PRETRAIN_COHORT else []),
+    conda:
+        "../../envs/train.yaml"
+    # one thread on a CPU like every training job: the same weights whatever --cores (float sums are ordered
+    # by the thread count)
+    threads: TRAIN_THREADS
+    resources:
+        gpu=1 if TRAIN_ON_GPU else 0,
+        mem_mb=16000 if TRAIN_ON_GPU else 2000,
+        runtime=600 if TRAIN_ON_GPU else 30,
+    params:
+        model=MODEL_CFG,
+        train=PRETRAIN_TRAIN,
+        run_id=PRETRAIN_RUN,
+    script:
+        "../scripts/train_fold.py"
 
 
 rule train_fold:
@@ -10,6 +75,7 @@ rule train_fold:
         index="results/segment/{cohort}/segments_index.tsv",
         folds="results/folds/{cohort}/folds.tsv",
         leakage_check="results/folds/{cohort}/leakage_check.txt",  # the gate: no training on leaky folds
+        init=INIT_WEIGHTS or [],  # the first weights: pretraining's network, train.init_from's, or none
     output:
         best="results/train/{cohort}/{run_id}/best.pt",
         curve="results/train/{cohort}/{run_id}/curve.tsv",

@@ -1,4 +1,5 @@
-"""Rules train_fold and train_external: train one run of a folds table (resumes from last.pt after an interruption)."""
+"""Rules train_fold, train_external and pretrain: train one run of a folds table (resumes from last.pt after an
+interruption)."""
 import logging
 from pathlib import Path
 
@@ -14,7 +15,10 @@ from nemg.train import train_run
 _, runtime = split_train_runtime(fill_defaults(snakemake.config)["train"])
 
 wc = snakemake.wildcards
-run_id = wc.run_id if hasattr(wc, "run_id") else wc.ext_run  # cross-validation or external run
+# cross-validation, external or pretraining run
+run_id = wc.run_id if hasattr(wc, "run_id") else wc.ext_run if hasattr(wc, "ext_run") else snakemake.params.run_id
+# the first weights are an input (pretraining's network or train.init_from), not a param: see common/settings.smk
+init = getattr(snakemake.input, "init", None) or None  # the pretraining itself has none; [] when unset
 result = train_run(
     snakemake.input.segments,
     snakemake.input.index,
@@ -22,6 +26,7 @@ result = train_run(
     run_id,
     Path(snakemake.output.best).parent,
     model_cfg=snakemake.params.model,
-    train_cfg={**snakemake.params.train, **runtime, "num_threads": snakemake.threads},  # threads as scheduled
+    # threads as scheduled
+    train_cfg={**snakemake.params.train, **runtime, "num_threads": snakemake.threads, "init_from": init},
 )
 logging.info("result: %s", result)

@@ -6,6 +6,29 @@ TRAIN_CFG = CFG["train"]
 # the training rules' params hold what a run learns from; the runtime keys (threads, progress bar, checkpoint
 # cadence, ...) reach the job through its config, so changing them does not retrain every network
 TRAIN_LEARN, _ = split_train_runtime(TRAIN_CFG)
+# The weights every training job starts from: the pretraining's network (pretrain.enabled), a user's best.pt
+# (train.init_from), or none (random initialisation). A file input of the training rules, so a new pretraining
+# retrains the networks; the path itself is left out of their params (it differs between machines, not runs).
+if PRETRAIN_COHORT and TRAIN_CFG["init_from"]:
+    raise WorkflowError(
+        f"train.init_from ({TRAIN_CFG['init_from']}) and pretrain.enabled both choose the first weights; set one"
+    )
+PRETRAIN_BEST = "results/pretrain/{cohort}/best.pt"
+INIT_WEIGHTS = (
+    PRETRAIN_BEST
+    if PRETRAIN_COHORT
+    else str(resolve_path(TRAIN_CFG["init_from"], REPO)) if TRAIN_CFG["init_from"] else None
+)
+TRAIN_LEARN.pop("init_from", None)
+# the pretraining's recipe: the run's, with pretrain.train's keys changed
+PRETRAIN_TRAIN = {**TRAIN_LEARN, **PRETRAIN["train"]}
+try:
+    from nemg.train import resolve_train_cfg
+
+    resolve_train_cfg({**PRETRAIN_TRAIN, "init_from": None})
+except ValueError as exc:
+    raise WorkflowError(f"pretrain.train: {exc}") from None
+PRETRAIN_RUN = ext_run_id(PRETRAIN["seed"])
 MODEL_CFG = CFG["model"]  # preset (paper | cpu | small | tiny), width, head_width, deep_stride, head
 # Whether training jobs run on a GPU: train.device, or for `auto` whether this machine has an NVIDIA driver.
 TRAIN_ON_GPU = str(TRAIN_CFG["device"]).startswith("cuda") or (
