@@ -32,9 +32,11 @@ def test_a_variant_overrides_only_the_keys_it_names():
 
 
 def test_a_variant_starts_from_the_dags_pretrained_network_as_the_dag_does(tmp_path, monkeypatch):
-    assert CONFIG["pretrain"]["enabled"]  # config.yaml's recipe pretrains; so does a variant on a cohort
+    # a config.yaml that pretrains (the shipped one does not: pretrain.enabled is a measured switch, off)
     monkeypatch.setattr(ablation, "ROOT", tmp_path)
-    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["pretrain"]["enabled"] = True
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     with pytest.raises(SystemExit, match="results/pretrain/mine/best.pt is missing"):
         ablation.run_configs(cohort="mine")
     best = tmp_path / "results" / "pretrain" / "mine" / "best.pt"
@@ -42,6 +44,8 @@ def test_a_variant_starts_from_the_dags_pretrained_network_as_the_dag_does(tmp_p
     best.write_bytes(b"")
     assert ablation.run_configs(cohort="mine")[1]["init_from"] == str(best)
     assert ablation.run_configs(train_json='{"init_from": null}', cohort="mine")[1]["init_from"] is None
+    monkeypatch.setattr(ablation, "ROOT", REPO)
+    assert ablation.run_configs(cohort="mine")[1]["init_from"] is None  # the shipped config: random weights
 
 
 spec_o = importlib.util.spec_from_file_location("error_overlap", REPO / "benchmarks" / "error_overlap.py")

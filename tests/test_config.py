@@ -57,7 +57,6 @@ def test_paper_config_switches_off_every_nemg_deviation():
     assert resolve_size(default()["model"]) != PRESETS["paper"]
     assert default()["evaluate"]["stage2_c"] != 1.0
     assert default()["evaluate"]["stage2_class_weight"] == "balanced"
-    assert default()["pretrain"]["enabled"] is True
 
 
 def test_every_shipped_config_votes_with_the_default_stage2():
