@@ -55,6 +55,30 @@ def test_malformed_config_gives_a_clear_error(tmp_path):
     assert "unknown key 'windw_s' at preprocess.segment (did you mean 'window_s'?)" in out
 
 
+def test_first_weights_of_every_network_are_an_input(tmp_path):
+    """train.init_from (a user's checkpoint) is an input of every training job, so a missing file stops the run
+    naming it; with pretrain.enabled the pretraining's best.pt is; choosing both is refused at start-up."""
+    mine = tmp_path / "mine.pt"
+    cfg = tmp_path / "init.yaml"
+    cfg.write_text(yaml.safe_dump({"train": {"init_from": str(mine)}}))
+    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "Missing input files" in out and str(mine) in out, out[-2000:]
+    mine.write_bytes(b"")  # present: a dry run schedules the networks from it, no pretraining
+    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, flags=re.M))
+    assert res.returncode == 0 and jobs.get("train_fold") == "15" and "pretrain" not in jobs, res.stdout[-2000:]
+    cfg.write_text(yaml.safe_dump({"pretrain": {"enabled": True}}))
+    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, flags=re.M))
+    assert res.returncode == 0 and jobs.get("pretrain") == "1", res.stdout[-2000:]
+    assert jobs.get("simulate_cohort") == "2"  # the run's cohort and the pretraining's
+    cfg.write_text(yaml.safe_dump({"pretrain": {"enabled": True}, "train": {"init_from": str(mine)}}))
+    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "and pretrain.enabled both choose the first weights" in out, out[-2000:]
+
+
 def test_results_readme_is_per_cohort(tmp_path):
     """Two configs run in one folder used to write the same results/README.md, the last run's index
     overwriting the other's; each cohort now has its own."""
@@ -439,7 +463,8 @@ def check_manifest(workdir, cohort, cfg, capsys):
     recipe.write_text("pretrain: {seed: 7}\n")
     dry = snakemake(workdir, "-n", *cfg, recipe)
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout + dry.stderr, flags=re.M))
-    assert dry.returncode == 0 and jobs.get("pretrain") == "1" and jobs.get("simulate_cohort") == "1", dry.stdout[-3000:]
+    assert dry.returncode == 0 and jobs.get("pretrain") == "1", dry.stdout[-3000:]
+    assert jobs.get("simulate_cohort") == "1"  # only the pretraining cohort is simulated again
     assert int(jobs.get("train_fold", 0)) == n_runs and int(jobs.get("train_external", 0)) > 0, dry.stdout[-3000:]
 
     capsys.readouterr()
