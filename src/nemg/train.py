@@ -211,8 +211,8 @@ def predict_logits(model, store: SegmentStore, rows: np.ndarray, batch_size: int
     return torch.cat(out) if out else torch.empty(0, len(CLASSES))
 
 
-def load_initial_weights(model: torch.nn.Module, path, window: int) -> dict:
-    """Copies a best.pt's weights and BN statistics into ``model`` (the run's first weights); returns its metadata.
+def load_initial_weights(model: torch.nn.Module, path, window: int) -> None:
+    """Copies a best.pt's weights and BN statistics into ``model`` (the run's first weights).
 
     The optimiser, schedule and random streams still start fresh: only the starting point changes. A checkpoint
     of another network or window length is refused with both sides named, never loaded partly.
@@ -236,7 +236,6 @@ def load_initial_weights(model: torch.nn.Module, path, window: int) -> dict:
         raise ValueError(f"train.init_from: {path} holds another network ({ck.get('model_cfg')}) than this run's "
                          f"model config: {' '.join(first[:3])[:400]}") from None
     log.info("initial weights from %s (run %s, best val_acc %s)", path, ck.get("run_id"), ck.get("best_val_acc"))
-    return {k: v for k, v in ck.items() if k != "state_dict"}
 
 
 def _save(obj, path: Path) -> None:
@@ -315,7 +314,7 @@ class _Trainer:
 
         torch.manual_seed(seed)  # model init: the first draw of the run's seed
         self.model = build_model(model_cfg, n_samples=data.store.window).to(device)
-        if cfg["init_from"]:
+        if cfg["init_from"] and not self.last.exists():  # a resumed run takes its weights from last.pt instead
             load_initial_weights(self.model, cfg["init_from"], data.store.window)
         fused = {"fused": True} if device.type == "cuda" else {}
         if float(cfg["weight_decay"]) > 0:

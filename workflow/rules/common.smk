@@ -64,21 +64,16 @@ COHORTS = {
     COHORT: CFG["cohort"],
     **{cohort_key(name, COHORT): c for name, c in EXTERNAL_COHORTS.items()},
     **{cohort_key(t, COHORT): EXTERNAL_COHORTS[name] for t, (name, _) in EXT_TEST_IDS.items()},
-    **(
-        {
-            PRETRAIN_COHORT: {
-                **CFG["cohort"],
-                "name": PRETRAIN_COHORT,
-                "source": "simulated",
-                "seed": PRETRAIN["seed"],
-                "subjects": [],
-                "recordings_where": {},
-            }
-        }
-        if PRETRAIN_COHORT
-        else {}
-    ),
 }
+if PRETRAIN_COHORT:
+    COHORTS[PRETRAIN_COHORT] = {
+        **CFG["cohort"],
+        "name": PRETRAIN_COHORT,
+        "source": "simulated",
+        "seed": PRETRAIN["seed"],
+        "subjects": [],
+        "recordings_where": {},
+    }
 # cohort key of a calibrated test cohort -> its test id (its segments are scaled by the gain of rule external_gain)
 CALIBRATED = {cohort_key(t, COHORT): t for t, (_, cal) in EXT_TEST_IDS.items() if cal != "none"}
 # ... and -> the key of its uncalibrated twin: the same recordings, so the twin's sheets and trimmed and resampled

@@ -22,12 +22,11 @@ INIT_WEIGHTS = (
 TRAIN_LEARN.pop("init_from", None)
 # the pretraining's recipe: the run's, with pretrain.train's keys changed
 PRETRAIN_TRAIN = {**TRAIN_LEARN, **PRETRAIN["train"]}
-try:
-    from nemg.train import resolve_train_cfg
-
-    resolve_train_cfg({**PRETRAIN_TRAIN, "init_from": None})
-except ValueError as exc:
-    raise WorkflowError(f"pretrain.train: {exc}") from None
+# unknown keys stop the run here; values are checked by the pretrain job (nemg.train.resolve_train_cfg), so that
+# parsing the workflow does not import torch
+_unknown_pretrain = sorted(set(PRETRAIN["train"]) - set(TRAIN_CFG))
+if _unknown_pretrain:
+    raise WorkflowError(f"pretrain.train: unknown key(s) {_unknown_pretrain}; it takes the keys of train:")
 PRETRAIN_RUN = ext_run_id(PRETRAIN["seed"])
 MODEL_CFG = CFG["model"]  # preset (paper | cpu | small | tiny), width, head_width, deep_stride, head
 # Whether training jobs run on a GPU: train.device, or for `auto` whether this machine has an NVIDIA driver.
