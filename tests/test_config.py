@@ -83,7 +83,9 @@ def test_unknown_key_names_it_and_suggests():
     (("preprocess", "resample", "method"), "linear",
      "preprocess.resample.method: 'linear' is not allowed; expected one of 'polyphase', 'fft'"),
     (("cohort", "source"), "s3", "cohort.source: 's3' is not allowed"),
-    (("folds", "nested", "outer"), "5", "folds.nested.outer: '5' has the wrong type (str); expected integer"),
+    (("folds", "nested", "outer"), "5", "folds.nested.outer: '5' has the wrong type (str); expected integer (Snakemake"
+     " passes the values inside a --config mapping as text"),
+    (("cohort", "name"), 5, "cohort.name: 5 has the wrong type (int); expected string"),
     (("folds", "seeds"), [], "folds.seeds"),
     (("preprocess", "segment", "window_s"), 0.40005, "must be a whole number of samples"),
 ])
@@ -96,6 +98,8 @@ def test_wrong_values_name_the_key(path, value, expected):
     with pytest.raises(ConfigError, match=None) as exc:
         validate_config(cfg)
     assert expected in str(exc.value)
+    # the --config hint only where text would have parsed as the wanted type
+    assert ("--config mapping" in str(exc.value)) == (value == "5")
 
 
 def test_hop_longer_than_the_window_is_an_error():

@@ -55,6 +55,16 @@ def test_malformed_config_gives_a_clear_error(tmp_path):
     assert "unknown key 'windw_s' at preprocess.segment (did you mean 'window_s'?)" in out
 
 
+def test_config_mapping_on_the_command_line_says_why_it_fails(tmp_path):
+    """Snakemake reads the values inside `--config key={...}` as text; the error says so and what to do instead."""
+    res = snakemake(tmp_path, "-n", "--config", "pretrain={enabled: true, seed: 3}")
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "pretrain.enabled: 'true' has the wrong type (str); expected boolean" in out
+    assert "pretrain.seed: '3' has the wrong type (str); expected integer" in out
+    assert out.count("put the section in a YAML file and pass it with --configfile") == 2, out[-2000:]
+
+
 def test_first_weights_of_every_network_are_an_input(tmp_path):
     """train.init_from (a user's checkpoint) is an input of every training job, so a missing file stops the run
     naming it; with pretrain.enabled the pretraining's best.pt is; choosing both is refused at start-up."""

@@ -117,6 +117,23 @@ def _key(path) -> str:
     return ".".join(parts).replace(".[", "[") or "(top level)"
 
 
+def _text_hint(inst: Any, want: str) -> str:
+    """Why a number or a boolean may arrive as text: Snakemake reads the inside of a mapping given with
+    ``--config key={...}`` as strings (YAML's base loader), so ``--config 'train={max_epochs: 8}'`` fails here."""
+    if not isinstance(inst, str):
+        return ""
+    try:
+        parsed = yaml.safe_load(inst)
+    except yaml.YAMLError:
+        return ""
+    kinds = {"boolean": bool, "integer": int, "number": (int, float)}
+    if any(isinstance(parsed, kinds[k]) and (k == "boolean" or not isinstance(parsed, bool))
+           for k in kinds if k in want):
+        return (" (Snakemake passes the values inside a --config mapping as text: put the section in a YAML file "
+                "and pass it with --configfile)")
+    return ""
+
+
 def _describe(err) -> str:
     v = err.validator
     inst = err.instance
@@ -138,7 +155,7 @@ def _describe(err) -> str:
         return f"{key}: {inst!r} is not allowed; expected one of {', '.join(map(repr, err.validator_value))}"
     if v == "type":
         want = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
-        return f"{key}: {inst!r} has the wrong type ({type(inst).__name__}); expected {want}"
+        return f"{key}: {inst!r} has the wrong type ({type(inst).__name__}); expected {want}{_text_hint(inst, want)}"
     bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
     if v in bounds:
         return f"{key}: {inst!r} is not allowed: must be {bounds[v]} {err.validator_value}"
