@@ -73,6 +73,17 @@ def run_configs(model_json: str = "{}", train_json: str = "{}", cohort: str | No
     return {**(cfg.get("model") or {}), **json.loads(model_json)}, train
 
 
+def _recorded_train(train_json: str, train_cfg: dict) -> str:
+    """The row's ``train`` column: the overrides as given, and the starting checkpoint by path and sha256 (a path
+    alone, e.g. results/pretrain/<cohort>/best.pt, names whichever network was last made there)."""
+    init = train_cfg.get("init_from")
+    if not init:
+        return train_json
+    from nemg.fileio import sha256_file
+
+    return json.dumps({**json.loads(train_json), "init_from": f"{init} (sha256 {sha256_file(init)[:16]})"})
+
+
 def _config_evaluate() -> dict:
     """config.yaml's evaluate: section, whose stage-2 C and class weight the DAG votes with (no shipped config
     overrides them but configs/paper.yaml)."""
@@ -207,7 +218,8 @@ def main(argv=None) -> int:
            "stage2_c": stage2_c,
            "train_wall_s": round(wall, 1),
            "mean_run_s": round(float(np.mean([s for _, s, _ in results])), 1),
-           "model": json.dumps(model_cfg, sort_keys=True), "train": args.train, "commit": _git_commit()}
+           "model": json.dumps(model_cfg, sort_keys=True), "train": _recorded_train(args.train, train_cfg),
+           "commit": _git_commit()}
     rows = [row]
     for bl in ("logreg", "rf"):
         f = ROOT / f"results/baseline/{c}/{bl}/patient_predictions.tsv"

@@ -1,5 +1,6 @@
 """benchmarks/ablation.py: a variant is config.yaml's recipe with only the named keys changed."""
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,17 @@ def test_a_variant_starts_from_the_dags_pretrained_network_as_the_dag_does(tmp_p
     assert ablation.run_configs(train_json='{"init_from": null}', cohort="mine")[1]["init_from"] is None
     monkeypatch.setattr(ablation, "ROOT", REPO)
     assert ablation.run_configs(cohort="mine")[1]["init_from"] is None  # the shipped config: random weights
+
+
+def test_a_row_names_its_starting_checkpoint_by_hash(tmp_path):
+    # a path alone names whichever network was last made there; the row keeps which one it was
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    a.write_bytes(b"one network")
+    b.write_bytes(b"another")
+    rec = {p: json.loads(ablation._recorded_train('{"seed_offset": 1}', {"init_from": str(p)})) for p in (a, b)}
+    assert rec[a]["seed_offset"] == 1 and rec[a]["init_from"].startswith(f"{a} (sha256 ")
+    assert rec[a]["init_from"].split("sha256 ")[1] != rec[b]["init_from"].split("sha256 ")[1]
+    assert ablation._recorded_train('{"seed_offset": 1}', {"init_from": None}) == '{"seed_offset": 1}'
 
 
 spec_o = importlib.util.spec_from_file_location("error_overlap", REPO / "benchmarks" / "error_overlap.py")
