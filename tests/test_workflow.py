@@ -83,6 +83,14 @@ def test_first_weights_of_every_network_are_an_input(tmp_path):
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, flags=re.M))
     assert res.returncode == 0 and jobs.get("pretrain") == "1", res.stdout[-2000:]
     assert jobs.get("simulate_cohort") == "2"  # the run's cohort and the pretraining's
+    # every network waits for the pretraining: its chain goes first when jobs compete for cores
+    blocks = re.split(r"^(?=rule \w+:$)", res.stdout, flags=re.M)
+    prio = {(b.split(":")[0][5:], re.search(r"cohort=([^,\s]+)", b).group(1)): "priority: 10" in b
+            for b in blocks if b.startswith("rule ") and "cohort=" in b}
+    for rule in ("simulate_cohort", "trim", "resample", "segment"):
+        assert prio[(rule, "pretrain_for_simulated")] and not prio[(rule, "simulated")], rule
+    assert prio[("pretrain_split", "simulated")] and prio[("pretrain", "simulated")]
+    assert not prio[("train_fold", "simulated")] and not prio[("baseline_features", "simulated")]
     cfg.write_text(yaml.safe_dump({"pretrain": {"enabled": True}, "train": {"init_from": str(mine)}}))
     res = snakemake(tmp_path, "-n", "--configfile", cfg)
     out = res.stdout + res.stderr

@@ -26,6 +26,7 @@ rule simulate_cohort:
         seed=lambda wildcards: COHORTS[wildcards.cohort]["seed"],
         keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
         where=lambda wildcards: COHORTS[wildcards.cohort]["recordings_where"],
+    priority: pretrain_priority
     script:
         "../scripts/simulate_cohort.py"
 

@@ -56,6 +56,15 @@ EXT_TEST_IDS = external_test_ids(EXTERNAL_COHORTS, EXTERNAL["amplitude_calibrati
 # section's parameters instead of the run's (every data set pretrains on the same simulated patients).
 PRETRAIN = CFG["pretrain"]
 PRETRAIN_COHORT = cohort_key("pretrain", COHORT) if PRETRAIN["enabled"] else None
+# Every network waits for the pretraining, and nothing else waits for the QEMG jobs: its chain (simulate,
+# trim, resample, segment, split, pretrain) runs first when jobs compete for cores.
+PRETRAIN_PRIORITY = 10
+
+
+def pretrain_priority(wildcards):
+    return PRETRAIN_PRIORITY if PRETRAIN_COHORT and wildcards.cohort == PRETRAIN_COHORT else 0
+
+
 if PRETRAIN_COHORT and "pretrain" in EXTERNAL_COHORTS:
     raise WorkflowError(
         "external.cohorts: 'pretrain' names the pretraining cohort (pretrain.enabled); rename that entry"

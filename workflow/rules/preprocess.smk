@@ -28,6 +28,7 @@ rule trim:
         runtime=30,
     params:
         trim=trim_params(),
+    priority: pretrain_priority
     script:
         "../scripts/trim.py"
 
@@ -77,6 +78,7 @@ rule resample:
     params:
         rate_hz=CFG["preprocess"]["resample"]["rate_hz"],
         method=CFG["preprocess"]["resample"]["method"],
+    priority: pretrain_priority
     script:
         "../scripts/resample.py"
 
@@ -109,6 +111,7 @@ rule segment:
     params:
         window_s=CFG["preprocess"]["segment"]["window_s"],
         hop_s=CFG["preprocess"]["segment"]["hop_s"],
+    priority: pretrain_priority
     script:
         "../scripts/segment.py"
 

@@ -26,6 +26,7 @@ rule pretrain_split:
     params:
         seeds=[PRETRAIN["seed"]],
         val_fraction=PRETRAIN["val_fraction"],
+    priority: PRETRAIN_PRIORITY
     script:
         "../scripts/external_split.py"  # the same stratified patient split as external validation's
 
@@ -65,6 +66,7 @@ rule pretrain:
         model=MODEL_CFG,
         train=PRETRAIN_TRAIN,
         run_id=PRETRAIN_RUN,
+    priority: PRETRAIN_PRIORITY
     script:
         "../scripts/train_fold.py"
 
