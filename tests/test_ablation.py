@@ -90,3 +90,54 @@ def test_error_overlap_counts_the_patients_every_arm_misses(tmp_path):
     assert calls.to_dict() == {"b": "myopathy"} and diagnosis.to_dict() == {"b": "myopathy"}
     with pytest.raises(FileNotFoundError, match="nowhere"):
         error_overlap.arm_calls(tmp_path / "nowhere", "unused", folds)
+
+
+spec_s = importlib.util.spec_from_file_location("recipe_spread", REPO / "benchmarks" / "recipe_spread.py")
+recipe_spread = importlib.util.module_from_spec(spec_s)
+spec_s.loader.exec_module(recipe_spread)
+
+
+def _spread_case():
+    """Nested 2 x 2 over four patients (one test patient per class pair), and two trainings: one calls every test
+    patient right, the other every one wrong."""
+    import pandas as pd
+
+    from nemg.folds import run_id
+
+    diag = {"a": "normal", "b": "myopathy", "c": "neuropathy", "d": "normal"}
+    tests = {0: ["a", "b"], 1: ["c", "d"]}
+    folds, rows = [], {"right": [], "wrong": []}
+    for outer, tested in tests.items():
+        for inner in (0, 1):
+            rid = run_id("nested", 0, 0, outer, inner)
+            for s in diag:
+                folds.append({"scheme": "nested", "seed": 0, "repeat": 0, "outer": outer, "inner": inner,
+                              "run_id": rid, "subject_id": s, "diagnosis": diag[s],
+                              "role": "test" if s in tested else "train"})
+            for s in tested:
+                for name, hit in (("right", True), ("wrong", False)):
+                    guess = diag[s] if hit else ("myopathy" if diag[s] != "myopathy" else "neuropathy")
+                    probs = {f"p_{c}": 0.8 if c == guess else 0.1 for c in ("normal", "myopathy", "neuropathy")}
+                    rows[name].append({"run_id": rid, "subject_id": s, "diagnosis": diag[s], "method": "logreg",
+                                       "with_location": False, "predicted": guess, **probs})
+    return pd.DataFrame(folds), {k: pd.DataFrame(v) for k, v in rows.items()}
+
+
+def test_recipe_spread_scores_every_pick_of_trainings_per_inner_index():
+    folds, patients = _spread_case()
+    scored = recipe_spread.picks(patients, folds)
+    # two trainings, two inner indices: four picks; mixed picks average 0.8 against 0.1 and 0.1 against 0.8 per
+    # patient, a tie argmax breaks to the first class, so only the pure picks have a known outcome
+    assert sorted(scored["pick"]) == ["right right", "right wrong", "wrong right", "wrong wrong"]
+    acc = scored.set_index("pick")["consensus_accuracy"]
+    assert acc["right right"] == 1.0 and acc["wrong wrong"] == 0.0
+    s = recipe_spread.summary(scored)
+    assert s["n_picks"] == 4 and s["max_accuracy"] == 1.0 and s["min_accuracy"] == 0.0
+    assert 0.0 < s["mean_accuracy"] < 1.0
+
+
+def test_recipe_spread_refuses_a_training_with_runs_missing():
+    folds, patients = _spread_case()
+    patients["wrong"] = patients["wrong"][patients["wrong"]["run_id"] != "nested_s0_o1_i1"]
+    with pytest.raises(ValueError, match="wrong: no patient predictions for 1 run.*nested_s0_o1_i1"):
+        recipe_spread.picks(patients, folds)

@@ -1,0 +1,112 @@
+"""How much of a lever's measured effect is noise: a recipe's consensus accuracy over every way of picking its runs.
+
+One seed of nested 5 x 3 gives one consensus accuracy per recipe, and on Messekher that number moves by about
+as much as the levers under test (three training seeds of the shipped recipe: 0.745 / 0.723 / 0.688). When a
+recipe has been trained more than once on the same folds (several seeds, or several pretraining draws), each
+inner run ``i0``, ``i1``, ``i2`` of an outer fold can be taken from any of those trainings: every such pick is a
+legitimate one-seed result of the recipe (the same folds, each network trained by the recipe), and all of them
+together say what the recipe gives on average and how far one seed strays, at no extra training. The picks
+share networks, so they are not independent: the spread is a floor on a fresh seed's, the mean an estimate of
+the recipe's own.
+
+    python benchmarks/recipe_spread.py --cohort messekher2023 pre_sim180m_s0 pre_sim180m_s1 pre_sim180m_s2
+
+Each argument is a directory of ``results/ablation/<cohort>/`` (or a path) holding one ``predictions.tsv`` per
+run of the cohort's folds table (``benchmarks/ablation.py --runs all`` writes these); every run is voted with
+the DAG's divide-and-vote once, then the picks are scored.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def picks(patients: dict[str, pd.DataFrame], folds: pd.DataFrame) -> pd.DataFrame:
+    """Score every pick of one training per inner-fold index.
+
+    ``patients``: training name -> its patient predictions (nemg.evaluate.patient_predictions of all runs of
+    ``folds``, one arm). A pick assigns a training to each inner index (``i0`` from one, ``i1`` from another ...);
+    one row per pick with its consensus accuracy, macro F1 and per-class recall (benchmarks/ablation.score).
+    """
+    from ablation import score
+    from nemg.folds import parse_run_id
+
+    inner = {r: parse_run_id(r).inner for r in folds["run_id"].unique()}
+    indices = sorted(set(inner.values()))
+    names = list(patients)
+    for name, pp in patients.items():
+        missing = sorted(set(inner) - set(pp["run_id"]))
+        if missing:
+            raise ValueError(f"{name}: no patient predictions for {len(missing)} run(s) of the folds table, e.g. "
+                             f"{missing[0]}; it must hold every run (benchmarks/ablation.py --runs all)")
+    rows = []
+    for pick in itertools.product(names, repeat=len(indices)):
+        parts = [patients[name][patients[name]["run_id"].map(inner) == k] for k, name in zip(indices, pick)]
+        rows.append({"pick": " ".join(pick), "n_trainings": len(set(pick)), **score(pd.concat(parts), folds)})
+    return pd.DataFrame(rows)
+
+
+def summary(scored: pd.DataFrame) -> dict:
+    """Mean, standard deviation and range of the picks' consensus accuracy, and their mean macro F1."""
+    acc = scored["consensus_accuracy"].to_numpy(float)
+    return {"n_picks": len(acc), "mean_accuracy": round(float(acc.mean()), 4),
+            "sd_accuracy": round(float(acc.std()), 4), "min_accuracy": round(float(acc.min()), 4),
+            "max_accuracy": round(float(acc.max()), 4), "mean_macro_f1": round(float(scored["macro_f1"].mean()), 4)}
+
+
+def load_patients(cohort: str, directory: str | Path, run_ids: list[str]) -> pd.DataFrame:
+    """The DAG's divide-and-vote (logreg stage 2, config.yaml's C and class weight) of one training's runs."""
+    from ablation import _config_evaluate
+    from nemg.evaluate import patient_predictions, read_predictions
+
+    d = Path(directory)
+    if not d.is_dir():
+        d = ROOT / "results" / "ablation" / cohort / str(directory)
+    files = [d / r / "predictions.tsv" for r in run_ids]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise SystemExit(f"{d}: {len(missing)} of {len(files)} runs have no predictions.tsv (e.g. {missing[0]}); "
+                         f"train them all with benchmarks/ablation.py --runs all")
+    subjects = pd.read_csv(ROOT / f"results/cohort/{cohort}/subjects.tsv", sep="\t", dtype={"subject_id": str})
+    recordings = pd.read_csv(ROOT / f"results/cohort/{cohort}/recordings.tsv", sep="\t",
+                             dtype={"recording_id": str, "subject_id": str})
+    ev = _config_evaluate()
+    weight = None if ev["stage2_class_weight"] == "none" else ev["stage2_class_weight"]
+    return patient_predictions(read_predictions(files), subjects, recordings, methods=("logreg",),
+                               class_weight=weight, c=float(ev["stage2_c"]))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cohort", required=True)
+    ap.add_argument("--label", default=None, help="name of the recipe in the printed row (default: the dirs)")
+    ap.add_argument("--table", default=None, help="append the summary row to this TSV")
+    ap.add_argument("trainings", nargs="+", help="ablation directories (names under results/ablation/<cohort>/)")
+    args = ap.parse_args(argv)
+    folds = pd.read_csv(ROOT / f"results/folds/{args.cohort}/folds.tsv", sep="\t",
+                        dtype={"subject_id": str, "run_id": str})
+    run_ids = sorted(folds["run_id"].unique())
+    patients = {str(t): load_patients(args.cohort, t, run_ids) for t in args.trainings}
+    row = {"cohort": args.cohort, "recipe": args.label or " ".join(map(str, args.trainings)),
+           "trainings": " ".join(map(str, args.trainings)), **summary(picks(patients, folds))}
+    print(pd.DataFrame([row]).to_string(index=False))
+    if args.table:
+        out = Path(args.table)
+        old = pd.read_csv(out, sep="\t", dtype=str) if out.exists() else pd.DataFrame()
+        if len(old):
+            old = old[~((old["cohort"] == row["cohort"]) & (old["recipe"] == row["recipe"]))]
+        pd.concat([old, pd.DataFrame([row]).astype(str)], ignore_index=True).to_csv(out, sep="\t", index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
