@@ -12,7 +12,8 @@ import yaml
 from nemg.config import ConfigError, load_config
 from nemg.baseline import baseline_external_predictions
 from nemg.evaluate import evaluate_arm, external_patient_predictions, external_summary_row
-from nemg.external import SCHEME, check_disjoint, cohort_key, external_cohorts, external_split
+from nemg.external import (SCHEME, check_disjoint, cohort_key, external_cohorts, external_split, pretraining_cohort,
+                           same_patients)
 from nemg.folds import FoldError
 from nemg.labels import CLASSES
 from nemg.predict import predict_cohort
@@ -125,6 +126,32 @@ def test_bad_external_entries_are_each_named(tmp_path):
     assert "external.cohorts.gone: config file not found" in msg and "nope.yaml" in msg
     assert "external.cohorts.typo" in msg and "'pubic'" in msg
     assert "external.cohorts.num: expected a config file path or a cohort section" in msg
+
+
+def test_pretraining_cohort_from_a_file_or_inline_and_never_the_runs_own_patients(tmp_path):
+    cfg = load_config(REPO / "config.yaml", REPO / "configs" / "messekher.yaml")
+    base = yaml.safe_load((REPO / "config.yaml").read_text())["cohort"]
+    cfg["pretrain"] = {**cfg["pretrain"], "enabled": True, "cohort": "configs/n2001.yaml"}
+    pre = pretraining_cohort(cfg, REPO, "pretrain_for_messekher2023", base_cohort=base)
+    assert pre["name"] == "pretrain_for_messekher2023" and pre["public"]["dataset"] == "n2001"
+    assert same_patients(pre, external_cohorts(cfg, REPO, base_cohort=base)["n2001"], REPO) == (
+        "both read the public data set 'n2001'")  # configs/messekher.yaml also tests on N2001
+    # another subset of the run's own data set is refused too: the two may share patients
+    cfg["pretrain"]["cohort"] = {"source": "public", "public": {"dataset": "messekher2023"},
+                                 "subjects": ["healthy_01"]}
+    with pytest.raises(ConfigError, match="pretrain.cohort: holds this run's own patients .both read the public "
+                                          "data set 'messekher2023'"):
+        pretraining_cohort(cfg, REPO, "p", base_cohort=base)
+    own = {"source": "sheets", "sheets": {"subjects": str(tmp_path / "s.tsv"), "recordings": "r.tsv"}}
+    cfg["cohort"] = {**cfg["cohort"], **own}
+    cfg["pretrain"]["cohort"] = dict(own)
+    with pytest.raises(ConfigError, match="both read the subjects sheet"):
+        pretraining_cohort(cfg, REPO, "p", base_cohort=base)
+    for bad, msg in (("configs/nope.yaml", "pretrain.cohort: config file not found"),
+                     ({"source": "public", "pubic": {}}, "pretrain.cohort: .*'pubic'")):
+        cfg["pretrain"]["cohort"] = bad
+        with pytest.raises(ConfigError, match=msg):
+            pretraining_cohort(cfg, REPO, "p", base_cohort=base)
 
 
 # ------------------------------------------------------------------------------------------------ the model

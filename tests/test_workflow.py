@@ -273,14 +273,19 @@ def test_n2001_subset_whole_dag_with_external_validation(tmp_path):
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_messekher_subset_whole_dag_with_external_validation(tmp_path):
-    """configs/messekher.yaml on twelve subjects (ASCII recordings at 32 768 Hz), external validation on N2001."""
+    """configs/messekher.yaml on twelve subjects (ASCII recordings at 32 768 Hz), external validation on N2001,
+    pretrained on N2001 (pretrain.cohort): the cross-validation networks start from the pretraining, the external
+    networks, tested on N2001, from random weights."""
+    import torch
+
     needs_shared("emglab_n2001", "messekher2023_needle_emg")
     cfg = tmp_path / "messekher_small.yaml"
     cfg.write_text(yaml.safe_dump({
         "cohort": public("messekher2023", MESSEKHER_CV, "messekher_small"),
         "folds": {"seeds": [0], "schemes": ["nested"], "nested": {"outer": 2, "inner": 2}},
         "external": {"cohorts": {"n2001": public("n2001", N2001_FEW)}, "seeds": [0], "val_fraction": 0.34},
-        "pretrain": NO_PRETRAIN,
+        "pretrain": {"enabled": True, "cohort": public("n2001", N2001_FEW), "val_fraction": 0.34,
+                     "train": {"max_epochs": 1}},
     }))
     res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "messekher.yaml", cfg, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -288,6 +293,15 @@ def test_messekher_subset_whole_dag_with_external_validation(tmp_path):
     t2 = pd.read_csv(tmp_path / "results" / "evaluate" / "messekher_small" / "table2.tsv", sep="\t")
     assert "physicians_mean_ci_raters" not in t2.columns  # no ratings sheet for public data
     check_external(tmp_path, "messekher_small", ["n2001", "n2001.rms"], 1)  # the config asks for both variants
+    # the pretraining read N2001's recordings where they are (never copied) and trained on its patients
+    res_dir = tmp_path / "results"
+    split = pd.read_csv(res_dir / "pretrain" / "messekher_small" / "split.tsv", sep="\t")
+    assert set(split["subject_id"]) == set(N2001_FEW)
+    assert not (res_dir / "cohort" / "pretrain_for_messekher_small" / "signals").exists()
+    cv = torch.load(res_dir / "train" / "messekher_small" / "nested_s0_o0_i0" / "best.pt", weights_only=True)
+    assert cv["train_cfg"]["init_from"] == "results/pretrain/messekher_small/best.pt"
+    ext = torch.load(res_dir / "external" / "messekher_small" / "models" / "ext_s0" / "best.pt", weights_only=True)
+    assert ext["train_cfg"]["init_from"] is None  # it saw no N2001 patient before its test
 
 
 @pytest.mark.slow

@@ -63,6 +63,39 @@ def external_settings(config: Mapping) -> dict:
     return fill_defaults(config)["external"]
 
 
+def _cohort_entry(name: str, entry, where: str, config: Mapping, repo: str | Path, base: Mapping,
+                  problems: list[str]) -> dict | None:
+    """The full cohort section of one entry (a config file path or an inline section) named ``name``; problems
+    are appended, naming ``where``."""
+    if isinstance(entry, str):
+        path = resolve_path(entry, repo)
+        if not path.is_file():
+            problems.append(f"{where}: config file not found: {path}")
+            return None
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            problems.append(f"{where}: {path} is not valid YAML: {exc}")
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("cohort"), dict):
+            problems.append(f"{where}: {path} has no cohort: section")
+            return None
+        section = data["cohort"]
+    elif isinstance(entry, dict):
+        section = entry
+    else:
+        problems.append(f"{where}: expected a config file path or a cohort section, got {type(entry).__name__}")
+        return None
+    cohort = deep_merge(dict(base), section)
+    cohort["name"] = name
+    try:
+        validate_config(deep_merge(dict(config), {"cohort": cohort}), source=where)
+    except ConfigError as exc:
+        problems += [f"{where}: {p}" for p in exc.problems]
+        return None
+    return fill_defaults({"cohort": cohort})["cohort"]
+
+
 def external_cohorts(config: Mapping, repo: str | Path, base_cohort: Mapping | None = None) -> dict[str, dict]:
     """name -> full cohort section of every external test cohort of ``config``.
 
@@ -80,36 +113,47 @@ def external_cohorts(config: Mapping, repo: str | Path, base_cohort: Mapping | N
         if name == config["cohort"]["name"]:
             problems.append(f"{where}: is this run's own cohort; external validation needs a different data set")
             continue
-        if isinstance(entry, str):
-            path = resolve_path(entry, repo)
-            if not path.is_file():
-                problems.append(f"{where}: config file not found: {path}")
-                continue
-            try:
-                data = yaml.safe_load(path.read_text()) or {}
-            except yaml.YAMLError as exc:
-                problems.append(f"{where}: {path} is not valid YAML: {exc}")
-                continue
-            if not isinstance(data, dict) or not isinstance(data.get("cohort"), dict):
-                problems.append(f"{where}: {path} has no cohort: section")
-                continue
-            section = data["cohort"]
-        elif isinstance(entry, dict):
-            section = entry
-        else:
-            problems.append(f"{where}: expected a config file path or a cohort section, got {type(entry).__name__}")
-            continue
-        cohort = deep_merge(base, section)
-        cohort["name"] = name
-        try:
-            validate_config(deep_merge(dict(config), {"cohort": cohort}), source=where)
-        except ConfigError as exc:
-            problems += [f"{where}: {p}" for p in exc.problems]
-            continue
-        out[name] = fill_defaults({"cohort": cohort})["cohort"]
+        cohort = _cohort_entry(name, entry, where, config, repo, base, problems)
+        if cohort is not None:
+            out[name] = cohort
     if problems:
         raise ConfigError(problems, "external validation config")
     return out
+
+
+def same_patients(a: Mapping, b: Mapping, repo: str | Path) -> str | None:
+    """Why two cohort sections may hold the same patients (the same public data set, the same subjects sheet,
+    the same simulation seed), or None. Subject subsets are not compared: two subsets of one data set may share
+    patients, and whether they do is the user's bookkeeping, not this check's."""
+    if a["source"] != b["source"]:
+        return None
+    if a["source"] == "public" and a["public"]["dataset"] == b["public"]["dataset"]:
+        return f"both read the public data set {a['public']['dataset']!r}"
+    if a["source"] == "sheets":
+        sa, sb = (resolve_path(c["sheets"]["subjects"], repo) for c in (a, b))
+        if sa.resolve() == sb.resolve():
+            return f"both read the subjects sheet {sa}"
+    if a["source"] == "simulated" and a.get("seed") == b.get("seed"):
+        return f"both are simulated with seed {a.get('seed')}"
+    return None
+
+
+def pretraining_cohort(config: Mapping, repo: str | Path, name: str, base_cohort: Mapping | None = None) -> dict:
+    """The full cohort section of ``pretrain.cohort`` (a config file path or an inline cohort section), named
+    ``name``. Refused when it holds this run's own patients: the pretrained network starts every cross-validation
+    network, so its patients would reach every test fold."""
+    entry = config["pretrain"]["cohort"]
+    problems: list[str] = []
+    base = dict(base_cohort if base_cohort is not None else config["cohort"])
+    cohort = _cohort_entry(name, entry, "pretrain.cohort", config, repo, base, problems)
+    if cohort is not None:
+        why = same_patients(cohort, config["cohort"], repo)
+        if why:
+            problems.append(f"pretrain.cohort: holds this run's own patients ({why}); pretraining on them would "
+                            "put every test patient into the network every fold starts from")
+    if problems:
+        raise ConfigError(problems, "pretraining config")
+    return cohort
 
 
 # ------------------------------------------------------------------------------------------------------ split

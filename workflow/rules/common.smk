@@ -17,11 +17,12 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH", "")) if p))
 
 from snakemake import __version__ as SNAKEMAKE_VERSION
+from snakemake.logging import logger
 
 from nemg.baseline import MODELS as BASELINE_MODELS, classifier_params
 from nemg.config import ConfigError, fill_defaults, resolve_path, split_train_runtime, validate_config
 from nemg.explain import AM_KEYS, select_runs
-from nemg.external import cohort_key, external_cohorts, external_test_ids
+from nemg.external import cohort_key, external_cohorts, external_test_ids, pretraining_cohort, same_patients
 from nemg.features import feature_params
 from nemg.folds import EXTERNAL_SCHEME, external_run_id as ext_run_id, run_id as fold_run_id, run_id_regex
 from nemg.report_context import report_context
@@ -74,7 +75,13 @@ COHORTS = {
     **{cohort_key(name, COHORT): c for name, c in EXTERNAL_COHORTS.items()},
     **{cohort_key(t, COHORT): EXTERNAL_COHORTS[name] for t, (name, _) in EXT_TEST_IDS.items()},
 }
-if PRETRAIN_COHORT:
+if PRETRAIN_COHORT and PRETRAIN["cohort"] is not None:
+    # a real cohort (pretrain.cohort): read, trimmed and resampled like an external test cohort
+    try:
+        COHORTS[PRETRAIN_COHORT] = pretraining_cohort(CFG, REPO, PRETRAIN_COHORT, base_cohort=_base_cohort)
+    except ConfigError as exc:
+        raise WorkflowError(str(exc)) from None
+elif PRETRAIN_COHORT:
     COHORTS[PRETRAIN_COHORT] = {
         **CFG["cohort"],
         "name": PRETRAIN_COHORT,
@@ -83,6 +90,13 @@ if PRETRAIN_COHORT:
         "subjects": [],
         "recordings_where": {},
     }
+# External test cohorts that hold the pretraining's patients: their networks must not start from it (they would
+# have seen the test patients with their diagnoses), so external training then starts from random weights.
+PRETRAINED_ON_TESTS = {
+    name: why
+    for name, c in EXTERNAL_COHORTS.items()
+    if PRETRAIN_COHORT and (why := same_patients(COHORTS[PRETRAIN_COHORT], c, REPO))
+}
 # cohort key of a calibrated test cohort -> its test id (its segments are scaled by the gain of rule external_gain)
 CALIBRATED = {cohort_key(t, COHORT): t for t, (_, cal) in EXT_TEST_IDS.items() if cal != "none"}
 # ... and -> the key of its uncalibrated twin: the same recordings, so the twin's sheets and trimmed and resampled
@@ -126,7 +140,7 @@ def simulation_params(cohort=None):
     pretraining cohort, pretrain.simulation instead of the run's section."""
     from nemg.simulate import merge_params
 
-    if cohort is not None and cohort == PRETRAIN_COHORT:
+    if cohort is not None and cohort == PRETRAIN_COHORT and PRETRAIN["cohort"] is None:
         return merge_params(PRETRAIN["simulation"])
     return merge_params(CFG["simulation"])
 

@@ -40,7 +40,8 @@ rule train_external:
         segments="results/segment/{cohort}/segments.npy",
         index="results/segment/{cohort}/segments_index.tsv",
         folds=f"{XV}split.tsv",
-        init=INIT_WEIGHTS or [],  # the first weights, as in train_fold
+        # the first weights, as in train_fold, unless the pretraining saw a test cohort (EXT_INIT_WEIGHTS)
+        init=EXT_INIT_WEIGHTS or [],
     output:
         best=f"{XV}models/{{ext_run}}/best.pt",
         curve=f"{XV}models/{{ext_run}}/curve.tsv",

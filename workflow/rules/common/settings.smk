@@ -20,6 +20,14 @@ INIT_WEIGHTS = (
     else str(resolve_path(TRAIN_CFG["init_from"], REPO)) if TRAIN_CFG["init_from"] else None
 )
 TRAIN_LEARN.pop("init_from", None)
+# ... except for external networks when the pretraining saw one of their test cohorts (common.smk)
+EXT_INIT_WEIGHTS = None if PRETRAINED_ON_TESTS else INIT_WEIGHTS
+if PRETRAINED_ON_TESTS:
+    logger.info(
+        "pretrain.cohort holds the patients of external test cohort(s) "
+        + "; ".join(f"{name} ({why})" for name, why in PRETRAINED_ON_TESTS.items())
+        + ": the external networks start from random weights, the cross-validation networks from the pretraining"
+    )
 # the pretraining's recipe: the run's, with pretrain.train's keys changed
 PRETRAIN_TRAIN = {**TRAIN_LEARN, **PRETRAIN["train"]}
 # unknown keys stop the run here; values are checked by the pretrain job (nemg.train.resolve_train_cfg), so that
