@@ -13,7 +13,9 @@ the recipe's own.
 
 Each argument is a directory of ``results/ablation/<cohort>/`` (or a path) holding one ``predictions.tsv`` per
 run of the cohort's folds table (``benchmarks/ablation.py --runs all`` writes these); every run is voted with
-the DAG's divide-and-vote once, then the picks are scored.
+the DAG's divide-and-vote once, then the picks are scored. ``--table T`` appends the summary row to T;
+
+    python benchmarks/recipe_spread.py --markdown docs/results/recipe_spread.tsv   # the docs table
 """
 from __future__ import annotations
 
@@ -85,7 +87,24 @@ def load_patients(cohort: str, directory: str | Path, run_ids: list[str]) -> pd.
                                class_weight=weight, c=float(ev["stage2_c"]))
 
 
+def markdown(tsv: str | Path) -> str:
+    """docs/training.md's table of recipe spreads, one line per row of the TSV written with ``--table``."""
+    t = pd.read_csv(tsv, sep="\t")
+    lines = ["| data set | recipe | trainings | picks | mean consensus accuracy (sd) | range | mean macro F1 |",
+             "|---|---|---|---|---|---|---|"]
+    for _, r in t.iterrows():
+        lines.append(f"| {r['cohort']} | {r['recipe']} | {r['trainings'].replace(' ', ', ')} | {r['n_picks']} | "
+                     f"{r['mean_accuracy']:.3f} ({r['sd_accuracy']:.3f}) | {r['min_accuracy']:.3f}-"
+                     f"{r['max_accuracy']:.3f} | {r['mean_macro_f1']:.3f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--markdown"]:  # --markdown TSV: the docs table
+        print(markdown(argv[1]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cohort", required=True)
     ap.add_argument("--label", default=None, help="name of the recipe in the printed row (default: the dirs)")

@@ -141,3 +141,16 @@ def test_recipe_spread_refuses_a_training_with_runs_missing():
     patients["wrong"] = patients["wrong"][patients["wrong"]["run_id"] != "nested_s0_o1_i1"]
     with pytest.raises(ValueError, match="wrong: no patient predictions for 1 run.*nested_s0_o1_i1"):
         recipe_spread.picks(patients, folds)
+
+
+def test_recipe_spread_table_round_trips_through_its_tsv(tmp_path, monkeypatch):
+    import pandas as pd
+
+    folds, patients = _spread_case()
+    row = {"cohort": "c", "recipe": "mine", "trainings": "right wrong",
+           **recipe_spread.summary(recipe_spread.picks(patients, folds))}
+    tsv = tmp_path / "spread.tsv"
+    pd.DataFrame([row]).to_csv(tsv, sep="\t", index=False)
+    md = recipe_spread.markdown(tsv).splitlines()
+    assert md[0].startswith("| data set | recipe |") and len(md) == 3
+    assert md[2].startswith("| c | mine | right, wrong | 4 | ") and "| 0.000-1.000 |" in md[2]
