@@ -12,8 +12,10 @@ the recipe's own.
     python benchmarks/recipe_spread.py --cohort messekher2023 pre_sim180m_s0 pre_sim180m_s1 pre_sim180m_s2
 
 Each argument is a directory of ``results/ablation/<cohort>/`` (or a path) holding one ``predictions.tsv`` per
-run of the cohort's folds table (``benchmarks/ablation.py --runs all`` writes these); every run is voted with
-the DAG's divide-and-vote once, then the picks are scored. ``--table T`` appends the summary row to T;
+run of the cohort's folds table (``benchmarks/ablation.py --runs all`` writes these), or one predictions table
+of every run (the DAG's ``results/baseline/<cohort>/rf/predictions.tsv``, kept from runs with
+``baseline: {seed_offset: k}``); every run is voted with the DAG's divide-and-vote once, then the picks are
+scored. ``--table T`` appends the summary row to T;
 
     python benchmarks/recipe_spread.py --markdown docs/results/recipe_spread.tsv   # the docs table
 """
@@ -71,19 +73,26 @@ def load_patients(cohort: str, directory: str | Path, run_ids: list[str]) -> pd.
     from nemg.evaluate import patient_predictions, read_predictions
 
     d = Path(directory)
-    if not d.is_dir():
-        d = ROOT / "results" / "ablation" / cohort / str(directory)
-    files = [d / r / "predictions.tsv" for r in run_ids]
-    missing = [f for f in files if not f.is_file()]
-    if missing:
-        raise SystemExit(f"{d}: {len(missing)} of {len(files)} runs have no predictions.tsv (e.g. {missing[0]}); "
-                         f"train them all with benchmarks/ablation.py --runs all")
+    if d.is_file():  # one table of every run, e.g. the DAG's results/baseline/<cohort>/rf/predictions.tsv
+        preds = read_predictions([d])
+        missing = sorted(set(run_ids) - set(preds["run_id"]))
+        if missing:
+            raise SystemExit(f"{d}: no predictions for {len(missing)} of {len(run_ids)} runs (e.g. {missing[0]})")
+    else:
+        if not d.is_dir():
+            d = ROOT / "results" / "ablation" / cohort / str(directory)
+        files = [d / r / "predictions.tsv" for r in run_ids]
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            raise SystemExit(f"{d}: {len(missing)} of {len(files)} runs have no predictions.tsv (e.g. {missing[0]}); "
+                             f"train them all with benchmarks/ablation.py --runs all")
+        preds = read_predictions(files)
     subjects = pd.read_csv(ROOT / f"results/cohort/{cohort}/subjects.tsv", sep="\t", dtype={"subject_id": str})
     recordings = pd.read_csv(ROOT / f"results/cohort/{cohort}/recordings.tsv", sep="\t",
                              dtype={"recording_id": str, "subject_id": str})
     ev = _config_evaluate()
     weight = None if ev["stage2_class_weight"] == "none" else ev["stage2_class_weight"]
-    return patient_predictions(read_predictions(files), subjects, recordings, methods=("logreg",),
+    return patient_predictions(preds, subjects, recordings, methods=("logreg",),
                                class_weight=weight, c=float(ev["stage2_c"]))
 
 
