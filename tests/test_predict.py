@@ -173,6 +173,18 @@ def test_model_card_numbers_are_the_runs_tables(run):
     assert "fine-tuned from `results/pretrain/ci/best.pt`, a network the pipeline trained on simulated" in card
     meta = json.loads((run["bundle"] / "model.json").read_text())
     assert {m["init_from"] for m in meta["members"]} == {"results/pretrain/ci/best.pt"}
+    assert meta["pretraining"].startswith("simulated patients only (seed ")
+
+
+def test_model_card_names_what_the_pretraining_learnt_from():
+    from nemg.model_card import _init_line
+
+    pre = [{"init_from": "results/pretrain/mine/best.pt"}]
+    assert "trained on the patients of the public data set 'n2001' (the run's" in _init_line(
+        pre, "the patients of the public data set 'n2001'")
+    assert "trained on simulated patients only" in _init_line(pre)  # bundles from before model.json said
+    assert "random initialisation" in _init_line([{"init_from": None}])
+    assert "(`train.init_from`)" in _init_line([{"init_from": "/elsewhere/best.pt"}])
 
 
 def copy_bundle(run, tmp_path) -> Path:

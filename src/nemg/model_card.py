@@ -56,14 +56,15 @@ def external_section(external: pd.DataFrame | None) -> str:
             + md_table(external_display_table(external)))
 
 
-def _init_line(members) -> str:
-    """Where the members' training started (model.json of older bundles does not say)."""
+def _init_line(members, pretraining: str | None = None) -> str:
+    """Where the members' training started (model.json of older bundles does not say); ``pretraining``: what the
+    pipeline's pretraining network was trained on (model.json's ``pretraining``; older bundles: simulated)."""
     starts = sorted({str(m.get("init_from")) for m in members if m.get("init_from")})
     if not starts:
         return "Each member was trained from a random initialisation."
     if all("results/pretrain/" in s for s in starts):
         return (f"Each member was fine-tuned from `{'`, `'.join(starts)}`, a network the pipeline trained on "
-                "simulated patients only (the run's `pretrain:` section).")
+                f"{pretraining or 'simulated patients only'} (the run's `pretrain:` section).")
     return (f"Each member was fine-tuned from `{'`, `'.join(starts)}` (`train.init_from`): what that network was "
             "trained on is part of this model's training data.")
 
@@ -98,7 +99,7 @@ patients. Its output is a class probability for normal / myopathy / neuropathy p
 
 - Ensemble of {len(members)} nEMGNets (1-D CNN; `{preset}` preset: width {cfg['width']},
   head {cfg.get('head', 'flatten')}), one per seed ({', '.join(m['run_id'] for m in members)}); weights in
-  `weights/` (plain state dicts, sha256 in `model.json`). {_init_line(members)}
+  `weights/` (plain state dicts, sha256 in `model.json`). {_init_line(members, meta.get("pretraining"))}
 - Divide-and-vote: segment probabilities averaged per recording, recordings per patient; stage 2
   `{st2['method']}` {'with' if st2['with_location'] else 'without'} muscle location, fit per member on its
   `{st2['fit_on']}` patients (class weight: {st2['class_weight'] or 'none'}); {st2['combine']}.

@@ -90,6 +90,19 @@ elif PRETRAIN_COHORT:
         "subjects": [],
         "recordings_where": {},
     }
+# what the pretraining network learnt from, in words (the model card names it)
+if PRETRAIN_COHORT and PRETRAIN["cohort"] is not None:
+    _pc = COHORTS[PRETRAIN_COHORT]
+    PRETRAINING_DESCRIPTION = "the patients of " + (
+        f"the public data set {_pc['public']['dataset']!r}"
+        if _pc["source"] == "public"
+        else f"the subjects sheet {_pc['sheets']['subjects']}" if _pc["source"] == "sheets"
+        else f"a simulated cohort (seed {_pc['seed']})"
+    ) + (f" ({len(_pc['subjects'])} selected)" if _pc.get("subjects") else "")
+elif PRETRAIN_COHORT:
+    PRETRAINING_DESCRIPTION = f"simulated patients only (seed {PRETRAIN['seed']})"
+else:
+    PRETRAINING_DESCRIPTION = None
 # External test cohorts that hold the pretraining's patients: their networks must not start from it (they would
 # have seen the test patients with their diagnoses), so external training then starts from random weights.
 PRETRAINED_ON_TESTS = {

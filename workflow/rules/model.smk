@@ -40,6 +40,7 @@ rule model_bundle:
         source=SOURCE,
         git_commit=git_commit(REPO),
         config_files=[str(f) for f in workflow.configfiles],
+        pretraining=PRETRAINING_DESCRIPTION,
     script:
         "../scripts/model_bundle.py"
 
