@@ -54,7 +54,8 @@ except ConfigError as exc:
 EXT_TEST_IDS = external_test_ids(EXTERNAL_COHORTS, EXTERNAL["amplitude_calibration"])
 # Pretraining (pretrain.enabled; workflow/rules/train.smk): a simulated cohort of its own, results/<stage>/
 # pretrain_for_<cohort>/, preprocessed with this run's settings like a test cohort and simulated with the pretrain
-# section's parameters instead of the run's (every data set pretrains on the same simulated patients).
+# section's parameters instead of the run's (every data set pretrains on the same simulated patients); or, with
+# pretrain.cohort, a real cohort under the same key.
 PRETRAIN = CFG["pretrain"]
 PRETRAIN_COHORT = cohort_key("pretrain", COHORT) if PRETRAIN["enabled"] else None
 # Every network waits for the pretraining, and nothing else waits for the QEMG jobs: its chain (simulate,

@@ -24,7 +24,7 @@ TRAIN_LEARN.pop("init_from", None)
 EXT_INIT_WEIGHTS = None if PRETRAINED_ON_TESTS else INIT_WEIGHTS
 if PRETRAINED_ON_TESTS:
     logger.info(
-        "pretrain.cohort holds the patients of external test cohort(s) "
+        "the pretraining cohort holds the patients of external test cohort(s) "
         + "; ".join(f"{name} ({why})" for name, why in PRETRAINED_ON_TESTS.items())
         + ": the external networks start from random weights, the cross-validation networks from the pretraining"
     )
