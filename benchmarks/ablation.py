@@ -73,6 +73,23 @@ def run_configs(model_json: str = "{}", train_json: str = "{}", cohort: str | No
     return {**(cfg.get("model") or {}), **json.loads(model_json)}, train
 
 
+def claim(out_root: Path):
+    """An exclusive lock on a variant's output folder: a second call with the same cohort and variant stops here,
+    naming the folder, instead of writing the same runs' checkpoints at the same time (one of two such calls
+    once died renaming a last.pt the other had just moved). The lock goes with the returned file's process."""
+    import fcntl
+
+    out_root.mkdir(parents=True, exist_ok=True)
+    fh = open(out_root / ".lock", "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise SystemExit(f"{out_root} is being written by another ablation.py call with this cohort and variant; "
+                         "wait for it, or pick another --variant") from None
+    return fh
+
+
 def _recorded_train(train_json: str, train_cfg: dict) -> str:
     """The row's ``train`` column: the overrides as given, and the starting checkpoint by path and sha256 (a path
     alone, e.g. results/pretrain/<cohort>/best.pt, names whichever network was last made there)."""
@@ -192,6 +209,7 @@ def main(argv=None) -> int:
     elif args.runs != "all":
         run_ids = args.runs.split(",")
     out_root = ROOT / f"results/ablation/{c}/{args.variant}"
+    lock = claim(out_root)  # held until the process ends
     jobs = [(str(seg), str(idx), str(folds_tsv), r, str(out_root / r), model_cfg, train_cfg) for r in run_ids]
     t0 = time.perf_counter()
     # spawn, not fork: a forked child inherits the parent's torch / OpenMP thread state and can spin forever

@@ -154,3 +154,12 @@ def test_recipe_spread_table_round_trips_through_its_tsv(tmp_path, monkeypatch):
     md = recipe_spread.markdown(tsv).splitlines()
     assert md[0].startswith("| data set | recipe |") and len(md) == 3
     assert md[2].startswith("| c | mine | right, wrong | 4 | ") and "| 0.000-1.000 |" in md[2]
+
+
+def test_a_second_call_with_the_same_variant_is_refused_while_the_first_runs(tmp_path):
+    held = ablation.claim(tmp_path / "v")
+    with pytest.raises(SystemExit, match=r"v is being written by another ablation.py call"):
+        ablation.claim(tmp_path / "v")
+    ablation.claim(tmp_path / "w").close()  # another variant is free
+    held.close()
+    ablation.claim(tmp_path / "v").close()  # and this one once the first is done
