@@ -12,8 +12,8 @@ import yaml
 from nemg.config import ConfigError, load_config
 from nemg.baseline import baseline_external_predictions
 from nemg.evaluate import evaluate_arm, external_patient_predictions, external_summary_row
-from nemg.external import (SCHEME, check_disjoint, cohort_key, external_cohorts, external_split, pretraining_cohort,
-                           same_patients)
+from nemg.external import (SCHEME, check_disjoint, cohort_key, describe_cohort, external_cohorts, external_split,
+                           pretraining_cohort, same_patients)
 from nemg.folds import FoldError
 from nemg.labels import CLASSES
 from nemg.predict import predict_cohort
@@ -136,6 +136,8 @@ def test_pretraining_cohort_from_a_file_or_inline_and_never_the_runs_own_patient
     assert pre["name"] == "pretrain_for_messekher2023" and pre["public"]["dataset"] == "n2001"
     assert same_patients(pre, external_cohorts(cfg, REPO, base_cohort=base)["n2001"], REPO) == (
         "both read the public data set 'n2001'")  # configs/messekher.yaml also tests on N2001
+    assert describe_cohort(pre) == "the public data set 'n2001'"
+    assert describe_cohort({**pre, "subjects": ["a", "b"]}) == "the public data set 'n2001' (2 selected)"
     # another subset of the run's own data set is refused too: the two may share patients
     cfg["pretrain"]["cohort"] = {"source": "public", "public": {"dataset": "messekher2023"},
                                  "subjects": ["healthy_01"]}

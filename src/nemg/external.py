@@ -138,6 +138,17 @@ def same_patients(a: Mapping, b: Mapping, repo: str | Path) -> str | None:
     return None
 
 
+def describe_cohort(c: Mapping) -> str:
+    """A cohort section in words, for model cards: "the public data set 'n2001' (6 selected)"."""
+    if c["source"] == "public":
+        what = f"the public data set {c['public']['dataset']!r}"
+    elif c["source"] == "sheets":
+        what = f"the subjects sheet {c['sheets']['subjects']}"
+    else:
+        what = f"a simulated cohort (seed {c.get('seed')})"
+    return what + (f" ({len(c['subjects'])} selected)" if c.get("subjects") else "")
+
+
 def pretraining_cohort(config: Mapping, repo: str | Path, name: str, base_cohort: Mapping | None = None) -> dict:
     """The full cohort section of ``pretrain.cohort`` (a config file path or an inline cohort section), named
     ``name``. Refused when it holds this run's own patients: the pretrained network starts every cross-validation

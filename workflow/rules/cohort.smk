@@ -15,6 +15,7 @@ rule simulate_cohort:
         "benchmarks/cohort/{cohort}/simulate_cohort.tsv"
     wildcard_constraints:
         cohort=cohort_regex(cohorts_from("simulated")),
+    priority: pretrain_priority
     conda:
         "../../envs/preprocess.yaml"
     threads: 4
@@ -26,7 +27,6 @@ rule simulate_cohort:
         seed=lambda wildcards: COHORTS[wildcards.cohort]["seed"],
         keep=lambda wildcards: COHORTS[wildcards.cohort]["subjects"],
         where=lambda wildcards: COHORTS[wildcards.cohort]["recordings_where"],
-    priority: pretrain_priority
     script:
         "../scripts/simulate_cohort.py"
 

@@ -22,7 +22,14 @@ from snakemake.logging import logger
 from nemg.baseline import MODELS as BASELINE_MODELS, classifier_params
 from nemg.config import ConfigError, fill_defaults, resolve_path, split_train_runtime, validate_config
 from nemg.explain import AM_KEYS, select_runs
-from nemg.external import cohort_key, external_cohorts, external_test_ids, pretraining_cohort, same_patients
+from nemg.external import (
+    cohort_key,
+    describe_cohort,
+    external_cohorts,
+    external_test_ids,
+    pretraining_cohort,
+    same_patients,
+)
 from nemg.features import feature_params
 from nemg.folds import EXTERNAL_SCHEME, external_run_id as ext_run_id, run_id as fold_run_id, run_id_regex
 from nemg.report_context import report_context
@@ -93,13 +100,7 @@ elif PRETRAIN_COHORT:
     }
 # what the pretraining network learnt from, in words (the model card names it)
 if PRETRAIN_COHORT and PRETRAIN["cohort"] is not None:
-    _pc = COHORTS[PRETRAIN_COHORT]
-    PRETRAINING_DESCRIPTION = "the patients of " + (
-        f"the public data set {_pc['public']['dataset']!r}"
-        if _pc["source"] == "public"
-        else f"the subjects sheet {_pc['sheets']['subjects']}" if _pc["source"] == "sheets"
-        else f"a simulated cohort (seed {_pc['seed']})"
-    ) + (f" ({len(_pc['subjects'])} selected)" if _pc.get("subjects") else "")
+    PRETRAINING_DESCRIPTION = f"the patients of {describe_cohort(COHORTS[PRETRAIN_COHORT])}"
 elif PRETRAIN_COHORT:
     PRETRAINING_DESCRIPTION = f"simulated patients only (seed {PRETRAIN['seed']})"
 else:

@@ -20,6 +20,7 @@ rule trim:
         "logs/trim/{cohort}/trim.log",
     benchmark:
         "benchmarks/trim/{cohort}/trim.tsv"
+    priority: pretrain_priority
     conda:
         "../../envs/preprocess.yaml"
     threads: 4
@@ -28,7 +29,6 @@ rule trim:
         runtime=30,
     params:
         trim=trim_params(),
-    priority: pretrain_priority
     script:
         "../scripts/trim.py"
 
@@ -69,6 +69,7 @@ rule resample:
         "logs/resample/{cohort}/resample.log",
     benchmark:
         "benchmarks/resample/{cohort}/resample.tsv"
+    priority: pretrain_priority
     conda:
         "../../envs/preprocess.yaml"
     threads: 1
@@ -78,7 +79,6 @@ rule resample:
     params:
         rate_hz=CFG["preprocess"]["resample"]["rate_hz"],
         method=CFG["preprocess"]["resample"]["method"],
-    priority: pretrain_priority
     script:
         "../scripts/resample.py"
 
@@ -102,6 +102,7 @@ rule segment:
         "logs/segment/{cohort}/segment.log",
     benchmark:
         "benchmarks/segment/{cohort}/segment.tsv"
+    priority: pretrain_priority
     conda:
         "../../envs/preprocess.yaml"
     threads: 1
@@ -111,7 +112,6 @@ rule segment:
     params:
         window_s=CFG["preprocess"]["segment"]["window_s"],
         hop_s=CFG["preprocess"]["segment"]["hop_s"],
-    priority: pretrain_priority
     script:
         "../scripts/segment.py"
 

@@ -17,6 +17,7 @@ rule pretrain_split:
         "logs/pretrain/{cohort}/split.log",
     wildcard_constraints:
         cohort=cohort_regex([COHORT] if PRETRAIN_COHORT else []),
+    priority: PRETRAIN_PRIORITY
     conda:
         "../../envs/preprocess.yaml"
     threads: 1
@@ -26,7 +27,6 @@ rule pretrain_split:
     params:
         seeds=[PRETRAIN["seed"]],
         val_fraction=PRETRAIN["val_fraction"],
-    priority: PRETRAIN_PRIORITY
     script:
         "../scripts/external_split.py"  # the same stratified patient split as external validation's
 
@@ -53,6 +53,7 @@ rule pretrain:
         "benchmarks/pretrain/{cohort}/pretrain.tsv"
     wildcard_constraints:
         cohort=cohort_regex([COHORT] if PRETRAIN_COHORT else []),
+    priority: PRETRAIN_PRIORITY
     conda:
         "../../envs/train.yaml"
     # one thread on a CPU like every training job: the same weights whatever --cores (float sums are ordered
@@ -66,7 +67,6 @@ rule pretrain:
         model=MODEL_CFG,
         train=PRETRAIN_TRAIN,
         run_id=PRETRAIN_RUN,
-    priority: PRETRAIN_PRIORITY
     script:
         "../scripts/train_fold.py"
 
