@@ -107,6 +107,21 @@ def _config_evaluate() -> dict:
     return _config()["evaluate"]
 
 
+def vote(cohort: str, preds: pd.DataFrame, c: float | None = None, class_weight: str | None = None) -> pd.DataFrame:
+    """The DAG's divide-and-vote (logreg stage 2) of a cohort's run predictions; stage-2 C and class weight
+    (none | balanced) default to config.yaml's evaluate: section, as the DAG's."""
+    from nemg.evaluate import patient_predictions
+
+    ev = _config_evaluate()
+    subjects = pd.read_csv(ROOT / f"results/cohort/{cohort}/subjects.tsv", sep="\t", dtype={"subject_id": str})
+    recordings = pd.read_csv(ROOT / f"results/cohort/{cohort}/recordings.tsv", sep="\t",
+                             dtype={"recording_id": str, "subject_id": str})
+    weight = class_weight or ev["stage2_class_weight"]
+    return patient_predictions(preds, subjects, recordings, methods=("logreg",),
+                               class_weight=None if weight == "none" else weight,  # as common/settings.smk
+                               c=float(c or ev["stage2_c"]))
+
+
 def _git_commit() -> str:
     from nemg.results_table import git_commit
 
@@ -196,7 +211,7 @@ def main(argv=None) -> int:
     ap.add_argument("--table", default=str(ROOT / "results/ablation/ablation.tsv"))
     args = ap.parse_args(argv)
 
-    from nemg.evaluate import patient_predictions, read_predictions
+    from nemg.evaluate import read_predictions
 
     model_cfg, train_cfg = run_configs(args.model, args.train, args.cohort)
     c = args.cohort
@@ -220,17 +235,10 @@ def main(argv=None) -> int:
         print(f"  {run_id}: {secs:.0f} s, {res['updates']} updates, {res['epochs']} epochs, best val_acc "
               f"{res['best_val_acc']:.3f} @ {res['best_update']} ({res['stop_reason']})")
 
-    subjects = pd.read_csv(ROOT / f"results/cohort/{c}/subjects.tsv", sep="\t", dtype={"subject_id": str})
-    recordings = pd.read_csv(ROOT / f"results/cohort/{c}/recordings.tsv", sep="\t",
-                             dtype={"recording_id": str, "subject_id": str})
-    preds = read_predictions([out_root / r / "predictions.tsv" for r in run_ids])
-    evaluate_cfg = _config_evaluate()
-    config_c = float(evaluate_cfg["stage2_c"])
+    config_c = float(_config_evaluate()["stage2_c"])
     stage2_c = args.stage2_c or config_c
-    class_weight = args.class_weight or evaluate_cfg["stage2_class_weight"]
-    class_weight = None if class_weight == "none" else class_weight  # as workflow/rules/common/settings.smk
-    pp = patient_predictions(preds, subjects, recordings, methods=("logreg",), class_weight=class_weight,
-                             c=stage2_c)
+    pp = vote(c, read_predictions([out_root / r / "predictions.tsv" for r in run_ids]), c=stage2_c,
+              class_weight=args.class_weight)
     run_folds = folds[folds["run_id"].isin(run_ids)]
     row = {"cohort": c, "variant": args.variant, "runs": args.runs, "n_runs": len(run_ids), **score(pp, run_folds),
            "stage2_c": stage2_c,

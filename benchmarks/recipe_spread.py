@@ -69,8 +69,8 @@ def summary(scored: pd.DataFrame) -> dict:
 
 def load_patients(cohort: str, directory: str | Path, run_ids: list[str]) -> pd.DataFrame:
     """The DAG's divide-and-vote (logreg stage 2, config.yaml's C and class weight) of one training's runs."""
-    from ablation import _config_evaluate
-    from nemg.evaluate import patient_predictions, read_predictions
+    from ablation import vote
+    from nemg.evaluate import read_predictions
 
     d = Path(directory)
     if d.is_file():  # one table of every run, e.g. the DAG's results/baseline/<cohort>/rf/predictions.tsv
@@ -87,13 +87,7 @@ def load_patients(cohort: str, directory: str | Path, run_ids: list[str]) -> pd.
             raise SystemExit(f"{d}: {len(missing)} of {len(files)} runs have no predictions.tsv (e.g. {missing[0]}); "
                              f"train them all with benchmarks/ablation.py --runs all")
         preds = read_predictions(files)
-    subjects = pd.read_csv(ROOT / f"results/cohort/{cohort}/subjects.tsv", sep="\t", dtype={"subject_id": str})
-    recordings = pd.read_csv(ROOT / f"results/cohort/{cohort}/recordings.tsv", sep="\t",
-                             dtype={"recording_id": str, "subject_id": str})
-    ev = _config_evaluate()
-    weight = None if ev["stage2_class_weight"] == "none" else ev["stage2_class_weight"]
-    return patient_predictions(preds, subjects, recordings, methods=("logreg",),
-                               class_weight=weight, c=float(ev["stage2_c"]))
+    return vote(cohort, preds)
 
 
 def markdown(tsv: str | Path) -> str:

@@ -126,9 +126,12 @@ def _text_hint(inst: Any, want: str) -> str:
         parsed = yaml.safe_load(inst)
     except yaml.YAMLError:
         return ""
-    kinds = {"boolean": bool, "integer": int, "number": (int, float)}
-    if any(isinstance(parsed, kinds[k]) and (k == "boolean" or not isinstance(parsed, bool))
-           for k in kinds if k in want):
+    if isinstance(parsed, bool):  # before int: a bool is an int to Python, not to the schema
+        fits = "boolean" in want
+    else:
+        fits = (("number" in want and isinstance(parsed, (int, float)))
+                or ("integer" in want and isinstance(parsed, int)))
+    if fits:
         return (" (Snakemake passes the values inside a --config mapping as text: put the section in a YAML file "
                 "and pass it with --configfile)")
     return ""
