@@ -270,12 +270,67 @@ def test_n2001_subset_whole_dag_with_external_validation(tmp_path):
     assert "external validation" in (tmp_path / "results" / "README.n2001_small.md").read_text()
 
 
+def job_inputs(dry_run_stdout):
+    """(rule, cohort wildcard) -> the inputs of each job of a dry run (-n), as one string."""
+    blocks = re.split(r"^(?=rule \w+:$)", dry_run_stdout, flags=re.M)
+    out = {}
+    for b in blocks:
+        if b.startswith("rule ") and (m := re.search(r"wildcards: .*?cohort=([^,\s]+)", b)):
+            inputs = re.search(r"^\s+input: (.*)$", b, flags=re.M)
+            out.setdefault((b.split(":")[0][5:], m.group(1)), []).append(inputs.group(1) if inputs else "")
+    return out
+
+
+@pytest.mark.shared_data
+def test_two_stage_pretraining_wiring(tmp_path):
+    """pretrain.simulated_first: the pretraining on pretrain.cohort starts from a network trained on simulated
+    patients; the cross-validation networks start from the second stage, and the external networks tested on the
+    pretraining cohort's patients from the first (without the first stage: from random weights)."""
+    needs_shared("emglab_n2001")
+    cfg = tmp_path / "two_stage.yaml"
+    base = {"external": {"cohorts": {"n2001": public("n2001", N2001_FEW)}, "seeds": [0],
+                         "amplitude_calibration": ["none"]}}
+    n2001 = public("n2001", N2001_FEW)
+    cfg.write_text(yaml.safe_dump({**base, "pretrain": {"enabled": True, "cohort": n2001, "simulated_first": True}}))
+    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    jobs = job_stats(res.stdout)
+    assert jobs["pretrain_simulated"] == jobs["pretrain"] == jobs["pretrain_simulated_split"] == 1, jobs
+    assert jobs["simulate_cohort"] == 2 and jobs["import_cohort"] == 2  # run + stage 1; stage 2 + external
+    assert "the external networks start from the simulated first stage" in out
+    inputs = job_inputs(res.stdout)
+    first, second = "results/pretrain/simulated/simulated/best.pt", "results/pretrain/simulated/best.pt"
+    assert first in inputs[("pretrain", "simulated")][0]
+    assert "best.pt" not in inputs[("pretrain_simulated", "simulated")][0]  # stage 1 from random weights
+    assert "pretrain_simulated_for_simulated" in inputs[("pretrain_simulated_split", "simulated")][0]
+    assert all(second in i for i in inputs[("train_fold", "simulated")])
+    ext = inputs[("train_external", "simulated")]
+    assert len(ext) == 1 and first in ext[0] and second not in ext[0]
+    # the first stage's chain has the pretraining's priority too
+    blocks = [b for b in re.split(r"^(?=rule \w+:$)", res.stdout, flags=re.M)
+              if "cohort=pretrain_simulated_for_simulated" in b]
+    assert blocks and all("priority: 10" in b for b in blocks)
+    # one stage: the external networks start from random weights
+    cfg.write_text(yaml.safe_dump({**base, "pretrain": {"enabled": True, "cohort": n2001}}))
+    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert "pretrain_simulated" not in job_stats(res.stdout)
+    assert "best.pt" not in job_inputs(res.stdout)[("train_external", "simulated")][0]
+    assert "the external networks start from random weights" in res.stdout + res.stderr
+    # a first stage before nothing is a config mistake
+    cfg.write_text(yaml.safe_dump({"pretrain": {"enabled": True, "simulated_first": True}}))
+    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    assert res.returncode != 0 and "pretrain.simulated_first: a first stage" in res.stdout + res.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_messekher_subset_whole_dag_with_external_validation(tmp_path):
     """configs/messekher.yaml on twelve subjects (ASCII recordings at 32 768 Hz), external validation on N2001,
-    pretrained on N2001 (pretrain.cohort): the cross-validation networks start from the pretraining, the external
-    networks, tested on N2001, from random weights."""
+    pretrained in two stages, simulated patients then N2001 (pretrain.cohort, simulated_first): the
+    cross-validation networks start from the second stage, the external networks, tested on N2001, from the
+    first."""
     import torch
 
     needs_shared("emglab_n2001", "messekher2023_needle_emg")
@@ -284,8 +339,7 @@ def test_messekher_subset_whole_dag_with_external_validation(tmp_path):
         "cohort": public("messekher2023", MESSEKHER_CV, "messekher_small"),
         "folds": {"seeds": [0], "schemes": ["nested"], "nested": {"outer": 2, "inner": 2}},
         "external": {"cohorts": {"n2001": public("n2001", N2001_FEW)}, "seeds": [0], "val_fraction": 0.34},
-        "pretrain": {"enabled": True, "cohort": public("n2001", N2001_FEW), "val_fraction": 0.34,
-                     "train": {"max_epochs": 1}},
+        "pretrain": {**TINY_PRETRAIN, "cohort": public("n2001", N2001_FEW), "simulated_first": True},
     }))
     res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "messekher.yaml", cfg, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -298,10 +352,18 @@ def test_messekher_subset_whole_dag_with_external_validation(tmp_path):
     split = pd.read_csv(res_dir / "pretrain" / "messekher_small" / "split.tsv", sep="\t")
     assert set(split["subject_id"]) == set(N2001_FEW)
     assert not (res_dir / "cohort" / "pretrain_for_messekher_small" / "signals").exists()
+    # ... starting from the first stage, trained on simulated patients only
+    first = "results/pretrain/messekher_small/simulated/best.pt"
+    stage2 = torch.load(res_dir / "pretrain" / "messekher_small" / "best.pt", weights_only=True)
+    assert stage2["train_cfg"]["init_from"] == first
+    sim_split = pd.read_csv(res_dir / "pretrain" / "messekher_small" / "simulated" / "split.tsv", sep="\t")
+    assert len(sim_split) == 9 and sim_split["subject_id"].str.startswith("P").all()
+    stage1 = torch.load(res_dir / "pretrain" / "messekher_small" / "simulated" / "best.pt", weights_only=True)
+    assert stage1["train_cfg"]["init_from"] is None
     cv = torch.load(res_dir / "train" / "messekher_small" / "nested_s0_o0_i0" / "best.pt", weights_only=True)
     assert cv["train_cfg"]["init_from"] == "results/pretrain/messekher_small/best.pt"
     ext = torch.load(res_dir / "external" / "messekher_small" / "models" / "ext_s0" / "best.pt", weights_only=True)
-    assert ext["train_cfg"]["init_from"] is None  # it saw no N2001 patient before its test
+    assert ext["train_cfg"]["init_from"] == first  # it saw no N2001 patient before its test
 
 
 @pytest.mark.slow

@@ -62,22 +62,32 @@ EXT_TEST_IDS = external_test_ids(EXTERNAL_COHORTS, EXTERNAL["amplitude_calibrati
 # Pretraining (pretrain.enabled; workflow/rules/train.smk): a simulated cohort of its own, results/<stage>/
 # pretrain_for_<cohort>/, preprocessed with this run's settings like a test cohort and simulated with the pretrain
 # section's parameters instead of the run's (every data set pretrains on the same simulated patients); or, with
-# pretrain.cohort, a real cohort under the same key.
+# pretrain.cohort, a real cohort under the same key; with pretrain.simulated_first as well, the simulated cohort
+# under pretrain_simulated_for_<cohort> is a first stage whose network the real cohort's pretraining starts from.
 PRETRAIN = CFG["pretrain"]
 PRETRAIN_COHORT = cohort_key("pretrain", COHORT) if PRETRAIN["enabled"] else None
+if PRETRAIN["simulated_first"] and PRETRAIN["cohort"] is None:
+    raise WorkflowError(
+        "pretrain.simulated_first: a first stage on simulated patients before pretrain.cohort's; without "
+        "pretrain.cohort the pretraining is on simulated patients already (set pretrain.cohort or drop the key)"
+    )
+PRETRAIN_SIM_COHORT = (
+    cohort_key("pretrain_simulated", COHORT) if PRETRAIN_COHORT and PRETRAIN["simulated_first"] else None
+)
 # Every network waits for the pretraining, and nothing else waits for the QEMG jobs: its chain (simulate,
 # trim, resample, segment, split, pretrain) runs first when jobs compete for cores.
 PRETRAIN_PRIORITY = 10
 
 
 def pretrain_priority(wildcards):
-    return PRETRAIN_PRIORITY if PRETRAIN_COHORT and wildcards.cohort == PRETRAIN_COHORT else 0
+    return PRETRAIN_PRIORITY if PRETRAIN_COHORT and wildcards.cohort in (PRETRAIN_COHORT, PRETRAIN_SIM_COHORT) else 0
 
 
-if PRETRAIN_COHORT and "pretrain" in EXTERNAL_COHORTS:
-    raise WorkflowError(
-        "external.cohorts: 'pretrain' names the pretraining cohort (pretrain.enabled); rename that entry"
-    )
+for _name in ("pretrain", "pretrain_simulated") if PRETRAIN_COHORT else ():
+    if _name in EXTERNAL_COHORTS:
+        raise WorkflowError(
+            f"external.cohorts: {_name!r} names a pretraining cohort (pretrain.enabled); rename that entry"
+        )
 COHORTS = {
     COHORT: CFG["cohort"],
     **{cohort_key(name, COHORT): c for name, c in EXTERNAL_COHORTS.items()},
@@ -89,29 +99,43 @@ if PRETRAIN_COHORT and PRETRAIN["cohort"] is not None:
         COHORTS[PRETRAIN_COHORT] = pretraining_cohort(CFG, REPO, PRETRAIN_COHORT, base_cohort=_base_cohort)
     except ConfigError as exc:
         raise WorkflowError(str(exc)) from None
-elif PRETRAIN_COHORT:
-    COHORTS[PRETRAIN_COHORT] = {
+# the simulated pretraining cohort: the only one without pretrain.cohort, the first stage with simulated_first
+_sim_key = PRETRAIN_SIM_COHORT or (PRETRAIN_COHORT if PRETRAIN_COHORT and PRETRAIN["cohort"] is None else None)
+if _sim_key:
+    COHORTS[_sim_key] = {
         **CFG["cohort"],
-        "name": PRETRAIN_COHORT,
+        "name": _sim_key,
         "source": "simulated",
         "seed": PRETRAIN["seed"],
         "subjects": [],
         "recordings_where": {},
     }
 # what the pretraining network learnt from, in words (the model card names it)
-if PRETRAIN_COHORT and PRETRAIN["cohort"] is not None:
+if PRETRAIN_SIM_COHORT:
+    PRETRAINING_DESCRIPTION = (
+        f"simulated patients (seed {PRETRAIN['seed']}), then the patients of "
+        f"{describe_cohort(COHORTS[PRETRAIN_COHORT])}"
+    )
+elif PRETRAIN_COHORT and PRETRAIN["cohort"] is not None:
     PRETRAINING_DESCRIPTION = f"the patients of {describe_cohort(COHORTS[PRETRAIN_COHORT])}"
 elif PRETRAIN_COHORT:
     PRETRAINING_DESCRIPTION = f"simulated patients only (seed {PRETRAIN['seed']})"
 else:
     PRETRAINING_DESCRIPTION = None
+
+
+def _pretrained_on_tests(key):
+    """External cohort -> why it may hold the patients of pretraining cohort ``key``."""
+    if not key:
+        return {}
+    return {name: why for name, c in EXTERNAL_COHORTS.items() if (why := same_patients(COHORTS[key], c, REPO))}
+
+
 # External test cohorts that hold the pretraining's patients: their networks must not start from it (they would
-# have seen the test patients with their diagnoses), so external training then starts from random weights.
-PRETRAINED_ON_TESTS = {
-    name: why
-    for name, c in EXTERNAL_COHORTS.items()
-    if PRETRAIN_COHORT and (why := same_patients(COHORTS[PRETRAIN_COHORT], c, REPO))
-}
+# have seen the test patients with their diagnoses). They start from the simulated first stage when there is one
+# and it does not hold them too, otherwise from random weights.
+PRETRAINED_ON_TESTS = _pretrained_on_tests(PRETRAIN_COHORT)
+SIM_STAGE_ON_TESTS = _pretrained_on_tests(PRETRAIN_SIM_COHORT)
 # cohort key of a calibrated test cohort -> its test id (its segments are scaled by the gain of rule external_gain)
 CALIBRATED = {cohort_key(t, COHORT): t for t, (_, cal) in EXT_TEST_IDS.items() if cal != "none"}
 # ... and -> the key of its uncalibrated twin: the same recordings, so the twin's sheets and trimmed and resampled
@@ -155,14 +179,14 @@ def simulation_params(cohort=None):
     pretraining cohort, pretrain.simulation instead of the run's section."""
     from nemg.simulate import merge_params
 
-    if cohort is not None and cohort == PRETRAIN_COHORT and PRETRAIN["cohort"] is None:
+    if cohort is not None and cohort == _sim_key:
         return merge_params(PRETRAIN["simulation"])
     return merge_params(CFG["simulation"])
 
 
-if PRETRAIN_COHORT:
+if _sim_key:
     try:
-        simulation_params(PRETRAIN_COHORT)
+        simulation_params(_sim_key)
     except (KeyError, ValueError, TypeError) as exc:
         raise WorkflowError(f"pretrain.simulation: {exc}") from None
 
@@ -310,7 +334,7 @@ def run_outputs(exclude=()):
     # cohorts with their own sheets, trimmed and resampled signals (a calibrated variant shares its twin's)
     preprocessed = [COHORT] + sorted({TWIN.get(k, k) for k in tests})
     # the pretraining cohort, when a network is trained at all (cross-validation or external)
-    pretrained = [PRETRAIN_COHORT] if PRETRAIN_COHORT and (cv or EXT_TESTS) else []
+    pretrained = [k for k in (PRETRAIN_SIM_COHORT, PRETRAIN_COHORT) if k] if cv or EXT_TESTS else []
     preprocessed += pretrained
     sheet_rules = {"simulated": rules.simulate_cohort, "public": rules.import_cohort, "sheets": rules.register_sheets}
     files = [f for k in preprocessed for f in _outputs(sheet_rules[COHORTS[k]["source"]], cohort=k)]
@@ -319,6 +343,9 @@ def run_outputs(exclude=()):
     files += _outputs(rules.segment, cohort=[COHORT] + tests + pretrained)
     if pretrained:
         files += _outputs(rules.pretrain_split, cohort=COHORT) + _outputs(rules.pretrain, cohort=COHORT)
+    if pretrained and PRETRAIN_SIM_COHORT:
+        files += _outputs(rules.pretrain_simulated_split, cohort=COHORT)
+        files += _outputs(rules.pretrain_simulated, cohort=COHORT)
     for step in (
         rules.make_folds,
         rules.check_leakage,

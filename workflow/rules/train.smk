@@ -4,7 +4,9 @@
 # predictions, common/outputs.smk) is the stage's target.
 # With pretrain.enabled every run starts from results/pretrain/<cohort>/best.pt: one network trained on the
 # simulated cohort results/<stage>/pretrain_for_<cohort>/ (simulated and preprocessed by the usual rules) with
-# pretrain.val_fraction of its patients per class for early stopping.
+# pretrain.val_fraction of its patients per class for early stopping; or on pretrain.cohort's real cohort,
+# which with pretrain.simulated_first itself starts from results/pretrain/<cohort>/simulated/best.pt (the same
+# rules on the simulated cohort).
 
 
 rule pretrain_split:
@@ -36,6 +38,7 @@ rule pretrain:
         segments=f"results/segment/{PRETRAIN_COHORT}/segments.npy",
         index=f"results/segment/{PRETRAIN_COHORT}/segments_index.tsv",
         folds="results/pretrain/{cohort}/split.tsv",
+        init=PRETRAIN_SIM_BEST if PRETRAIN_SIM_COHORT else [],  # the simulated first stage (simulated_first)
     output:
         best=PRETRAIN_BEST,
         curve=report_item(
@@ -69,6 +72,43 @@ rule pretrain:
         run_id=PRETRAIN_RUN,
     script:
         "../scripts/train_fold.py"
+
+
+# The first stage of a two-stage pretraining: the same two rules on the simulated cohort, from random weights.
+use rule pretrain_split as pretrain_simulated_split with:
+    input:
+        subjects=f"results/cohort/{PRETRAIN_SIM_COHORT}/subjects.tsv",
+        segments_index=f"results/segment/{PRETRAIN_SIM_COHORT}/segments_index.tsv",
+    output:
+        split="results/pretrain/{cohort}/simulated/split.tsv",
+    log:
+        "logs/pretrain/{cohort}/simulated/split.log",
+    wildcard_constraints:
+        cohort=cohort_regex([COHORT] if PRETRAIN_SIM_COHORT else []),
+
+
+use rule pretrain as pretrain_simulated with:
+    input:
+        segments=f"results/segment/{PRETRAIN_SIM_COHORT}/segments.npy",
+        index=f"results/segment/{PRETRAIN_SIM_COHORT}/segments_index.tsv",
+        folds="results/pretrain/{cohort}/simulated/split.tsv",
+    output:
+        best=PRETRAIN_SIM_BEST,
+        curve=report_item(
+            "results/pretrain/{cohort}/simulated/curve.tsv",
+            "pretrain_simulated_curve",
+            "training",
+            "Pretraining",
+            "pretraining curve, simulated first stage",
+            "nEMGNet",
+        ),
+        predictions="results/pretrain/{cohort}/simulated/predictions.tsv",
+    log:
+        "logs/pretrain/{cohort}/simulated/pretrain.log",
+    benchmark:
+        "benchmarks/pretrain/{cohort}/simulated/pretrain.tsv"
+    wildcard_constraints:
+        cohort=cohort_regex([COHORT] if PRETRAIN_SIM_COHORT else []),
 
 
 rule train_fold:

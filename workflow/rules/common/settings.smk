@@ -14,19 +14,29 @@ if PRETRAIN_COHORT and TRAIN_CFG["init_from"]:
         f"train.init_from ({TRAIN_CFG['init_from']}) and pretrain.enabled both choose the first weights; set one"
     )
 PRETRAIN_BEST = "results/pretrain/{cohort}/best.pt"
+# the simulated first stage of a two-stage pretraining (pretrain.simulated_first), which PRETRAIN_BEST starts from
+PRETRAIN_SIM_BEST = "results/pretrain/{cohort}/simulated/best.pt"
 INIT_WEIGHTS = (
     PRETRAIN_BEST
     if PRETRAIN_COHORT
     else str(resolve_path(TRAIN_CFG["init_from"], REPO)) if TRAIN_CFG["init_from"] else None
 )
 TRAIN_LEARN.pop("init_from", None)
-# ... except for external networks when the pretraining saw one of their test cohorts (common.smk)
-EXT_INIT_WEIGHTS = None if PRETRAINED_ON_TESTS else INIT_WEIGHTS
+# ... except for external networks when the pretraining saw one of their test cohorts (common.smk): they start
+# from the simulated first stage, when there is one that did not see them either, or else from random weights
+if not PRETRAINED_ON_TESTS:
+    EXT_INIT_WEIGHTS = INIT_WEIGHTS
+elif PRETRAIN_SIM_COHORT and not SIM_STAGE_ON_TESTS:
+    EXT_INIT_WEIGHTS = PRETRAIN_SIM_BEST
+else:
+    EXT_INIT_WEIGHTS = None
 if PRETRAINED_ON_TESTS:
     logger.info(
         "the pretraining cohort holds the patients of external test cohort(s) "
         + "; ".join(f"{name} ({why})" for name, why in PRETRAINED_ON_TESTS.items())
-        + ": the external networks start from random weights, the cross-validation networks from the pretraining"
+        + ": the external networks start from "
+        + ("the simulated first stage" if EXT_INIT_WEIGHTS else "random weights")
+        + ", the cross-validation networks from the pretraining"
     )
 # the pretraining's recipe: the run's, with pretrain.train's keys changed
 PRETRAIN_TRAIN = {**TRAIN_LEARN, **PRETRAIN["train"]}
