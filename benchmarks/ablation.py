@@ -48,16 +48,29 @@ def _train_one(args):
     return run_id, time.perf_counter() - t0, res
 
 
+# config files applied on top of config.yaml, as the DAG's --configfile (main's --configfile)
+CONFIGFILES: list[Path] = []
+
+
 def _config() -> dict:
-    return yaml.safe_load((ROOT / "config.yaml").read_text())
+    from nemg.config import deep_merge
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for path in CONFIGFILES:
+        if not Path(path).is_file():
+            raise SystemExit(f"--configfile {path}: no such file")
+        cfg = deep_merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
+    return cfg
 
 
 def run_configs(model_json: str = "{}", train_json: str = "{}", cohort: str | None = None) -> tuple[dict, dict]:
-    """(model, train) configs of a variant: config.yaml's sections with the JSON overrides on top, as the DAG
-    builds them. Without config.yaml's model: the library's default preset would apply, the paper network,
-    whose every update takes ~20 s on one CPU thread (a variant call then looks hung).
+    """(model, train) configs of a variant: config.yaml's sections (with --configfile's on top) and the JSON
+    overrides on top of them, as the DAG builds them. Without config.yaml's model: the library's default preset
+    would apply, the paper network, whose every update takes ~20 s on one CPU thread (a variant call then looks
+    hung).
 
-    With config.yaml's pretrain.enabled the runs start, as in the DAG, from the cohort's pretrained network
+    With pretrain.enabled (configs/messekher.yaml and configs/n2001.yaml switch it on: pass them with
+    --configfile) the runs start, as in the DAG, from the cohort's pretrained network
     (results/pretrain/<cohort>/best.pt, made by the DAG), unless the overrides set ``init_from`` themselves
     (``null``: a random initialisation)."""
     cfg = _config()
@@ -66,7 +79,7 @@ def run_configs(model_json: str = "{}", train_json: str = "{}", cohort: str | No
     if (cfg.get("pretrain") or {}).get("enabled") and "init_from" not in overrides and cohort is not None:
         best = ROOT / f"results/pretrain/{cohort}/best.pt"
         if not best.is_file():
-            raise SystemExit(f"{best} is missing: config.yaml pretrains (pretrain.enabled); make it with "
+            raise SystemExit(f"{best} is missing: the config pretrains (pretrain.enabled); make it with "
                              f"`snakemake {best.relative_to(ROOT)} --configfile configs/<the cohort's config>.yaml`, "
                              f"or start from scratch with --train '{{\"init_from\": null}}'")
         train["init_from"] = str(best)
@@ -209,7 +222,11 @@ def main(argv=None) -> int:
     ap.add_argument("--stage2-c", type=float, default=None,
                     help="stage-2 inverse L2 strength (default: config.yaml's evaluate.stage2_c, as the DAG)")
     ap.add_argument("--table", default=str(ROOT / "results/ablation/ablation.tsv"))
+    ap.add_argument("--configfile", nargs="+", default=[], type=Path,
+                    help="config files on top of config.yaml, as the DAG's (e.g. configs/messekher.yaml: its "
+                         "pretraining then starts every run, as in the DAG)")
     args = ap.parse_args(argv)
+    CONFIGFILES[:] = args.configfile
 
     from nemg.evaluate import read_predictions
 

@@ -47,6 +47,17 @@ def test_a_variant_starts_from_the_dags_pretrained_network_as_the_dag_does(tmp_p
     assert ablation.run_configs(train_json='{"init_from": null}', cohort="mine")[1]["init_from"] is None
     monkeypatch.setattr(ablation, "ROOT", REPO)
     assert ablation.run_configs(cohort="mine")[1]["init_from"] is None  # the shipped config: random weights
+    # a config file on top (--configfile), as the DAG's: its pretraining starts the runs
+    overlay = tmp_path / "mine.yaml"
+    overlay.write_text(yaml.safe_dump({"pretrain": {"enabled": True}, "train": {"max_epochs": 3}}))
+    monkeypatch.setattr(ablation, "CONFIGFILES", [overlay])
+    with pytest.raises(SystemExit, match="results/pretrain/mine/best.pt is missing"):
+        ablation.run_configs(cohort="mine")
+    train = ablation.run_configs(train_json='{"init_from": null}', cohort="mine")[1]
+    assert train["max_epochs"] == 3 and train["train_hop_factor"] == CONFIG["train"]["train_hop_factor"]  # merged, not replaced
+    monkeypatch.setattr(ablation, "CONFIGFILES", [tmp_path / "gone.yaml"])
+    with pytest.raises(SystemExit, match="--configfile .*gone.yaml: no such file"):
+        ablation.run_configs(cohort="mine")
 
 
 def test_a_row_names_its_starting_checkpoint_by_hash(tmp_path):
