@@ -411,3 +411,27 @@ def test_rows_carry_the_commit_of_their_own_run(root):
     assert run_script("--root", root, "--cohorts", "n2001") == 0
     tsv = pd.read_csv(out, sep="\t", dtype={"commit": str})
     assert set(tsv.loc[tsv["dataset"] == "n2001", "commit"]) == {"abcdef0-dirty"}
+
+
+def test_pretraining_jobs_count_in_the_networks_cost(root):
+    """A run whose recorded config pretrained (results/manifest/<cohort>/config.yaml): every network started from
+    the pretraining, so its jobs (both stages with simulated_first) are part of the nEMGNet and combined rows'
+    job time; a run without the pretraining ignores leftover pretraining benchmarks."""
+    def cv_wall():
+        assert run_script("--root", root, "--cohorts", "n2001") == 0
+        tsv = pd.read_csv(root / "docs/results/real_data.tsv", sep="\t", dtype={"commit": str})
+        return {m: row(tsv, "n2001", m, "cv")["wall_s"] for m in ("nemgnet", "combined_rf", "qemg_rf")}
+
+    bench(root / "benchmarks/pretrain/n2001/pretrain.tsv", 100.0)
+    bench(root / "benchmarks/pretrain/n2001/simulated/pretrain.tsv", 7.0)
+    assert cv_wall() == {"nemgnet": 40.0, "combined_rf": 46.5, "qemg_rf": 6.5}  # no manifest: not counted
+    recorded = root / "results/manifest/n2001/config.yaml"
+    recorded.parent.mkdir(parents=True, exist_ok=True)
+    recorded.write_text(yaml.safe_dump({"pretrain": {"enabled": False}}))
+    assert cv_wall()["nemgnet"] == 40.0
+    recorded.write_text(yaml.safe_dump({"pretrain": {"enabled": True, "cohort": "configs/messekher.yaml"}}))
+    assert cv_wall() == {"nemgnet": 140.0, "combined_rf": 146.5, "qemg_rf": 6.5}
+    recorded.write_text(yaml.safe_dump({"pretrain": {"enabled": True, "simulated_first": True}}))
+    assert cv_wall() == {"nemgnet": 147.0, "combined_rf": 153.5, "qemg_rf": 6.5}
+    (root / "benchmarks/pretrain/n2001/simulated/pretrain.tsv").unlink()
+    assert np.isnan(cv_wall()["nemgnet"])  # a missing job's time: no sum rather than an understated one

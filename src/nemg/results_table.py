@@ -174,6 +174,22 @@ def _qemg_benchmarks(root: Path, cohort: str, model: str) -> list[Path]:
     return [root / "benchmarks/baseline" / cohort / f for f in ("features.tsv", f"{model}_predictions.tsv")]
 
 
+def _pretrain_benchmarks(root: Path, cohort: str) -> list[Path]:
+    """The pretraining jobs every network of the run started from, when its recorded config pretrained
+    (results/manifest/<cohort>/config.yaml): their cost is part of each network's. None without a manifest."""
+    path = root / "results/manifest" / cohort / "config.yaml"
+    if not path.is_file():
+        return []
+    try:
+        pre = (yaml.safe_load(path.read_text()) or {}).get("pretrain") or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ResultsTableError(f"{_rel(path, root)}: unreadable run config ({exc})") from exc
+    if not pre.get("enabled"):
+        return []
+    bench = root / "benchmarks/pretrain" / cohort
+    return [bench / "pretrain.tsv"] + ([bench / "simulated" / "pretrain.tsv"] if pre.get("simulated_first") else [])
+
+
 def cv_rows(root: Path, cohort: str, method: str) -> list[dict]:
     """Within-set cross-validation: one row per arm of model_comparison.tsv (nEMGNet alone without baselines)."""
     ev = root / "results/evaluate" / cohort
@@ -200,6 +216,7 @@ def cv_rows(root: Path, cohort: str, method: str) -> list[dict]:
         # every run of the cohort trained a CNN; stale benchmark files of runs no longer in the folds table (an
         # earlier config) are left out by naming the runs
         cnn_files = [root / "benchmarks/train" / cohort / f"{r}.tsv" for r in sorted(per_run["run_id"].unique())]
+        cnn_files += _pretrain_benchmarks(root, cohort)
         if arm == "nEMGNet":
             files = cnn_files
         elif arm.startswith("baseline_"):
