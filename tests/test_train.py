@@ -285,7 +285,7 @@ def test_the_kept_model_is_the_evaluation_with_the_best_selected_figure(toy, tmp
 def test_a_run_with_bags_learns_the_toy_problem(toy, tmp_path):
     res = run(toy, tmp_path, max_epochs=30, bag_size=4, patience=50)
     # learnt, not collapsed (chance and a one-class network: 1/3). Not 0.9: the 36 validation windows gave
-    # 0.917 on a Zen 5 and 0.889 on a Zen 4 (float kernels differ between CPUs)
+    # at least 0.9 on a Zen 5 and 0.889 on a Zen 4 (float kernels differ between CPUs)
     assert res["best_val_acc"] >= 0.75
 
 
