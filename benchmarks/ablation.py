@@ -69,10 +69,9 @@ def run_configs(model_json: str = "{}", train_json: str = "{}", cohort: str | No
     would apply, the paper network, whose every update takes ~20 s on one CPU thread (a variant call then looks
     hung).
 
-    With pretrain.enabled (configs/messekher.yaml and configs/n2001.yaml switch it on: pass them with
-    --configfile) the runs start, as in the DAG, from the cohort's pretrained network
-    (results/pretrain/<cohort>/best.pt, made by the DAG), unless the overrides set ``init_from`` themselves
-    (``null``: a random initialisation)."""
+    With pretrain.enabled (in config.yaml, or in a --configfile such as the one a DAG ran with) the runs start,
+    as in the DAG, from the cohort's pretrained network (results/pretrain/<cohort>/best.pt, made by the DAG),
+    unless the overrides set ``init_from`` themselves (``null``: a random initialisation)."""
     cfg = _config()
     overrides = json.loads(train_json)
     train = {**cfg["train"], **overrides}
