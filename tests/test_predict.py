@@ -76,7 +76,7 @@ def run(tmp_path_factory):
     }))
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2", "model",
            "--configfile", str(REPO / "configs" / "ci.yaml"), str(cfg)]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=work)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=2400, cwd=work)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return {"work": work, "bundle": work / "results" / "model" / "ci", "subjects": subjects,
             "recordings": recordings, "xv": work / "results" / "external" / "ci"}
