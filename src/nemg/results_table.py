@@ -181,9 +181,11 @@ def _pretrain_benchmarks(root: Path, cohort: str) -> list[Path]:
     if not path.is_file():
         return []
     try:
-        pre = (yaml.safe_load(path.read_text()) or {}).get("pretrain") or {}
+        recorded = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ResultsTableError(f"{_rel(path, root)}: unreadable run config ({exc})") from exc
+    # a run recorded before the pretraining existed has no such section: it did not pretrain
+    pre = recorded["pretrain"] if isinstance(recorded, dict) and isinstance(recorded.get("pretrain"), dict) else {}
     if not pre.get("enabled"):
         return []
     bench = root / "benchmarks/pretrain" / cohort
