@@ -206,6 +206,7 @@ def cv_rows(root: Path, cohort: str, method: str) -> list[dict]:
         arms = ["nEMGNet"] + [f"baseline_{d.name}" for d in baselines]
     _require(([comparison] if baselines else []) + [arm_dir(root, cohort, a) / f for a in arms for f in ARM_FILES],
              root, cohort)
+    pretraining = _pretrain_benchmarks(root, cohort)  # read once: every network of the run started from it
     rows = []
     for arm in arms:
         d = arm_dir(root, cohort, arm)
@@ -218,7 +219,7 @@ def cv_rows(root: Path, cohort: str, method: str) -> list[dict]:
         # every run of the cohort trained a CNN; stale benchmark files of runs no longer in the folds table (an
         # earlier config) are left out by naming the runs
         cnn_files = [root / "benchmarks/train" / cohort / f"{r}.tsv" for r in sorted(per_run["run_id"].unique())]
-        cnn_files += _pretrain_benchmarks(root, cohort)
+        cnn_files += pretraining
         if arm == "nEMGNet":
             files = cnn_files
         elif arm.startswith("baseline_"):

@@ -100,7 +100,7 @@ if PRETRAIN_COHORT and PRETRAIN["cohort"] is not None:
     except ConfigError as exc:
         raise WorkflowError(str(exc)) from None
 # the simulated pretraining cohort: the only one without pretrain.cohort, the first stage with simulated_first
-_sim_key = PRETRAIN_SIM_COHORT or (PRETRAIN_COHORT if PRETRAIN_COHORT and PRETRAIN["cohort"] is None else None)
+_sim_key = PRETRAIN_SIM_COHORT or (PRETRAIN_COHORT if PRETRAIN["cohort"] is None else None)
 if _sim_key:
     COHORTS[_sim_key] = {
         **CFG["cohort"],
