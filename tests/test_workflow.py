@@ -21,6 +21,9 @@ NO_PRETRAIN = {"enabled": False}
 TINY_PRETRAIN = {"enabled": True, "simulation": {"cohort": {"n_subjects": {"normal": 3, "myopathy": 3, "neuropathy": 3},
                                            "muscles_per_subject": [1, 1], "duration_s": [1.0, 1.5]}},
                  "val_fraction": 0.34, "train": {"max_epochs": 1}}
+# The public-subset whole DAGs test wiring (what runs, from which weights, into which files), not learning: two
+# epochs instead of the recipe's 16 keep each of them a few minutes on a 2-core CI machine.
+WIRING_RECIPE = {"max_epochs": 2}
 
 
 # The whole-DAG tests' timeouts are safety nets against a hung run, not speed checks: the N2001-subset DAG passed
@@ -250,6 +253,7 @@ def test_n2001_subset_whole_dag_with_external_validation(tmp_path):
         "external": {"cohorts": {"messekher2023": public("messekher2023", MESSEKHER_FEW)}, "seeds": [0, 1],
                      "val_fraction": 0.34, "amplitude_calibration": ["none", "median_rms"]},
         "pretrain": NO_PRETRAIN,
+        "train": WIRING_RECIPE,
     }))
     res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "n2001.yaml", cfg, timeout=2400)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -342,6 +346,7 @@ def test_messekher_subset_whole_dag_with_external_validation(tmp_path):
         "folds": {"seeds": [0], "schemes": ["nested"], "nested": {"outer": 2, "inner": 2}},
         "external": {"cohorts": {"n2001": public("n2001", N2001_FEW)}, "seeds": [0], "val_fraction": 0.34},
         "pretrain": {**TINY_PRETRAIN, "cohort": public("n2001", N2001_FEW), "simulated_first": True},
+        "train": WIRING_RECIPE,
     }))
     res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "messekher.yaml", cfg, timeout=2400)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -379,6 +384,7 @@ def test_emgdb_inference_only_smoke(tmp_path):
         "cohort": public("n2001", N2001_FEW),
         "external": {"cohorts": {"emgdb": {"public": {"data_dir": str(SHARED)}}}, "val_fraction": 0.34},
         "pretrain": TINY_PRETRAIN,  # an inference-only run pretrains too: its external networks start there
+        "train": WIRING_RECIPE,
     }))
     res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "emgdb.yaml", cfg, timeout=2400)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
