@@ -26,8 +26,11 @@ TINY_PRETRAIN = {"enabled": True, "simulation": {"cohort": {"n_subjects": {"norm
 WIRING_RECIPE = {"max_epochs": 2}
 
 
-# The whole-DAG tests' timeouts are safety nets against a hung run, not speed checks: the N2001-subset DAG passed
+# The whole-DAG tests' timeout is a safety net against a hung run, not a speed check: the N2001-subset DAG passed
 # in minutes on a Zen 5 and ran past 900 s on a 2-core Zen 4 sharing its cores with two other jobs.
+WHOLE_DAG_TIMEOUT = 2400
+
+
 def snakemake(workdir, *args, timeout=600):
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
@@ -255,7 +258,8 @@ def test_n2001_subset_whole_dag_with_external_validation(tmp_path):
         "pretrain": NO_PRETRAIN,
         "train": WIRING_RECIPE,
     }))
-    res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "n2001.yaml", cfg, timeout=2400)
+    res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "n2001.yaml", cfg,
+                    timeout=WHOLE_DAG_TIMEOUT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     folds = check_outputs(tmp_path, "n2001_small", 12)
     assert folds["run_id"].nunique() == 4
@@ -348,7 +352,8 @@ def test_messekher_subset_whole_dag_with_external_validation(tmp_path):
         "pretrain": {**TINY_PRETRAIN, "cohort": public("n2001", N2001_FEW), "simulated_first": True},
         "train": WIRING_RECIPE,
     }))
-    res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "messekher.yaml", cfg, timeout=2400)
+    res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "messekher.yaml", cfg,
+                    timeout=WHOLE_DAG_TIMEOUT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     check_outputs(tmp_path, "messekher_small", 12)
     t2 = pd.read_csv(tmp_path / "results" / "evaluate" / "messekher_small" / "table2.tsv", sep="\t")
@@ -386,7 +391,8 @@ def test_emgdb_inference_only_smoke(tmp_path):
         "pretrain": TINY_PRETRAIN,  # an inference-only run pretrains too: its external networks start there
         "train": WIRING_RECIPE,
     }))
-    res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "emgdb.yaml", cfg, timeout=2400)
+    res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "emgdb.yaml", cfg,
+                    timeout=WHOLE_DAG_TIMEOUT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     table = check_external(tmp_path, "n2001_emgdb", ["emgdb", "emgdb.rms"], 1)
     assert set(table["n_test_patients"]) == {3}
@@ -425,7 +431,7 @@ def test_ci_config_full_dag_and_report(tmp_path, capsys):
         "source": "sheets", "sheets": {"subjects": str(ext / "subjects.tsv"),
                                        "recordings": str(ext / "recordings.tsv")}}}}}))
     cfg = ["--configfile", REPO / "configs" / "ci.yaml", ext_cfg]
-    res = snakemake(tmp_path, "--cores", "2", *cfg, timeout=2400)
+    res = snakemake(tmp_path, "--cores", "2", *cfg, timeout=WHOLE_DAG_TIMEOUT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     ev, fig = tmp_path / "results" / "evaluate" / "ci", tmp_path / "results" / "figures" / "ci"
     for name in ("table1", "table2", "s2_table", "failure_summary", "per_class_correct", "physician_metrics",
@@ -602,7 +608,7 @@ def test_own_sheets_with_a_ratings_sheet_run_the_whole_dag(tmp_path):
         "evaluate": {"ratings": str(data / "ratings.tsv")},
         "explain": {"steps": 20},
     }))
-    res = snakemake(tmp_path, "--cores", "2", "--configfile", cfg, timeout=2400)
+    res = snakemake(tmp_path, "--cores", "2", "--configfile", cfg, timeout=WHOLE_DAG_TIMEOUT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     ev = tmp_path / "results" / "evaluate" / "mine"
     assert (ev / "model_vs_physicians.tsv").stat().st_size > 50
