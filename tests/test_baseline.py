@@ -56,6 +56,23 @@ def test_predictions_format_roles_and_determinism(model):
     pd.testing.assert_frame_equal(pred, two)
 
 
+def test_logreg_fits_in_float64_whatever_the_feature_stores_dtype():
+    # the stores are float32; a float32 fit stops at a thread-dependent point (external logreg scores differed
+    # by 0.05 between 1 and 2 threads), so the CV and external paths must both fit the same float64 problem
+    x, index, folds, *_ = toy_cohort()
+    p32, _ = bl.baseline_predictions(x.astype(np.float32).astype(np.float64), index, folds, "logreg")
+    f32, _ = bl.baseline_predictions(x.astype(np.float32), index, folds, "logreg")
+    pd.testing.assert_frame_equal(f32, p32, check_exact=True)
+    run = folds[folds["run_id"] == folds["run_id"].iloc[0]]
+    split = run[run["role"] != "test"].assign(scheme="external")  # training cohort: the run's train + val patients
+    own = index["subject_id"].isin(split["subject_id"]).to_numpy()
+    x32 = x.astype(np.float32)
+    ext = bl.baseline_external_predictions(x32[own], index[own], x32[~own], index[~own], split, "logreg")
+    ext64 = bl.baseline_external_predictions(x32[own].astype(np.float64), index[own],
+                                             x32[~own].astype(np.float64), index[~own], split, "logreg")
+    pd.testing.assert_frame_equal(ext, ext64, check_exact=True)
+
+
 @pytest.mark.parametrize("model", bl.MODELS)
 def test_learns_a_separable_toy_problem_and_votes(model):
     x, index, folds, subjects, recordings = toy_cohort(sep=4.0)

@@ -96,9 +96,11 @@ def run_predictions(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame
         probs = np.zeros((int(score.sum()), len(PROB_COLS)))
         probs[:, [c.removeprefix("p_") for c in PROB_COLS].index(y[0])] = 1.0
     else:
+        # float64 whatever the store's dtype: on float32 features lbfgs stops at a point that depends on the
+        # number of OpenMP/BLAS threads (segment probabilities 0.03-0.05 apart between 1 and 2 threads)
         clf = make_classifier(model, seed, p, n_jobs)
-        clf.fit(features[train], y)
-        probs = proba_in_class_order(clf, features[score])
+        clf.fit(np.asarray(features[train], dtype=np.float64), y)
+        probs = proba_in_class_order(clf, np.asarray(features[score], dtype=np.float64))
     out = index.loc[score, ["segment", "recording_id", "subject_id"]].copy()
     out.insert(0, "run_id", run_id)
     out["role"] = seg_role[score].to_numpy()
@@ -141,7 +143,7 @@ def write_baseline_predictions(features_npy, names_txt, index_tsv, folds_tsv, mo
     index = pd.read_csv(index_tsv, sep="\t", dtype={"recording_id": str, "subject_id": str})
     folds = pd.read_csv(folds_tsv, sep="\t", dtype={"subject_id": str, "run_id": str})
     log.info("%s: %d segments x %d features, %d runs", model, len(x), len(names), folds["run_id"].nunique())
-    pred, timing = baseline_predictions(x.astype(np.float64), index, folds, model, params=params, n_jobs=n_jobs,
+    pred, timing = baseline_predictions(x, index, folds, model, params=params, n_jobs=n_jobs,
                                         predict_train=predict_train)
     Path(out_tsv).parent.mkdir(parents=True, exist_ok=True)
     pred.to_csv(out_tsv, sep="\t", index=False, float_format="%.6g")
