@@ -141,8 +141,6 @@ def main(argv=None) -> int:
     ap.add_argument("--table", default=str(ROOT / "results/ablation/external_equalise.tsv"))
     args = ap.parse_args(argv)
 
-    from threadpoolctl import threadpool_limits
-
     from nemg.baseline import baseline_external_predictions, classifier_params
     from nemg.config import load_config
     from nemg.evaluate import external_patient_predictions, read_predictions
@@ -213,12 +211,9 @@ def main(argv=None) -> int:
         test_x = extract_features(d / "segments.npy", d / "features.npy", d / "feature_names.txt", fs=fs,
                                   params=dict(cfg["baseline"]["features"]))
         for model in cfg["baseline"]["models"]:
-            # one BLAS thread, as the DAG's job: lbfgs stops at a thread-dependent point (segment probabilities
-            # differ by up to 0.05 between 1 and 2 threads)
-            with threadpool_limits(limits=1):
-                arms[model] = baseline_external_predictions(train_x, train_index, test_x, seg_index, split, model,
-                                                            params=classifier_params(cfg["baseline"]),
-                                                            predict_train=ev["stage2_fit_on"] == "train")
+            arms[model] = baseline_external_predictions(train_x, train_index, test_x, seg_index, split, model,
+                                                        params=classifier_params(cfg["baseline"]),
+                                                        predict_train=ev["stage2_fit_on"] == "train")
         for model, pr in arms.items():
             pp = external_patient_predictions(pr, train_subjects, train_recordings, test_subjects, test_recordings,
                                               methods=("logreg",), **stage2)
