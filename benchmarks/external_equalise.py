@@ -39,41 +39,37 @@ MAX_SHAPE_DB = 20.0         # largest correction of the spectrum's shape, in dB 
 TAPS = 1023                 # odd: a symmetric, zero-phase filter centred on a sample
 
 
-def median_log_spectrum(signals: str | Path, index: str | Path,
-                        nperseg: int = NPERSEG) -> tuple[np.ndarray, np.ndarray]:
-    """(frequencies, median over recordings of each recording's Welch log power spectrum); one sampling rate."""
+def recording_spectra(signals: str | Path, index: str | Path, nperseg: int = NPERSEG):
+    """(index row, frequencies, Welch power spectrum) of every recording of a signal store with at least
+    ``nperseg`` samples, mean removed."""
     from scipy.signal import welch
 
     from nemg.store import iter_signals, read_signal_store
 
     arr, idx = read_signal_store(signals, index)
-    rates = sorted(set(idx["fs_hz"].astype(float)))
+    for row, x in iter_signals(arr, idx):
+        if len(x) >= nperseg:
+            f, p = welch(np.asarray(x, np.float64) - float(np.mean(x)), fs=float(row["fs_hz"]), nperseg=nperseg)
+            yield row, f, p
+
+
+def median_log_spectrum(signals: str | Path, index: str | Path,
+                        nperseg: int = NPERSEG) -> tuple[np.ndarray, np.ndarray]:
+    """(frequencies, median over recordings of each recording's Welch log power spectrum); one sampling rate."""
+    rates = sorted(set(pd.read_csv(index, sep="\t")["fs_hz"].astype(float)))
     if len(rates) != 1:
         raise ValueError(f"{index}: recordings at several sampling rates {rates}")
-    logs = []
-    for _, x in iter_signals(arr, idx):
-        if len(x) < nperseg:
-            continue
-        f, p = welch(np.asarray(x, dtype=np.float64) - float(np.mean(x)), fs=rates[0], nperseg=nperseg)
-        logs.append(np.log(p + 1e-12))
-    if not logs:
+    spectra = [(f, np.log(p + 1e-12)) for _, f, p in recording_spectra(signals, index, nperseg)]
+    if not spectra:
         raise ValueError(f"{signals}: no recording of at least {nperseg} samples to estimate a spectrum from")
-    return f, np.median(np.array(logs), axis=0)
+    return spectra[0][0], np.median(np.array([lp for _, lp in spectra]), axis=0)
 
 
 def class_spectra(signals: str | Path, index: str | Path, nperseg: int = NPERSEG) -> pd.DataFrame:
     """Per diagnosis: median spectral centroid and power at 1 and 2 kHz relative to 100-300 Hz (dB), over
     recordings. Describes the cohorts only; the equaliser never sees a diagnosis."""
-    from scipy.signal import welch
-
-    from nemg.store import iter_signals, read_signal_store
-
-    arr, idx = read_signal_store(signals, index)
     rows = []
-    for row, x in iter_signals(arr, idx):
-        if len(x) < nperseg:
-            continue
-        f, p = welch(np.asarray(x, dtype=np.float64) - float(np.mean(x)), fs=float(row["fs_hz"]), nperseg=nperseg)
+    for row, f, p in recording_spectra(signals, index, nperseg):
         ref = p[(f >= 100) & (f <= 300)].mean()
         rows.append({"diagnosis": row["diagnosis"], "centroid_hz": float((f * p).sum() / p.sum()),
                      "db_1khz": 10 * np.log10(p[(f >= 900) & (f <= 1100)].mean() / ref),
