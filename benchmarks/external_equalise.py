@@ -11,7 +11,8 @@ It reads a finished external DAG run (`snakemake external --configfile <config>`
 both cohorts, the externally trained networks (`ext_s<seed>/best.pt`), the QEMG features of the training
 cohort and the split. It filters the test cohort's resampled signals, cuts them into the run's windows, scores
 them with every network and with both QEMG models (fit on the same training patients), votes with the DAG's
-stage 2, and prints one row per calibration and model: consensus accuracy, macro F1, per-class recall.
+stage 2 and evaluation, and prints one row per calibration and model: consensus accuracy, macro F1,
+per-class recall (the table holds the whole external_validation.tsv row, CIs included).
 ``median_rms`` is recomputed the same way as a check against the DAG's own table.
 
     python benchmarks/external_equalise.py --configfile configs/messekher.yaml --test n2001
@@ -114,22 +115,6 @@ def equalise_store(signals, index, taps: np.ndarray, out_signals, out_index) -> 
                               out_signals, out_index)
 
 
-def _score(pp: pd.DataFrame, test_ids: set[str]) -> dict:
-    """The external table's consensus: mean stage-2 probabilities over the models, no location, argmax."""
-    from nemg.labels import CLASSES
-    from nemg.metrics import classification_metrics, per_class_metrics
-
-    pp = pp[pp["subject_id"].isin(test_ids) & (pp["method"] == "logreg")
-            & ~pp["with_location"].astype(str).isin(["True", "true"])]
-    probs = [f"p_{c}" for c in CLASSES]
-    c = pp.groupby(["subject_id", "diagnosis"])[probs].mean().reset_index()
-    c["predicted"] = np.array(CLASSES)[c[probs].to_numpy().argmax(axis=1)]
-    m = classification_metrics(c["diagnosis"], c["predicted"])
-    rec = per_class_metrics(c["diagnosis"], c["predicted"]).set_index("class")["recall"]
-    return {"consensus_accuracy": round(m["accuracy"], 4), "macro_f1": round(m["f1"], 4),
-            **{f"recall_{k}": round(float(rec[k]), 2) for k in CLASSES}, "n_patients": len(c)}
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--configfile", required=True, help="the training run's config, applied on top of config.yaml")
@@ -139,8 +124,8 @@ def main(argv=None) -> int:
 
     from nemg.baseline import baseline_external_predictions, classifier_params
     from nemg.config import load_config
-    from nemg.evaluate import external_patient_predictions, read_predictions
-    from nemg.external import cohort_key, median_frame_rms
+    from nemg.evaluate import evaluate_arm, external_patient_predictions, external_summary_row, read_predictions
+    from nemg.external import SCHEME, cohort_key, median_frame_rms
     from nemg.features import extract_features, read_features
     from nemg.predict import predict_cohort
     from nemg.segment import read_gain, segment_store
@@ -165,7 +150,6 @@ def main(argv=None) -> int:
     read = lambda p: pd.read_csv(p, sep="\t", dtype={"recording_id": str, "subject_id": str})  # noqa: E731
     train_subjects, train_recordings = (read(res("cohort", train, f"{s}.tsv")) for s in ("subjects", "recordings"))
     test_subjects, test_recordings = (read(res("cohort", key, f"{s}.tsv")) for s in ("subjects", "recordings"))
-    test_ids = set(test_subjects["subject_id"])
     runs = sorted(p.name for p in (xv / "models").iterdir() if (p / "best.pt").exists())
     train_x, names = read_features(res("baseline", train, "features.npy"), res("baseline", train, "feature_names.txt"))
     train_index = read(res("segment", train, "segments_index.tsv"))
@@ -211,12 +195,16 @@ def main(argv=None) -> int:
                                                         params=classifier_params(cfg["baseline"]),
                                                         predict_train=ev["stage2_fit_on"] == "train")
         for model, pr in arms.items():
+            # the DAG's own external_vote and external_evaluate steps: the same row as external_validation.tsv
             pp = external_patient_predictions(pr, train_subjects, train_recordings, test_subjects, test_recordings,
-                                              methods=("logreg",), **stage2)
-            rows.append({"train_cohort": train, "test_cohort": args.test, "calibration": calibration,
-                         "gain": round(gain, 4), "model": model, **_score(pp, test_ids)})
+                                              methods=(ev["primary_method"],), **stage2)
+            tables = evaluate_arm(pp, SCHEME, n_boot=int(ev["n_bootstrap"]), seed=int(ev["seed"]))
+            rows.append(external_summary_row(train, args.test, model, tables, ev["primary_method"],
+                                             calibration=calibration, gain=gain))
     out = pd.DataFrame(rows)
-    print(out.to_string(index=False))
+    shown = ["calibration", "gain", "model", "accuracy_consensus", "f1_consensus"] + \
+        [c for c in out.columns if c.startswith("recall_")]
+    print(out[shown].round(4).to_string(index=False))
     table = Path(args.table)
     old = pd.read_csv(table, sep="\t") if table.exists() else pd.DataFrame()
     if len(old):
