@@ -187,6 +187,23 @@ def test_model_card_names_what_the_pretraining_learnt_from():
     assert "(`train.init_from`)" in _init_line([{"init_from": "/elsewhere/best.pt"}])
 
 
+def test_model_card_says_when_the_external_figures_are_other_networks():
+    """configs/messekher.yaml pretrains on N2001 and tests on it: the bundle's members start from the pretraining,
+    the external networks elsewhere, and the card must not pass their figures off as the members'."""
+    from nemg.model_card import external_section
+
+    ext = pd.DataFrame([{"train_cohort": "a", "test_cohort": "b", "calibration": "none", "gain": 1.0,
+                         "model": "nemgnet", "method": "logreg", "n_models": 3, "n_test_patients": 22,
+                         **{f"{m}_{k}": 0.5 for m in ("accuracy", "f1")
+                            for k in ("mean", "ci_low", "ci_high", "consensus", "boot_low", "boot_high")},
+                         **{f"{k}_{c}": v for c in ("normal", "myopathy", "neuropathy")
+                            for k, v in (("recall", 0.5), ("n", 4))}}])
+    ours = external_section(ext)
+    assert "not this bundle's members'" not in ours
+    other = external_section(ext, "random weights")
+    assert other.startswith(ours) and "not this bundle's members'" in other and "started from random weights" in other
+
+
 def copy_bundle(run, tmp_path) -> Path:
     dst = tmp_path / "bundle"
     shutil.copytree(run["bundle"], dst)

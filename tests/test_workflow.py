@@ -321,13 +321,32 @@ def test_two_stage_pretraining_wiring(tmp_path):
     blocks = [b for b in re.split(r"^(?=rule \w+:$)", res.stdout, flags=re.M)
               if "cohort=pretrain_simulated_for_simulated" in b]
     assert blocks and all("priority: 10" in b for b in blocks)
+    assert "train_bundle" not in jobs  # external validation alone trains no bundle
+    # the bundle is what the cross-validation estimated: its own networks, from the second stage, on the external
+    # split, and the model card is told where the external networks started instead
+    res = snakemake(tmp_path, "-n", "model", "--configfile", cfg)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    jobs, inputs = job_stats(res.stdout), job_inputs(res.stdout)
+    assert jobs["train_bundle"] == jobs["train_external"] == 1, jobs
+    bundle_net = inputs[("train_bundle", "simulated")][0]
+    assert second in bundle_net and first not in bundle_net and "results/external/simulated/split.tsv" in bundle_net
+    assert "results/model/simulated/networks/ext_s0/best.pt" in inputs[("model_bundle", "simulated")][0]
+    assert "results/external/simulated/models/" not in inputs[("model_bundle", "simulated")][0]
     # one stage: the external networks start from random weights
     cfg.write_text(yaml.safe_dump({**base, "pretrain": {"enabled": True, "cohort": n2001}}))
-    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    res = snakemake(tmp_path, "-n", "model", "--configfile", cfg)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     assert "pretrain_simulated" not in job_stats(res.stdout)
     assert "best.pt" not in job_inputs(res.stdout)[("train_external", "simulated")][0]
+    assert second in job_inputs(res.stdout)[("train_bundle", "simulated")][0]
     assert "the external networks start from random weights" in res.stdout + res.stderr
+    # a pretraining that saw no test cohort: the bundle packs the external networks, no second training
+    cfg.write_text(yaml.safe_dump({**base, "pretrain": {"enabled": True}}))
+    res = snakemake(tmp_path, "-n", "model", "--configfile", cfg)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    jobs, inputs = job_stats(res.stdout), job_inputs(res.stdout)
+    assert "train_bundle" not in jobs and second in inputs[("train_external", "simulated")][0], jobs
+    assert "results/external/simulated/models/ext_s0/best.pt" in inputs[("model_bundle", "simulated")][0]
     # a first stage before nothing is a config mistake
     cfg.write_text(yaml.safe_dump({"pretrain": {"enabled": True, "simulated_first": True}}))
     res = snakemake(tmp_path, "-n", "--configfile", cfg)

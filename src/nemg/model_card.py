@@ -48,12 +48,19 @@ def cv_section(table2: pd.DataFrame | None, per_class: pd.DataFrame | None, meth
             f"Per-class recall (`per_class_correct.tsv`):\n\n{md_table(pc)}")
 
 
-def external_section(external: pd.DataFrame | None) -> str:
+def external_section(external: pd.DataFrame | None, external_start: str | None = None) -> str:
+    """``external_start``: what the external networks started from when they are not this bundle's members."""
     if external is None:
         return "No external validation was configured (`external.cohorts` is empty)."
-    return ("Trained on every patient of this cohort, tested on every patient of another cohort preprocessed with "
+    text = ("Trained on every patient of this cohort, tested on every patient of another cohort preprocessed with "
             "this bundle's settings (`external_validation.tsv`, docs/external.md):\n\n"
             + md_table(external_display_table(external)))
+    if external_start:
+        text += ("\n\nThese figures are not this bundle's members': the run's pretraining saw the test cohort's "
+                 "patients, so the external networks were trained on the same patients, split and seeds but "
+                 f"started from {external_start}. The members started from the pretraining, as the "
+                 "cross-validation's networks did; no test cohort here measures them.")
+    return text
 
 
 def _init_line(members, pretraining: str | None = None) -> str:
@@ -126,7 +133,7 @@ Split per member (patients):
 
 ## External validation
 
-{external_section(external)}
+{external_section(external, meta.get("external_networks_start"))}
 
 ## Known confounders and limitations
 

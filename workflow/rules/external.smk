@@ -67,6 +67,26 @@ rule train_external:
         "../scripts/train_fold.py"  # the same training loop as the cross-validation runs
 
 
+# The model bundle's own networks (BUNDLE_OWN_NETWORKS, model.smk): the same job on the same split and seeds, from
+# the cross-validation networks' first weights, when the external networks could not start there.
+use rule train_external as train_bundle with:
+    input:
+        segments="results/segment/{cohort}/segments.npy",
+        index="results/segment/{cohort}/segments_index.tsv",
+        folds=f"{XV}split.tsv",
+        init=INIT_WEIGHTS or [],
+    output:
+        best=f"{MD}networks/{{ext_run}}/best.pt",
+        curve=f"{MD}networks/{{ext_run}}/curve.tsv",
+        predictions=f"{MD}networks/{{ext_run}}/predictions.tsv",
+    log:
+        "logs/model/{cohort}/train_{ext_run}.log",
+    benchmark:
+        "benchmarks/model/{cohort}/train_{ext_run}.tsv"
+    wildcard_constraints:
+        cohort=cohort_regex([COHORT] if BUNDLE_OWN_NETWORKS else []),
+
+
 rule predict_external:
     input:
         best=f"{XV}models/{{ext_run}}/best.pt",

@@ -18,7 +18,7 @@ meta = build_bundle(
     segments_index_tsv=inp.segments_index, signals_index_tsv=inp.signals_index,
     preprocess=par.preprocess, stage2=par.stage2, eval_batch_size=par.eval_batch_size,
     cohort_name=snakemake.wildcards.cohort, git_commit=par.git_commit, config_files=par.config_files,
-    pretraining=par.pretraining,
+    pretraining=par.pretraining, external_start=par.external_start,
 )
 write_card(snakemake.output.card, meta, source=par.source, table2_tsv=inp.get("table2"),
            per_class_tsv=inp.get("per_class"), external_tsv=inp.get("external"))

@@ -139,6 +139,24 @@ EXT_TESTS = list(EXT_TEST_IDS)  # "<name>" and, with external.amplitude_calibrat
 # cross-validates (its segment scores are the two arms' own; only the stage 2 is new)
 EXT_ARMS = ["nemgnet"] + (list(BASELINE_CFG["models"]) + COMBINED_ARMS if BASELINE_CFG["enabled"] else [])
 BUNDLE = CFG["bundle"]
+# The bundle is what the cross-validation estimated, so its networks start from the CV networks' first weights.
+# The external networks can share them (no second training) unless the pretraining saw a test cohort's patients
+# and they started elsewhere (EXT_INIT_WEIGHTS): configs/messekher.yaml pretrains on N2001 and tests on it, and its
+# external networks' simulated-only start gave Messekher's CV 0.702 and 0.709 on two training seeds against the
+# pretraining's 0.731 (three-seed mean; docs/training.md). Then rule train_bundle trains the bundle's own, on the
+# same split and seeds.
+BUNDLE_OWN_NETWORKS = EXT_INIT_WEIGHTS != INIT_WEIGHTS
+BUNDLE_NETWORKS = "results/model/{cohort}/networks/" if BUNDLE_OWN_NETWORKS else "results/external/{cohort}/models/"
+# what the external networks started from, for the card when they are not the bundle's
+EXT_START_DESCRIPTION = (
+    None
+    if not BUNDLE_OWN_NETWORKS
+    else (
+        f"the pretraining's simulated first stage (simulated patients only, seed {PRETRAIN['seed']})"
+        if EXT_INIT_WEIGHTS
+        else "random weights"
+    )
+)
 
 ##### what a reviewer looks at next: review.smk #####
 REVIEW_BASELINES = list(BASELINE_CFG["models"]) if BASELINE_CFG["enabled"] else []
