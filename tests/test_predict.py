@@ -200,8 +200,8 @@ def test_model_card_says_when_the_external_figures_are_other_networks():
                             for k, v in (("recall", 0.5), ("n", 4))}}])
     ours = external_section(ext)
     assert "not this bundle's members'" not in ours
-    other = external_section(ext, "random weights")
-    assert other.startswith(ours) and "not this bundle's members'" in other and "started from random weights" in other
+    other = external_section(ext, {"cohorts": ["b"], "start": "random weights"})
+    assert other.startswith(ours) and "The rows of `b` (and of its" in other and "started from random weights" in other
 
 
 def copy_bundle(run, tmp_path) -> Path:

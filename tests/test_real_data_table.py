@@ -270,6 +270,31 @@ def test_rows_values_and_wall_times(root):
     assert np.isnan(row(tsv, "simulated", "nemgnet", "cv")["wall_s"])
 
 
+def test_external_job_time_counts_the_networks_that_scored_the_cohort(root):
+    """With two sets of external networks (models/, models_pretrained/) a test cohort's job time sums the training
+    of the set its prediction jobs' logs name; without logs (older runs) models/'s."""
+    bench_dir, logs = root / "benchmarks/external/n2001", root / "logs/external/n2001"
+    for s in (0, 1):
+        bench(bench_dir / f"train_pretrained_ext_s{s}.tsv", 100.0)
+    out = root / "docs/results/real_data.tsv"
+
+    def wall():
+        assert run_script("--root", root, "--cohorts", "n2001") == 0
+        tsv = pd.read_csv(out, sep="\t", dtype={"commit": str})
+        return row(tsv, "n2001", "nemgnet", "external:messekher2023")["wall_s"]
+
+    assert wall() == 70.0  # no logs: train_ext_s*
+    logs.mkdir(parents=True)
+    for s in (0, 1):
+        (logs / f"messekher2023_predict_ext_s{s}.log").write_text(
+            f"INFO root: network: results/external/n2001/models/ext_s{s}/best.pt\n")
+    assert wall() == 70.0
+    for s in (0, 1):
+        (logs / f"messekher2023_predict_ext_s{s}.log").write_text(
+            f"INFO root: network: results/external/n2001/models_pretrained/ext_s{s}/best.pt\n")
+    assert wall() == 210.0  # 2 x 100 s of training + 2 x 5 s of scoring
+
+
 def test_readme_blocks_are_regenerated_from_the_tsv_and_idempotent(root):
     readme = root / "README.md"
     assert run_script("--root", root, "--cohorts", "n2001", "simulated") == 0

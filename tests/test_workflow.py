@@ -321,31 +321,48 @@ def test_two_stage_pretraining_wiring(tmp_path):
     blocks = [b for b in re.split(r"^(?=rule \w+:$)", res.stdout, flags=re.M)
               if "cohort=pretrain_simulated_for_simulated" in b]
     assert blocks and all("priority: 10" in b for b in blocks)
-    assert "train_bundle" not in jobs  # external validation alone trains no bundle
-    # the bundle is what the cross-validation estimated: its own networks, from the second stage, on the external
-    # split, and the model card is told where the external networks started instead
-    res = snakemake(tmp_path, "-n", "model", "--configfile", cfg)
+    assert "train_external_pretrained" not in jobs  # no test cohort here wants networks from the pretraining
+    # a test cohort the pretraining did not see, and the bundle, get networks from the pretraining like the CV's, on
+    # the external split; the one it saw keeps the first stage's, and the model card is told which is which
+    other = {"source": "simulated", "seed": 7, "name": "other"}
+    two = {"external": {**base["external"], "cohorts": {**base["external"]["cohorts"], "other": other}},
+           "pretrain": {"enabled": True, "cohort": n2001, "simulated_first": True}}
+    cfg.write_text(yaml.safe_dump(two))
+    res = snakemake(tmp_path, "-n", "all", "model", "--configfile", cfg)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     jobs, inputs = job_stats(res.stdout), job_inputs(res.stdout)
-    assert jobs["train_bundle"] == jobs["train_external"] == 1, jobs
-    bundle_net = inputs[("train_bundle", "simulated")][0]
-    assert second in bundle_net and first not in bundle_net and "results/external/simulated/split.tsv" in bundle_net
-    assert "results/model/simulated/networks/ext_s0/best.pt" in inputs[("model_bundle", "simulated")][0]
-    assert "results/external/simulated/models/" not in inputs[("model_bundle", "simulated")][0]
+    assert jobs["train_external_pretrained"] == jobs["train_external"] == 1, jobs
+    pre_net = inputs[("train_external_pretrained", "simulated")][0]
+    assert second in pre_net and first not in pre_net and "results/external/simulated/split.tsv" in pre_net
+    assert "models_pretrained/ext_s0/best.pt" in inputs[("model_bundle", "simulated")][0]
+    blocks = {re.search(r"output: (\S+)", b).group(1): b for b in re.split(r"^(?=rule \w+:$)", res.stdout, flags=re.M)
+              if b.startswith("rule predict_external:")}
+    assert len(blocks) == 2, list(blocks)
+    for out, b in blocks.items():
+        seen = "/n2001/" in out
+        assert ("results/external/simulated/models/ext_s0/best.pt" in b) == seen, b
+        assert ("results/external/simulated/models_pretrained/ext_s0/best.pt" in b) != seen, b
+    # ... and their stage 2 is fit on the validation scores of the networks that scored them
+    votes = [b for b in re.split(r"^(?=rule \w+:$)", res.stdout, flags=re.M)
+             if b.startswith("rule external_vote:") and "arm=nemgnet" in b]
+    assert len(votes) == 2
+    for b in votes:
+        seen = "test=n2001" in b
+        assert ("models/ext_s0/predictions.tsv" in b) == seen and ("models_pretrained/ext_s0/" in b) != seen, b
     # one stage: the external networks start from random weights
     cfg.write_text(yaml.safe_dump({**base, "pretrain": {"enabled": True, "cohort": n2001}}))
     res = snakemake(tmp_path, "-n", "model", "--configfile", cfg)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     assert "pretrain_simulated" not in job_stats(res.stdout)
     assert "best.pt" not in job_inputs(res.stdout)[("train_external", "simulated")][0]
-    assert second in job_inputs(res.stdout)[("train_bundle", "simulated")][0]
+    assert second in job_inputs(res.stdout)[("train_external_pretrained", "simulated")][0]
     assert "the external networks start from random weights" in res.stdout + res.stderr
-    # a pretraining that saw no test cohort: the bundle packs the external networks, no second training
+    # a pretraining that saw no test cohort: one set of networks for every test cohort and the bundle
     cfg.write_text(yaml.safe_dump({**base, "pretrain": {"enabled": True}}))
     res = snakemake(tmp_path, "-n", "model", "--configfile", cfg)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     jobs, inputs = job_stats(res.stdout), job_inputs(res.stdout)
-    assert "train_bundle" not in jobs and second in inputs[("train_external", "simulated")][0], jobs
+    assert "train_external_pretrained" not in jobs and second in inputs[("train_external", "simulated")][0], jobs
     assert "results/external/simulated/models/ext_s0/best.pt" in inputs[("model_bundle", "simulated")][0]
     # a first stage before nothing is a config mistake
     cfg.write_text(yaml.safe_dump({"pretrain": {"enabled": True, "simulated_first": True}}))

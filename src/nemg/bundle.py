@@ -78,16 +78,16 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
                  recordings_tsv: str | Path, segments_index_tsv: str | Path, signals_index_tsv: str | Path,
                  preprocess: Mapping, stage2: Mapping, eval_batch_size: int, cohort_name: str,
                  git_commit: str, config_files: Sequence[str] = (), pretraining: str | None = None,
-                 external_start: str | None = None) -> dict:
+                 external_start: Mapping | None = None) -> dict:
     """Write weights/ and model.json under ``out_dir``; returns model.json's content.
 
     ``checkpoints`` / ``predictions``: run id -> the member's best.pt / predictions.tsv (nemg.train.train_run).
     ``stage2``: method, fit_on, with_location, seed, class_weight, c (the ``evaluate:`` and ``bundle:`` settings).
     ``signals_index_tsv``: the resampled signal store's index (its ``source_fs_hz`` bounds usable input rates).
     ``pretraining``: what the pipeline's pretraining network (results/pretrain/) was trained on, when the run has
-    one: the model card names it. ``external_start``: what the run's external-validation networks started from
-    when they are not these members (the pretraining saw a test cohort's patients), so the card can say that its
-    external figures were measured with networks that started elsewhere; None when they are these members.
+    one: the model card names it. ``external_start``: {"cohorts": [...], "start": "..."} when the run's
+    pretraining saw those external test cohorts' patients, so that they were scored by networks that started
+    elsewhere (the card says so beside their figures); None when every test cohort was scored by these members.
     """
     import torch
 
@@ -157,7 +157,7 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
         "members": members,
         "training_cohort": cohort_summary(cohort_name, split, seg_index),
         "pretraining": pretraining,
-        "external_networks_start": external_start,
+        "external_networks_start": None if external_start is None else dict(external_start),
     }
     write_atomic(out / MODEL_JSON, json.dumps(meta, indent=2) + "\n")
     return meta

@@ -48,18 +48,20 @@ def cv_section(table2: pd.DataFrame | None, per_class: pd.DataFrame | None, meth
             f"Per-class recall (`per_class_correct.tsv`):\n\n{md_table(pc)}")
 
 
-def external_section(external: pd.DataFrame | None, external_start: str | None = None) -> str:
-    """``external_start``: what the external networks started from when they are not this bundle's members."""
+def external_section(external: pd.DataFrame | None, other_start: Mapping | None = None) -> str:
+    """``other_start``: model.json's ``external_networks_start``, {"cohorts": [...], "start": "..."}, when the test
+    cohorts named there were scored by networks that started elsewhere than this bundle's members."""
     if external is None:
         return "No external validation was configured (`external.cohorts` is empty)."
     text = ("Trained on every patient of this cohort, tested on every patient of another cohort preprocessed with "
             "this bundle's settings (`external_validation.tsv`, docs/external.md):\n\n"
             + md_table(external_display_table(external)))
-    if external_start:
-        text += ("\n\nThese figures are not this bundle's members': the run's pretraining saw the test cohort's "
-                 "patients, so the external networks were trained on the same patients, split and seeds but "
-                 f"started from {external_start}. The members started from the pretraining, as the "
-                 "cross-validation's networks did; no test cohort here measures them.")
+    if other_start:
+        names = ", ".join(f"`{c}`" for c in other_start["cohorts"])
+        text += (f"\n\nThe rows of {names} (and of its amplitude-calibrated variant) are not this bundle's members': "
+                 "the run's pretraining saw those patients, so they were scored by networks trained on the same "
+                 f"patients, split and seeds but started from {other_start['start']}. The members started from the "
+                 "pretraining, as the cross-validation's networks did, and scored any other test cohort above.")
     return text
 
 

@@ -19,8 +19,9 @@ Inputs per cohort ``<c>`` (paths relative to the repository root):
 * ``results/external/<c>/external_validation.tsv``;
 * wall time, Snakemake benchmark files (column ``s``): ``benchmarks/train/<c>/<run_id>.tsv`` for every run of
   nEMGNet's ``per_run_metrics.tsv``; ``benchmarks/baseline/<c>/{features,<m>_predictions}.tsv``;
-  ``benchmarks/external/<c>/train_ext_s<seed>.tsv`` + ``<test>_predict_ext_s<seed>.tsv`` (nEMGNet) and
-  ``<test>_<m>_predictions.tsv`` (baselines).
+  ``benchmarks/external/<c>/train_ext_s<seed>.tsv`` (``train_pretrained_ext_s<seed>.tsv`` when the prediction
+  jobs' logs, ``logs/external/<c>/<test>_predict_ext_s<seed>.log``, name ``models_pretrained/``) +
+  ``<test>_predict_ext_s<seed>.tsv`` (nEMGNet) and ``<test>_<m>_predictions.tsv`` (baselines).
 
 A cohort with none of its model outputs (``results/{train,evaluate,external}/<c>/``, ``results/baseline/<c>/<m>/``)
 is skipped; one with some but not all of the files above is an error that names every missing file, so a table
@@ -238,20 +239,25 @@ def cv_rows(root: Path, cohort: str, method: str) -> list[dict]:
     return rows
 
 
-def _external_files(bench: Path, test: str, model: str, n_models: int, what: str) -> list[Path]:
+def _external_files(bench: Path, logs_dir: Path, test: str, model: str, n_models: int, what: str) -> list[Path]:
     """The benchmark files of one external arm's jobs: nEMGNet's training and scoring per model (seed), a QEMG
     model's fit-and-score job, both for a combined arm (its stage 2 takes seconds); [] when they cannot be told."""
     ext_run = run_id_regex(EXTERNAL_SCHEME)
     if model.startswith("combined_"):
-        cnn = _external_files(bench, test, "nemgnet", n_models, what)
-        qemg = _external_files(bench, test, "qemg_" + model.removeprefix("combined_"), n_models, what)
+        cnn = _external_files(bench, logs_dir, test, "nemgnet", n_models, what)
+        qemg = _external_files(bench, logs_dir, test, "qemg_" + model.removeprefix("combined_"), n_models, what)
         return cnn + qemg if cnn and qemg else []
     if model.startswith("qemg_"):
         return [bench / f"{test}_{model.removeprefix('qemg_')}_predictions.tsv"]
     if model != "nemgnet":
         return []
-    train_files = _matching(bench, rf"train_{ext_run}\.tsv")
     pred_files = _matching(bench, rf"{re.escape(test)}_predict_{ext_run}\.tsv")
+    # the networks that scored this cohort: models_pretrained/ (rule train_external_pretrained) when the predict
+    # jobs' logs name them, else models/ (rule train_external; runs from before there were two sets)
+    runs = [p.name.removeprefix(f"{test}_predict_").removesuffix(".tsv") for p in pred_files]
+    logs = [logs_dir / f"{test}_predict_{r}.log" for r in runs]
+    pretrained = any("/models_pretrained/" in f.read_text(errors="replace") for f in logs if f.is_file())
+    train_files = _matching(bench, rf"train_{'pretrained_' if pretrained else ''}{ext_run}\.tsv")
     # one training and one prediction job per model (seed); other counts mean stale or missing files
     if len(train_files) == len(pred_files) == n_models:
         return train_files + pred_files
@@ -273,7 +279,8 @@ def external_rows(root: Path, cohort: str) -> list[dict]:
     for _, r in table.iterrows():
         test, n_models, model = str(r["test_cohort"]), int(r["n_models"]), model_name(str(r["model"]))
         what = f"{cohort} {model} external:{test}"
-        wall = wall_seconds(_external_files(bench, test, model, n_models, what), what, root)
+        wall = wall_seconds(_external_files(bench, root / "logs/external" / cohort, test, model, n_models, what), what,
+                            root)
         rows.append({"dataset": cohort, "model": model, "variant": f"external:{test}", "method": r["method"],
                      "n_patients": int(r["n_test_patients"]), "n_runs": n_models,
                      "accuracy": r["accuracy_consensus"], "accuracy_ci_low": r["accuracy_boot_low"],

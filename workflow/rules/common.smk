@@ -285,7 +285,8 @@ def external_arm_predictions(wildcards):
     """Input function of external_vote: the arm's segment scores (a combined arm: nEMGNet's)."""
     if wildcards.arm == "nemgnet" or wildcards.arm in COMBINED_ARMS:
         # validation (stage-2 fit) scores of the training cohort + the test cohort's scores, per model
-        return expand(f"{XV}models/{{ext_run}}/predictions.tsv", cohort=wildcards.cohort, ext_run=EXT_RUN_IDS) + expand(
+        nets = ext_networks(wildcards.test)
+        return expand(f"{nets}{{ext_run}}/predictions.tsv", cohort=wildcards.cohort, ext_run=EXT_RUN_IDS) + expand(
             f"{XV}{{test}}/nemgnet/{{ext_run}}_predictions.tsv",
             cohort=wildcards.cohort,
             test=wildcards.test,
@@ -374,6 +375,8 @@ def run_outputs(exclude=()):
         calibrated = [t for t in EXT_TESTS if EXT_TEST_IDS[t][1] != "none"]
         files += _outputs(rules.external_split, cohort=COHORT)
         files += _outputs(rules.train_external, cohort=COHORT, ext_run=EXT_RUN_IDS)
+        if TWO_EXT_STARTS and set(EXT_TESTS) - set(EXT_TESTS_SEEN):
+            files += _outputs(rules.train_external_pretrained, cohort=COHORT, ext_run=EXT_RUN_IDS)
         files += _outputs(rules.predict_external, cohort=COHORT, test=EXT_TESTS, ext_run=EXT_RUN_IDS)
         if BASELINE_CFG["enabled"]:
             files += _outputs(

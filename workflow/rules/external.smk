@@ -4,6 +4,7 @@
 #
 # results/external/<cohort>/split.tsv                      training / validation patients per seed (no test role)
 # results/external/<cohort>/models/ext_s<seed>/            best.pt, curve.tsv, predictions.tsv (validation patients)
+# results/external/<cohort>/models_pretrained/ext_s<seed>/ the same from the pretraining, when models/ cannot start there
 # results/external/<cohort>/<test>/<model>/                segment and patient predictions of the test cohort
 # results/external/<cohort>/<test>/                        per-run metrics, consensus, bootstrap CIs, paired tests
 # (<test> = <name>, or <name>.rms for the amplitude-calibrated variant: segments x amplitude_gain.tsv's gain)
@@ -67,29 +68,29 @@ rule train_external:
         "../scripts/train_fold.py"  # the same training loop as the cross-validation runs
 
 
-# The model bundle's own networks (BUNDLE_OWN_NETWORKS, model.smk): the same job on the same split and seeds, from
-# the cross-validation networks' first weights, when the external networks could not start there.
-use rule train_external as train_bundle with:
+# The same job from the cross-validation networks' first weights, when train_external's start elsewhere
+# (TWO_EXT_STARTS, common/settings.smk): these score the test cohorts the pretraining did not see, and are the bundle.
+use rule train_external as train_external_pretrained with:
     input:
         segments="results/segment/{cohort}/segments.npy",
         index="results/segment/{cohort}/segments_index.tsv",
         folds=f"{XV}split.tsv",
         init=INIT_WEIGHTS or [],
     output:
-        best=f"{MD}networks/{{ext_run}}/best.pt",
-        curve=f"{MD}networks/{{ext_run}}/curve.tsv",
-        predictions=f"{MD}networks/{{ext_run}}/predictions.tsv",
+        best=f"{XV}models_pretrained/{{ext_run}}/best.pt",
+        curve=f"{XV}models_pretrained/{{ext_run}}/curve.tsv",
+        predictions=f"{XV}models_pretrained/{{ext_run}}/predictions.tsv",
     log:
-        "logs/model/{cohort}/train_{ext_run}.log",
+        "logs/external/{cohort}/train_pretrained_{ext_run}.log",
     benchmark:
-        "benchmarks/model/{cohort}/train_{ext_run}.tsv"
+        "benchmarks/external/{cohort}/train_pretrained_{ext_run}.tsv"
     wildcard_constraints:
-        cohort=cohort_regex([COHORT] if BUNDLE_OWN_NETWORKS else []),
+        cohort=cohort_regex([COHORT] if TWO_EXT_STARTS else []),
 
 
 rule predict_external:
     input:
-        best=f"{XV}models/{{ext_run}}/best.pt",
+        best=lambda w: f"{ext_networks(w.test)}{w.ext_run}/best.pt".format(cohort=w.cohort),
         segments=test_path("results/segment/{cohort}/segments.npy"),
         index=test_path("results/segment/{cohort}/segments_index.tsv"),
     output:

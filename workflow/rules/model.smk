@@ -1,9 +1,8 @@
 # The model bundle (issue 14): the external-validation ensemble (external.smk: one nEMGNet per external.seeds
 # seed, trained on every patient of this cohort) with its fitted stage 2, preprocessing and model card, in one
 # self-contained folder that `nemg predict` reads. Library: nemg.bundle, nemg.model_card.
-# When the external networks started elsewhere than the cross-validation's (the pretraining saw a test cohort),
-# the bundle has its own, trained the same way from the CV's first weights (rule train_bundle, external.smk):
-# results/model/<cohort>/networks/<run>/   best.pt, curve.tsv, predictions.tsv (validation patients)
+# Its networks start from the cross-validation's first weights: when the pretraining saw a test cohort, those of
+# rule train_external_pretrained (results/external/<cohort>/models_pretrained/), not the ones that score that cohort.
 #
 # results/model/<cohort>/model.json        classes, preprocessing, network config, stage-2 coefficients,
 #                                          training cohort summary, nemg version, git commit, weights sha256
@@ -14,8 +13,8 @@
 rule model_bundle:
     input:
         unpack(model_card_tables),
-        best=expand(f"{BUNDLE_NETWORKS}{{ext_run}}/best.pt", ext_run=EXT_RUN_IDS, allow_missing=True),
-        predictions=expand(f"{BUNDLE_NETWORKS}{{ext_run}}/predictions.tsv", ext_run=EXT_RUN_IDS, allow_missing=True),
+        best=expand(f"{EXT_NETS_PRETRAINED}{{ext_run}}/best.pt", ext_run=EXT_RUN_IDS, allow_missing=True),
+        predictions=expand(f"{EXT_NETS_PRETRAINED}{{ext_run}}/predictions.tsv", ext_run=EXT_RUN_IDS, allow_missing=True),
         split=f"{XV}split.tsv",
         subjects=cohort_sheet("subjects"),
         recordings=cohort_sheet("recordings"),
@@ -44,7 +43,7 @@ rule model_bundle:
         git_commit=git_commit(REPO),
         config_files=[str(f) for f in workflow.configfiles],
         pretraining=PRETRAINING_DESCRIPTION,
-        external_start=EXT_START_DESCRIPTION,
+        external_start=EXT_OTHER_START,
     script:
         "../scripts/model_bundle.py"
 

@@ -7,6 +7,8 @@ log_to_file(snakemake.log[0])
 
 from nemg.predict import predict_cohort
 
+# which network scored the cohort: with two sets (models/, models_pretrained/) the job-time table reads it here
+logging.info("network: %s", snakemake.input.best)
 pred = predict_cohort(snakemake.input.best, snakemake.input.segments, snakemake.input.index,
                       batch_size=int(snakemake.params.batch_size), device=str(snakemake.params.device),
                       num_threads=snakemake.threads)

@@ -139,23 +139,37 @@ EXT_TESTS = list(EXT_TEST_IDS)  # "<name>" and, with external.amplitude_calibrat
 # cross-validates (its segment scores are the two arms' own; only the stage 2 is new)
 EXT_ARMS = ["nemgnet"] + (list(BASELINE_CFG["models"]) + COMBINED_ARMS if BASELINE_CFG["enabled"] else [])
 BUNDLE = CFG["bundle"]
-# The bundle is what the cross-validation estimated, so its networks start from the CV networks' first weights.
-# The external networks can share them (no second training) unless the pretraining saw a test cohort's patients
-# and they started elsewhere (EXT_INIT_WEIGHTS): configs/messekher.yaml pretrains on N2001 and tests on it, and its
-# external networks' simulated-only start gave Messekher's CV 0.702 and 0.709 on two training seeds against the
-# pretraining's 0.731 (three-seed mean; docs/training.md). Then rule train_bundle trains the bundle's own, on the
-# same split and seeds.
-BUNDLE_OWN_NETWORKS = EXT_INIT_WEIGHTS != INIT_WEIGHTS
-BUNDLE_NETWORKS = "results/model/{cohort}/networks/" if BUNDLE_OWN_NETWORKS else "results/external/{cohort}/models/"
-# what the external networks started from, for the card when they are not the bundle's
-EXT_START_DESCRIPTION = (
-    None
-    if not BUNDLE_OWN_NETWORKS
-    else (
-        f"the pretraining's simulated first stage (simulated patients only, seed {PRETRAIN['seed']})"
-        if EXT_INIT_WEIGHTS
-        else "random weights"
-    )
+# The external networks are the model bundle (model.smk), and both are what the cross-validation estimated: they
+# start from the CV networks' first weights. Except when the pretraining saw a test cohort's patients (above):
+# configs/messekher.yaml pretrains on N2001 and tests on it. That cohort is then scored by networks from
+# EXT_INIT_WEIGHTS (models/), a start that gave Messekher's CV 0.702 and 0.709 on two training seeds against the
+# pretraining's 0.731 (three-seed mean; docs/training.md); every other test cohort and the bundle get networks from
+# the pretraining (models_pretrained/, rule train_external_pretrained), on the same split and seeds.
+TWO_EXT_STARTS = EXT_INIT_WEIGHTS != INIT_WEIGHTS
+EXT_NETS = "results/external/{cohort}/models/"
+EXT_NETS_PRETRAINED = "results/external/{cohort}/models_pretrained/" if TWO_EXT_STARTS else EXT_NETS
+# test ids ("<name>", "<name>.rms") scored by the networks that did not start from the pretraining
+EXT_TESTS_SEEN = [t for t, (name, _) in EXT_TEST_IDS.items() if name in PRETRAINED_ON_TESTS]
+
+
+def ext_networks(test):
+    """The folder of the networks that score external test id ``test`` (a pattern with {cohort})."""
+    return EXT_NETS if test in EXT_TESTS_SEEN else EXT_NETS_PRETRAINED
+
+
+# for the model card: which test cohorts' figures are not the bundle's members', and what those networks started
+# from
+EXT_OTHER_START = (
+    {
+        "cohorts": sorted(PRETRAINED_ON_TESTS),
+        "start": (
+            f"the pretraining's simulated first stage (simulated patients only, seed {PRETRAIN['seed']})"
+            if EXT_INIT_WEIGHTS
+            else "random weights"
+        ),
+    }
+    if TWO_EXT_STARTS
+    else None
 )
 
 ##### what a reviewer looks at next: review.smk #####
