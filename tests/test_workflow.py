@@ -1,4 +1,5 @@
 """The Snakemake workflow: dry run and lint for every config, a malformed config, and small real runs."""
+import json
 import os
 import random
 import re
@@ -388,8 +389,8 @@ def test_messekher_subset_whole_dag_with_external_validation(tmp_path):
         "pretrain": {**TINY_PRETRAIN, "cohort": public("n2001", N2001_FEW), "simulated_first": True},
         "train": WIRING_RECIPE,
     }))
-    res = snakemake(tmp_path, "--cores", "2", "--configfile", REPO / "configs" / "messekher.yaml", cfg,
-                    timeout=WHOLE_DAG_TIMEOUT)
+    res = snakemake(tmp_path, "--cores", "2", "all", "model", "--configfile", REPO / "configs" / "messekher.yaml",
+                    cfg, timeout=WHOLE_DAG_TIMEOUT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     check_outputs(tmp_path, "messekher_small", 12)
     t2 = pd.read_csv(tmp_path / "results" / "evaluate" / "messekher_small" / "table2.tsv", sep="\t")
@@ -412,6 +413,16 @@ def test_messekher_subset_whole_dag_with_external_validation(tmp_path):
     assert cv["train_cfg"]["init_from"] == "results/pretrain/messekher_small/best.pt"
     ext = torch.load(res_dir / "external" / "messekher_small" / "models" / "ext_s0" / "best.pt", weights_only=True)
     assert ext["train_cfg"]["init_from"] == first  # it saw no N2001 patient before its test
+    # the bundle is what the cross-validation measured: its member started from the second stage, on the same split
+    member = res_dir / "external" / "messekher_small" / "models_pretrained" / "ext_s0" / "best.pt"
+    assert torch.load(member, weights_only=True)["train_cfg"]["init_from"] == "results/pretrain/messekher_small/best.pt"
+    meta = json.loads((res_dir / "model" / "messekher_small" / "model.json").read_text())
+    assert [m["init_from"] for m in meta["members"]] == ["results/pretrain/messekher_small/best.pt"]
+    assert meta["external_networks_start"]["cohorts"] == ["n2001"]
+    bundled = torch.load(res_dir / "model" / "messekher_small" / "weights" / "ext_s0.pt", weights_only=True)
+    trained = torch.load(member, weights_only=True)["state_dict"]
+    assert bundled.keys() == trained.keys() and all(torch.equal(bundled[k], trained[k]) for k in bundled)
+    assert "The rows of `n2001`" in (res_dir / "model" / "messekher_small" / "MODEL_CARD.md").read_text()
 
 
 @pytest.mark.slow
