@@ -58,7 +58,7 @@ def external_section(external: pd.DataFrame | None, other_start: Mapping | None 
             + md_table(external_display_table(external)))
     if other_start:
         names = ", ".join(f"`{c}`" for c in other_start["cohorts"])
-        text += (f"\n\nThe rows of {names} (and of its amplitude-calibrated variant) are not this bundle's members': "
+        text += (f"\n\nThe rows of {names} (amplitude-calibrated or not) are not this bundle's members': "
                  "the run's pretraining saw those patients, so they were scored by networks trained on the same "
                  f"patients, split and seeds but started from {other_start['start']}. The members started from the "
                  "pretraining, as the cross-validation's networks did, and scored any other test cohort above.")
