@@ -143,8 +143,9 @@ BUNDLE = CFG["bundle"]
 # start from the CV networks' first weights. Except when the pretraining saw a test cohort's patients (above):
 # configs/messekher.yaml pretrains on N2001 and tests on it. That cohort is then scored by networks from
 # EXT_INIT_WEIGHTS (models/), a start that gave Messekher's CV 0.702 and 0.709 on two training seeds against the
-# pretraining's 0.731 (three-seed mean; docs/training.md); every other test cohort and the bundle get networks from
-# the pretraining (models_pretrained/, rule train_external_pretrained), on the same split and seeds.
+# pretraining's 0.731 (three-seed mean; docs/training.md; on held-out patients 2.4 points per network, level as an
+# ensemble: docs/external.md). Every other test cohort and the bundle get networks from the pretraining, the
+# recipe the CV measured (models_pretrained/, rule train_external_pretrained), on the same split and seeds.
 TWO_EXT_STARTS = EXT_INIT_WEIGHTS != INIT_WEIGHTS
 EXT_NETS = "results/external/{cohort}/models/"
 EXT_NETS_PRETRAINED = "results/external/{cohort}/models_pretrained/" if TWO_EXT_STARTS else EXT_NETS
