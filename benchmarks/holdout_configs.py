@@ -79,11 +79,12 @@ def holdout_configs(configfiles: list[str], fraction: float, seed: int, root: Pa
         if not (root / init).is_file():
             raise HoldoutError(f"{root / init}: missing; the DAG of {configfiles} must have pretrained in two stages "
                                "(pretrain.enabled, pretrain.cohort, pretrain.simulated_first)")
-        test = {k: v for k, v in cohort.items() if k != "name"}
+        # deep copies throughout: a dict shared by two sections would be written as a YAML anchor and alias
+        test = copy.deepcopy({k: v for k, v in cohort.items() if k != "name"})
         # the whole run config (its preprocessing and recipe: the pretraining networks were trained with them),
         # with the cohort split, no cross-validation, and the networks' start fixed
         run = copy.deepcopy(cfg)
-        run["cohort"] = {**cohort, "name": f"{name}_holdout", "subjects": train}
+        run["cohort"] = {**copy.deepcopy(cohort), "name": f"{name}_holdout", "subjects": train}
         run["external"] = {**cfg["external"], "cohorts": {"heldout": {**test, "subjects": held}}, "only": True,
                            "amplitude_calibration": ["none"]}
         run["pretrain"] = {**cfg["pretrain"], "enabled": False}

@@ -71,6 +71,7 @@ def test_two_configs_differ_only_in_the_start_and_keep_the_runs_recipe(tmp_path)
     # what Snakemake would load: the file on top of config.yaml
     path = tmp_path / "h.yaml"
     path.write_text(yaml.safe_dump(a))
+    assert "&id" not in path.read_text()  # no YAML anchors: every section stands on its own for a reader
     assert load_config(tmp_path / "config.yaml", path)["cohort"]["subjects"] == a["cohort"]["subjects"]
     assert deep_merge(load_config(tmp_path / "config.yaml"), a)["external"]["only"]
 
