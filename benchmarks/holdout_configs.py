@@ -37,7 +37,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from nemg.config import deep_merge, load_config, validate_config  # noqa: E402
+from nemg.config import load_config, validate_config  # noqa: E402
 
 STARTS = {"pretrained": "results/pretrain/{cohort}/best.pt",
           "first_stage": "results/pretrain/{cohort}/simulated/best.pt"}
@@ -89,7 +89,8 @@ def holdout_configs(configfiles: list[str], fraction: float, seed: int, root: Pa
                            "amplitude_calibration": ["none"]}
         run["pretrain"] = {**cfg["pretrain"], "enabled": False}
         run["train"] = {**cfg["train"], "init_from": init}
-        validate_config(deep_merge(load_config(root / "config.yaml"), run), source=f"holdout_{start}")
+        # a whole config already, so what a run would see on top of config.yaml is this one
+        validate_config(run, source=f"holdout_{start}")
         out[start] = run
     return out
 
