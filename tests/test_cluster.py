@@ -23,7 +23,9 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 SLURM_PROFILE = REPO / "profiles" / "slurm"
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk")) + [REPO / "Snakefile"]
 ENV_GROUPS = {"preprocess.yaml", "train.yaml", "plots.yaml"}  # data/preprocess, torch training, stats + plots
-GPU_RULES = {"train_fold", "fig3_optimize_inputs", "train_external", "predict_external"}  # torch jobs wanting a GPU
+# torch jobs wanting a GPU
+GPU_RULES = {"train_fold", "fig3_optimize_inputs", "train_external", "train_external_pretrained", "pretrain",
+             "pretrain_simulated", "predict_external"}
 
 
 def snakemake(workdir, *args, timeout=600, env=None):
@@ -117,15 +119,20 @@ def job_resources(dry_run_stdout):
 
 
 @pytest.mark.parametrize("how, cfg", [("--profile", "ci"), ("--workflow-profile", "ci"),
-                                      ("--workflow-profile", "n2001")])
+                                      ("--workflow-profile", "n2001"), ("--workflow-profile", "messekher")])
 def test_slurm_profile_dry_run_requests_gpus_for_the_training_jobs_only(how, cfg, tmp_path):
-    res = snakemake(tmp_path, how, SLURM_PROFILE, "-n", "--configfile", REPO / "configs" / f"{cfg}.yaml")
+    # messekher with the model bundle: every kind of training job (the two pretraining stages, the external
+    # networks from either start) is in its plan
+    targets = ["all", "model"] if cfg == "messekher" else []
+    res = snakemake(tmp_path, how, SLURM_PROFILE, "-n", *targets, "--configfile", REPO / "configs" / f"{cfg}.yaml")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     jobs = job_resources(res.stdout)
     if cfg == "ci":
         assert len(jobs.get("train_fold", [])) == 6  # nested 2 x 2 + repeated 2-fold
-    else:  # n2001 also validates on Messekher: 3 seeds trained on all of N2001, scoring 2 test variants
+    elif cfg == "n2001":  # n2001 also validates on Messekher: 3 seeds trained on all of N2001, scoring 2 test variants
         assert len(jobs.get("train_external", [])) == 3 and len(jobs.get("predict_external", [])) == 6
+    else:
+        assert {"pretrain", "pretrain_simulated", "train_external", "train_external_pretrained"} <= set(jobs), jobs
     for rule, lines in jobs.items():
         for line in lines:
             gpu = re.search(r"\bgpu=(\d+)", line)
