@@ -23,7 +23,7 @@ from scipy.io import wavfile
 from nemg.bundle import BundleError, load_bundle
 from nemg.cli import main as nemg_main
 from nemg.io import load_recording
-from nemg.predict import PredictError, prepare, read_input, score_segments
+from nemg.predict import PredictError, prepare, read_input, recordings_from_files, score_segments
 from nemg.simulate import simulate_cohort
 from nemg.labels import PROB_COLS
 
@@ -292,3 +292,18 @@ def test_exported_networks_match_eager(run, tmp_path, fmt):
         exported = load_exported(path)(segments)
         assert exported.shape == (37, 3)
         np.testing.assert_allclose(exported, eager, rtol=1e-4, atol=1e-4)
+
+
+def test_signal_files_sharing_a_name_get_distinct_ids_and_one_file_given_twice_is_refused(tmp_path):
+    x = (np.random.default_rng(0).standard_normal(RATE) * 50).astype(np.float32)
+    files = []
+    for folder in ("a", "b", "c"):  # three muscles exported under one name into three folders
+        (tmp_path / folder).mkdir()
+        np.save(tmp_path / folder / "emg.npy", x)
+        files.append(tmp_path / folder / "emg.npy")
+    recs = recordings_from_files(files, sampling_rate_hz=RATE)
+    assert recs["recording_id"].is_unique and len(recs) == 3
+    # counted twice, one recording would weigh double in the patient's vote
+    with pytest.raises(PredictError, match=re.escape(f"{tmp_path}/a/../a/emg.npy: the same recording as "
+                                                     f"{files[0]}, given twice")):
+        recordings_from_files([files[0], tmp_path / "a" / ".." / "a" / "emg.npy"], sampling_rate_hz=RATE)

@@ -38,18 +38,31 @@ def _is_sheet(path: Path) -> bool:
     return path.suffix.lower() == ".tsv"
 
 
+def _recording_id(path: Path, taken: set[str]) -> str:
+    """The file's stem, or a longer name where files in different folders share it (ids must be unique)."""
+    for rid in (path.name.split(".")[0], path.name, str(path)):
+        if rid not in taken:
+            return rid
+    return str(path.resolve())
+
+
 def recordings_from_files(paths: Sequence[str | Path], *, subject_id: str = "patient", location: str | None = None,
                           sampling_rate_hz: float | None = None, units: str | None = None) -> pd.DataFrame:
     """A recordings sheet (as nemg.cohort.read_recordings returns it) for signal files of one patient."""
-    from .io import SELF_DESCRIBING_RATE, guess_format
+    from .io import SELF_DESCRIBING_RATE, guess_format, wfdb_header_path
 
-    rows, seen = [], set()
+    rows, seen, given = [], set(), {}
     for p in map(Path, paths):
         if not (p.is_file() or p.with_suffix(".hea").is_file()):
             raise PredictError(f"{p}: file not found")
-        rid = p.name.split(".")[0] if p.name.split(".")[0] not in seen else p.name
-        seen.add(rid)
         fmt = guess_format(p)
+        # a file given twice would count twice in the patient's vote; a WFDB record is one file by its header
+        key = (wfdb_header_path(p) if fmt == "wfdb" else p).resolve()
+        if key in given:
+            raise PredictError(f"{p}: the same recording as {given[key]}, given twice")
+        given[key] = p
+        rid = _recording_id(p, seen)
+        seen.add(rid)
         # --rate is for files without one (npy, csv, asc); a WFDB/EDF/WAV file's own rate is used as it is
         rows.append({"recording_id": rid, "subject_id": subject_id, "muscle": None, "side": None,
                      "location": location, "path": str(p.resolve()), "format": fmt,
