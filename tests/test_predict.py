@@ -307,3 +307,10 @@ def test_signal_files_sharing_a_name_get_distinct_ids_and_one_file_given_twice_i
     with pytest.raises(PredictError, match=re.escape(f"{tmp_path}/a/../a/emg.npy: the same recording as "
                                                      f"{files[0]}, given twice")):
         recordings_from_files([files[0], tmp_path / "a" / ".." / "a" / "emg.npy"], sampling_rate_hz=RATE)
+
+
+def test_a_recordings_sheet_without_rows_is_refused_by_name(tmp_path):
+    sheet = tmp_path / "recordings.tsv"
+    sheet.write_text("recording_id\tsubject_id\tmuscle\tside\tlocation\tpath\tformat\tsampling_rate_hz\n")
+    with pytest.raises(PredictError, match=re.escape(f"{sheet}: no recordings")):
+        read_input([sheet])

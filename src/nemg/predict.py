@@ -105,9 +105,13 @@ def read_input(inputs: Sequence[str | Path], *, subject_id: str = "patient", loc
                            f"column)")
     rec_tsv = sheets[has_path.index(True)]
     if len(sheets) == 1:
-        return read_recordings(rec_tsv), None
-    cohort = read_cohort(sheets[has_path.index(False)], rec_tsv)
-    return cohort.recordings, cohort.subjects
+        recordings, subjects = read_recordings(rec_tsv), None
+    else:
+        cohort = read_cohort(sheets[has_path.index(False)], rec_tsv)
+        recordings, subjects = cohort.recordings, cohort.subjects
+    if recordings.empty:
+        raise PredictError(f"{rec_tsv}: no recordings (the sheet has its header line only)")
+    return recordings, subjects
 
 
 # ------------------------------------------------------------------------------------------------ preprocess
