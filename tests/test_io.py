@@ -272,6 +272,16 @@ def test_npy_npz_csv(tmp_path, tone):
         load_recording(tmp_path / "wide.csv", "csv", sampling_rate_hz=FS)
 
 
+def test_complex_or_overflowing_samples_name_the_file(tmp_path, tone):
+    np.save(tmp_path / "iq.npy", tone + 1j * tone)  # an FFT's or a demodulator's output, not a signal
+    with pytest.raises(RecordingError, match=r"iq\.npy: samples are complex \(dtype complex128\)"):
+        load_recording(tmp_path / "iq.npy", "npy", sampling_rate_hz=FS)
+    # finite in the file, infinite as float32 microvolts: trimming failed later without the file's name
+    np.save(tmp_path / "huge.npy", tone * 1e35)
+    with pytest.raises(RecordingError, match=r"huge\.npy: samples up to .* V exceed float32's range"):
+        load_recording(tmp_path / "huge.npy", "npy", sampling_rate_hz=FS, units="V")
+
+
 def test_flat_short_missing(tmp_path):
     np.save(tmp_path / "flat.npy", np.full(20000, 3.0))
     with pytest.raises(RecordingError, match=r"flat\.npy: flat line: all 20000 samples equal"):

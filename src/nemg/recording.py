@@ -108,6 +108,8 @@ def make_recording(
         raise RecordingError(path, f"expected a single channel, got an array of shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number):
         raise RecordingError(path, f"samples are not numeric (dtype {arr.dtype})")
+    if np.iscomplexobj(arr):  # the cast to float32 would drop the imaginary part with only a warning
+        raise RecordingError(path, f"samples are complex (dtype {arr.dtype}); a needle-EMG signal is real")
     if not (np.isfinite(fs) and fs > 0):
         raise RecordingError(path, f"invalid sampling rate {fs!r} Hz")
     n = arr.shape[0]
@@ -131,5 +133,9 @@ def make_recording(
     lo, hi = clip_limits if clip_limits is not None else (None, None)
     meta.setdefault("clipped_fraction", clipped_fraction(arr, lo, hi))
     meta.setdefault("source_units", units)
-    uv = np.ascontiguousarray(arr.astype(np.float64) * factor, dtype=np.float32)
+    with np.errstate(over="ignore"):  # checked just below, with the file's name
+        uv = np.ascontiguousarray(arr.astype(np.float64) * factor, dtype=np.float32)
+    if not np.isfinite(uv).all():
+        raise RecordingError(path, f"samples up to {np.abs(arr).max():g} {units} exceed float32's range in "
+                                   f"microvolts; check the units")
     return Recording(samples=uv, fs=float(fs), path=path, meta=meta)
