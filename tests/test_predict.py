@@ -314,3 +314,25 @@ def test_a_recordings_sheet_without_rows_is_refused_by_name(tmp_path):
     sheet.write_text("recording_id\tsubject_id\tmuscle\tside\tlocation\tpath\tformat\tsampling_rate_hz\n")
     with pytest.raises(PredictError, match=re.escape(f"{sheet}: no recordings")):
         read_input([sheet])
+
+
+def test_a_failed_write_leaves_no_output_and_no_temporary_file(tmp_path, monkeypatch):
+    from nemg.predict import write_predictions
+
+    table = pd.DataFrame({"subject_id": ["p"], "p_normal": [1.0]})
+    real = pd.DataFrame.to_csv
+
+    def disk_full_at_the_second_table(self, path, *args, **kwargs):
+        if "patient" in str(path):
+            raise OSError(28, "No space left on device")
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full_at_the_second_table)
+    with pytest.raises(OSError, match="No space left"):
+        write_predictions(tmp_path / "new", table, table)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()  # an earlier run's output stays as it was
+    (tmp_path / "old" / "patient_predictions.tsv").write_text("earlier\n")
+    with pytest.raises(OSError, match="No space left"):
+        write_predictions(tmp_path / "old", table, table)
+    assert [p.name for p in (tmp_path / "old").iterdir()] == ["patient_predictions.tsv"]

@@ -13,6 +13,7 @@ external test cohort of nemg.external).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -265,14 +266,21 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
 def write_predictions(out_dir: str | Path, per_recording: pd.DataFrame, per_patient: pd.DataFrame) -> list[Path]:
     """Both tables written to temporary files first and renamed only when both exist: never half an output."""
     out = Path(out_dir)
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    pairs = []
-    for name, df in ((RECORDING_FILE, per_recording), (PATIENT_FILE, per_patient)):
-        tmp = out / f".{name}.tmp"
-        df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-        pairs.append((tmp, out / name))
-    for tmp, final in pairs:
-        os.replace(tmp, final)
+    pairs = [(out / f".{name}.tmp", out / name) for name in (RECORDING_FILE, PATIENT_FILE)]
+    try:
+        for (tmp, _), df in zip(pairs, (per_recording, per_patient)):
+            df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+        for tmp, final in pairs:
+            os.replace(tmp, final)
+    except BaseException:  # a full disk or an interrupt: leave no temporary file and no empty folder behind
+        for tmp, _ in pairs:
+            tmp.unlink(missing_ok=True)
+        if made:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     return [final for _, final in pairs]
 
 
