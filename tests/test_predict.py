@@ -23,7 +23,7 @@ from scipy.io import wavfile
 from nemg.bundle import BundleError, load_bundle
 from nemg.cli import main as nemg_main
 from nemg.io import load_recording
-from nemg.predict import PredictError, prepare, read_input, recordings_from_files, score_segments
+from nemg.predict import PredictError, predict, prepare, read_input, recordings_from_files, score_segments
 from nemg.simulate import simulate_cohort
 from nemg.labels import PROB_COLS
 
@@ -231,7 +231,7 @@ def test_altered_missing_or_foreign_bundles_are_refused(run, tmp_path, capsys):
         load_bundle(b2)
 
 
-@pytest.mark.parametrize("case", ["nan", "short", "low_rate", "unreadable"])
+@pytest.mark.parametrize("case", ["nan", "short", "low_rate", "unreadable", "overflow"])
 def test_bad_input_names_the_file_and_writes_nothing(run, tmp_path, capsys, case):
     rng = np.random.default_rng(0)
     good = tmp_path / "good.npy"
@@ -242,6 +242,8 @@ def test_bad_input_names_the_file_and_writes_nothing(run, tmp_path, capsys, case
         x[100] = np.nan
     elif case == "short":
         x = x[:int(0.3 * RATE)]
+    elif case == "overflow":  # finite float32 samples whose resampling overshoots float32's limit
+        x = np.clip(x.astype(np.float64) * 1e38, -3.4e38, 3.4e38).astype(np.float32)
     np.save(bad, x)
     if case == "low_rate":  # a WAV carries its own rate, so --rate (for the NPY) does not apply to it
         bad = tmp_path / "bad.wav"
@@ -249,7 +251,7 @@ def test_bad_input_names_the_file_and_writes_nothing(run, tmp_path, capsys, case
     if case == "unreadable":
         bad.write_bytes(b"not a numpy file")
     want = {"nan": "NaN", "short": "not usable after trimming", "low_rate": "below 10000 Hz",
-            "unreadable": "unreadable"}[case]
+            "unreadable": "unreadable", "overflow": "overflows float32"}[case]
     out = tmp_path / "out"
     assert nemg_main(["predict", str(run["bundle"]), str(good), str(bad), "--rate", str(RATE),
                       "--out", str(out)]) == 1
@@ -258,6 +260,16 @@ def test_bad_input_names_the_file_and_writes_nothing(run, tmp_path, capsys, case
     assert not out.exists()
     with pytest.raises((PredictError, ValueError)):
         prepare(load_bundle(run["bundle"]), read_input([good, bad], sampling_rate_hz=RATE)[0])
+
+
+def test_nan_probabilities_are_an_error_not_a_quiet_vote(run):
+    bundle = load_bundle(run["bundle"])
+    nets = bundle.networks()
+    with torch.no_grad():
+        next(nets["ext_s1"].parameters()).fill_(float("nan"))
+    recs, subjects = read_input([run["recordings"], run["subjects"]])
+    with pytest.raises(PredictError, match=re.escape(recs["path"].iloc[0]) + ": member ext_s1 gives non-finite"):
+        predict(bundle, recs, subjects, num_threads=1, networks=nets)
 
 
 def test_location_is_required_when_the_model_uses_it(run, tmp_path):

@@ -145,6 +145,9 @@ def recording_segments(bundle: Bundle, row: dict) -> np.ndarray:
                            f"{qc['duration_s']:.3f} s long)")
     # float32 between trimming and resampling, as the DAG's trimmed-signal store holds it
     x = resample(np.ascontiguousarray(kept, dtype=np.float32), rec.fs, rate, pre["resample"]["method"])
+    if not np.isfinite(x).all():  # the filter's overshoot of samples near float32's limit: the network gives NaN
+        raise PredictError(f"{path}: resampling to {rate:g} Hz overflows float32 (samples up to "
+                           f"{np.abs(kept).max():.3g} uV); check the recording's units")
     seg = segment_signal(x, int(pre["segment"]["window_samples"]), int(pre["segment"]["hop_samples"]))
     if len(seg) == 0:
         raise PredictError(f"{path}: {len(x) / rate:.3f} s after trimming and resampling, shorter than one "
@@ -259,7 +262,19 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
     """
     segments, index = prepare(bundle, recordings)
     scores = score_segments(bundle, segments, index, num_threads=num_threads, device=device, networks=networks)
+    _check_finite(scores, recordings)
     return diagnose(bundle, scores, recordings, subjects)
+
+
+def _check_finite(scores: pd.DataFrame, recordings: pd.DataFrame) -> None:
+    """Refuse NaN segment probabilities: the vote's means skip them, so a diagnosis would quietly rest on fewer
+    segments or members than it says (or be 'normal', the argmax of NaN)."""
+    bad = scores[~np.isfinite(scores[PROB_COLS].to_numpy()).all(axis=1)]
+    if len(bad):
+        first = bad.iloc[0]
+        path = recordings.set_index("recording_id").loc[first["recording_id"], "path"]
+        raise PredictError(f"{path}: member {first['run_id']} gives non-finite class probabilities for "
+                           f"{(bad['recording_id'] == first['recording_id']).sum()} segment(s)")
 
 
 # ------------------------------------------------------------------------------------------------------ output
