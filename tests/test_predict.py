@@ -231,6 +231,31 @@ def test_altered_missing_or_foreign_bundles_are_refused(run, tmp_path, capsys):
         load_bundle(b2)
 
 
+def test_a_malformed_model_json_or_weights_file_is_refused_by_name(run, tmp_path):
+    def edited(name, edit):
+        b = copy_bundle(run, tmp_path / name)
+        meta = json.loads((b / "model.json").read_text())
+        edit(b, meta)
+        (b / "model.json").write_text(json.dumps(meta))
+        return b
+
+    b = edited("nosha", lambda b, meta: meta["members"][1].pop("sha256"))
+    with pytest.raises(BundleError, match=re.escape(f"{b / 'model.json'}: member 2 lacks sha256")):
+        load_bundle(b)
+    # JSON allows NaN; the members' mean would drop that member's probabilities without a word
+    b = edited("nan", lambda b, meta: meta["members"][0]["stage2"]["coef"][0].__setitem__(0, float("nan")))
+    with pytest.raises(BundleError, match=re.escape(f"{b / 'model.json'}: stage 2 of member ext_s0 is not")):
+        load_bundle(b)
+
+    def junk_weights(b, meta):  # a replaced file whose sha256 was updated too
+        (b / "weights" / "ext_s0.pt").write_bytes(b"junk")
+        meta["members"][0]["sha256"] = hashlib.sha256(b"junk").hexdigest()
+
+    b = edited("junk", junk_weights)
+    with pytest.raises(BundleError, match=re.escape(f"{b / 'weights' / 'ext_s0.pt'}: not the weights of")):
+        load_bundle(b).networks()
+
+
 @pytest.mark.parametrize("case", ["nan", "short", "low_rate", "unreadable", "overflow"])
 def test_bad_input_names_the_file_and_writes_nothing(run, tmp_path, capsys, case):
     rng = np.random.default_rng(0)

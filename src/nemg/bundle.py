@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from . import __version__
@@ -186,7 +187,12 @@ class Bundle:
         cfg, nets = self.meta["model"]["config"], {}
         for m in self.meta["members"]:
             net = model_from_size(cfg, self.meta["model"]["window_samples"])
-            net.load_state_dict(torch.load(self.path / m["weights"], map_location="cpu", weights_only=True))
+            w = self.path / m["weights"]
+            try:
+                net.load_state_dict(torch.load(w, map_location="cpu", weights_only=True))
+            except Exception as exc:  # torch raises many types for a file that is no state dict of this network
+                raise BundleError(f"{w}: not the weights of this bundle's network ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
             nets[m["run_id"]] = net.to(device).eval()
         return nets
 
@@ -194,6 +200,26 @@ class Bundle:
         """run id -> the member's fitted logistic regression (None for argmax)."""
         return {m["run_id"]: None if m["stage2"] is None else stage2_from_dict(m["stage2"])
                 for m in self.meta["members"]}
+
+
+MEMBER_KEYS = ("run_id", "weights", "sha256", "stage2")
+
+
+def _check_member(mj: Path, i: int, m: Any) -> None:
+    """One entry of model.json's members: its keys, and a stage 2 of finite numbers (JSON allows NaN, and the
+    members' mean would skip a NaN member's probabilities without a word)."""
+    missing = [k for k in MEMBER_KEYS if k not in m] if isinstance(m, dict) else list(MEMBER_KEYS)
+    if missing:
+        raise BundleError(f"{mj}: member {i + 1} lacks {', '.join(missing)}")
+    s2 = m["stage2"]
+    if s2 is not None:
+        try:
+            ok = all(np.isfinite(np.asarray(s2[k], dtype=float)).all() for k in ("coef", "intercept"))
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise BundleError(f"{mj}: stage 2 of member {m['run_id']} is not coefficients and intercepts of finite "
+                              f"numbers")
 
 
 def load_bundle(model_dir: str | Path, *, check_version: bool = True) -> Bundle:
@@ -218,9 +244,10 @@ def load_bundle(model_dir: str | Path, *, check_version: bool = True) -> Bundle:
                           f"(`snakemake model`) or install nemg {meta['nemg_version']}")
     if list(meta["classes"]) != list(CLASSES):
         raise BundleError(f"{mj}: classes {meta['classes']}, this nemg knows {list(CLASSES)}")
-    if not meta["members"]:
+    if not isinstance(meta["members"], list) or not meta["members"]:
         raise BundleError(f"{mj}: no ensemble members")
-    for m in meta["members"]:
+    for i, m in enumerate(meta["members"]):
+        _check_member(mj, i, m)
         w = path / m["weights"]
         if not w.is_file():
             raise BundleError(f"{w}: weights file of member {m['run_id']} is missing")
