@@ -205,6 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: needs at least 1")
+    return n
+
+
 def _add_model_commands(sub) -> None:
     pred = sub.add_parser("predict", help="diagnose new patients with a model bundle (snakemake model)",
                           description="INPUT is a recordings.tsv (optionally with its subjects.tsv; many patients, "
@@ -217,7 +227,8 @@ def _add_model_commands(sub) -> None:
     pred.add_argument("--patient", default="patient", help="signal files: the patient's id (default: patient)")
     pred.add_argument("--rate", type=float, help="signal files: sampling rate in Hz (npy, csv, asc)")
     pred.add_argument("--units", choices=["V", "mV", "uV"], help="signal files: units where the format has none")
-    pred.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: torch's)")
+    pred.add_argument("--threads", type=_positive_int, default=None,
+                      help="CPU threads for the network (default: torch's)")
     pred.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     pred.set_defaults(func=_cmd_predict)
 

@@ -121,9 +121,21 @@ class WeightAverage:
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA where there is a GPU, else the CPU. A name torch does not know, or a CUDA device this machine
+    lacks, is a ValueError here rather than a RuntimeError at the first tensor moved there, minutes later."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {name!r}: expected cpu, cuda, cuda:N or auto ({exc})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: this machine has no CUDA GPU that torch {torch.__version__} can use "
+                             "(use cpu or auto)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return dev
 
 
 @contextmanager
