@@ -247,6 +247,14 @@ def test_a_malformed_model_json_or_weights_file_is_refused_by_name(run, tmp_path
     with pytest.raises(BundleError, match=re.escape(f"{b / 'model.json'}: stage 2 of member ext_s0 is not")):
         load_bundle(b)
 
+    # only the weights carry a checksum: model.json must still hold what predict reads, with one window size
+    b = edited("noresample", lambda b, meta: meta["preprocessing"].pop("resample"))
+    with pytest.raises(BundleError, match=re.escape(f"{b / 'model.json'}: missing preprocessing.resample.rate_hz")):
+        load_bundle(b)
+    b = edited("window", lambda b, meta: meta["model"].__setitem__("window_samples", 2000))
+    with pytest.raises(BundleError, match="windows disagree: the network takes 2000 samples, preprocessing cuts 4000"):
+        load_bundle(b)
+
     def junk_weights(b, meta):  # a replaced file whose sha256 was updated too
         (b / "weights" / "ext_s0.pt").write_bytes(b"junk")
         meta["members"][0]["sha256"] = hashlib.sha256(b"junk").hexdigest()

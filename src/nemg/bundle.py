@@ -222,6 +222,38 @@ def _check_member(mj: Path, i: int, m: Any) -> None:
                               f"numbers")
 
 
+# the entries of model.json that preprocessing, the networks and the vote read (beyond the top-level keys)
+REQUIRED_PATHS = ("preprocessing.trim", "preprocessing.resample.rate_hz", "preprocessing.resample.method",
+                  "preprocessing.resample.min_source_rate_hz", "preprocessing.segment.window_s",
+                  "preprocessing.segment.window_samples", "preprocessing.segment.hop_samples", "model.config",
+                  "model.window_samples", "model.eval_batch_size", "stage2.method", "stage2.with_location")
+
+
+def _check_structure(mj: Path, meta: dict) -> None:
+    """model.json has what predict reads, and the network's window is the preprocessing's: only the weights carry
+    a checksum, so a hand-edited model.json would otherwise fail with a KeyError or cut windows the network was
+    not trained on."""
+    missing = []
+    for dotted in REQUIRED_PATHS:
+        node = meta
+        for key in dotted.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is None:
+            missing.append(dotted)
+    if missing:
+        raise BundleError(f"{mj}: missing {', '.join(missing)}")
+    pre = meta["preprocessing"]
+    try:
+        window = int(pre["segment"]["window_samples"])
+        expected = round(float(pre["resample"]["rate_hz"]) * float(pre["segment"]["window_s"]))
+        net_window = int(meta["model"]["window_samples"])
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{mj}: preprocessing or model sizes are not numbers ({exc})") from None
+    if not window == expected == net_window:
+        raise BundleError(f"{mj}: windows disagree: the network takes {net_window} samples, preprocessing cuts "
+                          f"{window} ({pre['segment']['window_s']} s at {pre['resample']['rate_hz']} Hz is {expected})")
+
+
 def load_bundle(model_dir: str | Path, *, check_version: bool = True) -> Bundle:
     """Open a bundle, refusing one made by another nemg version or with a missing or altered weights file."""
     path = Path(model_dir)
@@ -244,6 +276,7 @@ def load_bundle(model_dir: str | Path, *, check_version: bool = True) -> Bundle:
                           f"(`snakemake model`) or install nemg {meta['nemg_version']}")
     if list(meta["classes"]) != list(CLASSES):
         raise BundleError(f"{mj}: classes {meta['classes']}, this nemg knows {list(CLASSES)}")
+    _check_structure(mj, meta)
     if not isinstance(meta["members"], list) or not meta["members"]:
         raise BundleError(f"{mj}: no ensemble members")
     for i, m in enumerate(meta["members"]):
