@@ -77,6 +77,21 @@ def test_mixed_rates_rejected(tmp_path):
                       tmp_path / "s.npy", tmp_path / "s.tsv")
 
 
+def test_resampling_that_overflows_float32_names_the_recording(tmp_path):
+    """Finite samples near float32's limit (a wrong unit in a sheet) overshoot to inf in the resampling filter;
+    the store would pass them on to training as NaN losses."""
+    from nemg.resample import resample_store
+
+    arrays = _store(tmp_path, [5000, 5000])
+    # a square wave at float32's limit: the filter's ringing overshoots it
+    arrays[1] = (np.sign(np.sin(2 * np.pi * np.arange(5000) / 200)) * 3.4e38).astype(np.float32)
+    index = pd.read_csv(tmp_path / "signals_index.tsv", sep="\t").drop(columns=["start", "n_samples"])
+    write_signal_store(arrays, index, tmp_path / "signals.npy", tmp_path / "signals_index.tsv")
+    with pytest.raises(ValueError, match=r"signals\.npy: recording r1: resampling 10000 -> 8000 Hz overflows float32"):
+        resample_store(tmp_path / "signals.npy", tmp_path / "signals_index.tsv", 8000, "polyphase",
+                       tmp_path / "rs.npy", tmp_path / "rs_index.tsv")
+
+
 def test_damaged_store_is_named_with_its_rebuild_command(tmp_path):
     """A truncated segments.npy used to fail in train_fold with numpy's 'mmap length is greater than file size'
     (no file named); every reader now names the damaged file and the command its writer recorded."""

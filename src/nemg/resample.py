@@ -93,7 +93,13 @@ def resample_store(signals: str | Path, index: str | Path, rate_hz: float, metho
     arrays, rows = [], []
     for row, x in iter_signals(arr, idx):
         fs_in = float(row["fs_hz"])
-        arrays.append(resample(np.asarray(x), fs_in, rate_hz, method))
+        with np.errstate(over="ignore"):  # checked just below, with the recording named
+            y = resample(np.asarray(x), fs_in, rate_hz, method)
+        if not np.isfinite(y).all():  # a filter's overshoot of samples near float32's limit: inf, then NaN losses
+            raise ValueError(f"{signals}: recording {row['recording_id']}: resampling {fs_in:g} -> {rate_hz:g} Hz "
+                             f"overflows float32 (samples up to {np.abs(x).max():.3g} uV); check the recording's "
+                             f"units")
+        arrays.append(y)
         new = {k: v for k, v in row.items() if k not in ("start", "n_samples", "duration_s", "fs_hz")}
         ratio = rational_ratio(fs_in, rate_hz)
         used = method if (method == "fft" or ratio is not None or fs_in == rate_hz) else "fft"
