@@ -22,9 +22,9 @@ NO_PRETRAIN = {"enabled": False}
 TINY_PRETRAIN = {"enabled": True, "simulation": {"cohort": {"n_subjects": {"normal": 3, "myopathy": 3, "neuropathy": 3},
                                            "muscles_per_subject": [1, 1], "duration_s": [1.0, 1.5]}},
                  "val_fraction": 0.34, "train": {"max_epochs": 1}}
-# The public-subset whole DAGs test wiring (what runs, from which weights, into which files), not learning: two
-# epochs instead of the recipe's 16 keep each of them a few minutes on a 2-core CI machine.
-WIRING_RECIPE = {"max_epochs": 2}
+# The public-subset whole DAGs test wiring (what runs, from which weights, into which files), not learning: one
+# epoch instead of the recipe's 16 keeps each of them a few minutes on a 2-core CI machine.
+WIRING_RECIPE = {"max_epochs": 1}
 
 
 # The whole-DAG tests' timeout is a safety net against a hung run, not a speed check: the N2001-subset DAG passed
