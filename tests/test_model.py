@@ -74,6 +74,24 @@ def test_deep_stride_and_gap_head(n):
     assert flat.flat_features == 128 * feature_length(n, deep_stride=2)
 
 
+def test_gapmax_head_pools_each_channel_by_its_mean_and_its_maximum():
+    """``head: gapmax`` feeds the head each channel's mean over time and then its maximum: a single large response
+    that the mean dilutes moves the second half only, and the head stays independent of the input length."""
+    from nemg.model import MeanMaxPool
+
+    x = torch.zeros(1, 2, 31)
+    x[0, 0, 5] = 31.0  # one large response in a quiet channel
+    x[0, 1] = 1.0  # a feature active everywhere
+    assert MeanMaxPool()(x).tolist() == [[1.0, 1.0, 31.0, 1.0]]
+    for n in (4000, 1000):
+        model = build_model({"preset": "cpu", "head": "gapmax"}, n_samples=n)
+        assert model.flat_features == 256
+        assert model(torch.randn(3, 1, n)).shape == (3, 3)
+    # only the first FC layer widens: 128 more inputs x 64 units
+    assert count_parameters(build_model({"preset": "cpu", "head": "gapmax"})) == 484_443 + 128 * 64
+    assert resolve_size({"preset": "cpu", "head": "gapmax"})["head"] == "gapmax"
+
+
 def test_cpu_preset_is_far_cheaper_per_segment_than_its_paper_layout():
     cpu = resolve_size({"preset": "cpu"})
     same_width_paper_layout = {**cpu, "deep_stride": 1, "head": "flatten"}

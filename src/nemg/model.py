@@ -19,7 +19,7 @@ Class order everywhere: normal, myopathy, neuropathy.
 units each); ``width = head_width = 1`` is the paper's network. ``max_channels`` caps every convolution's
 channels (null = no cap, the paper); ``log_input_uv`` compresses the input's amplitude above that many µV
 (null = the raw signal, the paper). ``deep_stride`` (max-pool stride of blocks
-4-7) and ``head`` (flatten | gap) are nemg switches, off in the paper preset; the CPU preset uses stride 2
+4-7) and ``head`` (flatten | gap | gapmax) are nemg switches, off in the paper preset; the CPU preset uses stride 2
 and global average pooling (docs/training.md, "The CPU recipe"). The residual unit has no
 activation after the addition, as in the paper's description and the released code.
 """
@@ -33,7 +33,7 @@ from nemg.config import section_defaults
 from .labels import CLASSES
 
 # Named models; a config gives ``preset`` and/or explicit keys, which override the preset's values.
-# ``deep_stride`` (max-pool stride of blocks 4-7) and ``head`` (flatten | gap) are nemg deviations from the
+# ``deep_stride`` (max-pool stride of blocks 4-7) and ``head`` (flatten | gap | gapmax) are nemg deviations from the
 # paper, off in the paper preset: the paper's blocks 4-7 keep the length at ~495 samples, which is where a
 # narrow network spends its CPU time, and its flatten head ties every class score to fixed time positions of
 # a stationary signal (docs/training.md, "The CPU recipe").
@@ -49,7 +49,7 @@ PRESETS = {
     "tiny": {"width": 1 / 64, "head_width": 1 / 16, "deep_stride": 1, "head": "flatten"},
 }
 MODEL_KEYS = ("preset", "width", "head_width", "deep_stride", "head", "max_channels", "log_input_uv")
-HEADS = ("flatten", "gap")
+HEADS = ("flatten", "gap", "gapmax")
 
 PAPER_CHANNELS = (64, 128, 256, 512, 1024)  # after block 3, 4, 5, 6, 7
 STEM_KERNELS = (11, 7, 5)  # blocks 1-3, stride 2
@@ -140,6 +140,17 @@ def resolve_size(model_cfg: dict | None = None) -> dict:
     return size
 
 
+class MeanMaxPool(nn.Module):
+    """[B, C, L] -> [B, 2C]: each channel's mean over time, then its maximum (both position-free).
+
+    The mean says how much of a window a feature covers; the maximum keeps its single largest response, which a
+    mean over a window of sparse discharges dilutes (a neuropathic giant potential, a myopathic burst).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1)
+
+
 class NEMGNet(nn.Module):
     def __init__(self, n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
                  n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten",
@@ -170,6 +181,9 @@ class NEMGNet(nn.Module):
         if head == "gap":  # mean over time: one value per channel, position-free
             self.flat_features = c[4]
             layers: list[nn.Module] = [nn.AdaptiveAvgPool1d(1), nn.Flatten(1)]
+        elif head == "gapmax":  # mean and max over time: how often a feature fires and its largest response
+            self.flat_features = 2 * c[4]
+            layers = [MeanMaxPool()]
         elif head == "flatten":
             self.flat_features = c[4] * feature_length(n_samples, ds)  # 1024 * 495 = 506880 at full width
             layers = [nn.Flatten(1)]
