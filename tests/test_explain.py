@@ -251,6 +251,11 @@ def test_layer_table_adds_up_to_the_model():
     both = structure_tables({"preset": "cpu"}, 4000)
     assert list(dict.fromkeys(both["model"])) == ["configured: cpu", "paper"]
     assert len(structure_tables({"preset": "paper"}, 4000)["model"].unique()) == 1
+    floored = structure_tables({"preset": "cpu", "min_channels": 16}, 4000)
+    mine = floored[floored["model"].str.startswith("configured")]
+    assert "at least 16 channels" in mine["model"].iloc[0]
+    assert mine["channels"].iloc[0] == 16
+    assert mine["flops"].sum() > both[both["model"] == "configured: cpu"]["flops"].sum()
 
 
 def test_s1_fig_files(tmp_path):

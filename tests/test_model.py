@@ -92,6 +92,28 @@ def test_gapmax_head_pools_each_channel_by_its_mean_and_its_maximum():
     assert resolve_size({"preset": "cpu", "head": "gapmax"})["head"] == "gapmax"
 
 
+def test_min_channels_widens_only_the_stages_below_the_floor():
+    """``min_channels`` is a floor on every convolution's channels: at 16 the cpu preset's stem (8 channels) and
+    its residual stage widen, every later stage keeps its width; older size keys rebuild the narrow stem."""
+    from nemg.model import model_from_size
+
+    wide = build_model({"preset": "cpu", "min_channels": 16})
+    assert wide.channels == (16, 16, 32, 64, 128)
+    assert wide.features[0][0].out_channels == 16 and wide.features[3][0].body[0].in_channels == 16
+    assert wide(torch.randn(2, 1, 4000)).shape == (2, 3)
+    size = resolve_size({"preset": "cpu", "min_channels": 16})
+    cpu = resolve_size({"preset": "cpu"})
+    assert forward_flops(4000, **cpu) < forward_flops(4000, **size) < 1.25 * forward_flops(4000, **cpu)
+    assert model_from_size(size, 4000).channels == (16, 16, 32, 64, 128)
+    old = {k: v for k, v in cpu.items() if k != "min_channels"}
+    assert model_from_size(old, 4000).channels == (8, 16, 32, 64, 128)
+    assert build_model({"preset": "cpu", "min_channels": 200, "max_channels": 200}).channels == (200,) * 5
+    with pytest.raises(ValueError, match="min_channels"):
+        resolve_size({"min_channels": 0})
+    with pytest.raises(ValueError, match="above max_channels"):
+        resolve_size({"min_channels": 64, "max_channels": 32})
+
+
 def test_cpu_preset_is_far_cheaper_per_segment_than_its_paper_layout():
     cpu = resolve_size({"preset": "cpu"})
     same_width_paper_layout = {**cpu, "deep_stride": 1, "head": "flatten"}
@@ -99,14 +121,13 @@ def test_cpu_preset_is_far_cheaper_per_segment_than_its_paper_layout():
 
 
 def test_presets_and_overrides():
-    assert resolve_size({}) == {**PRESETS["paper"], "max_channels": None, "log_input_uv": None} == {
-        "width": 1.0, "head_width": 1.0, "deep_stride": 1, "head": "flatten", "max_channels": None,
-        "log_input_uv": None}
+    none = {"max_channels": None, "min_channels": None, "log_input_uv": None}
+    assert resolve_size({}) == {**PRESETS["paper"], **none} == {
+        "width": 1.0, "head_width": 1.0, "deep_stride": 1, "head": "flatten", **none}
     assert resolve_size({"preset": "cpu"}) == {"width": 1 / 8, "head_width": 1 / 8, "deep_stride": 2, "head": "gap",
-                                               "max_channels": None, "log_input_uv": None}
+                                               **none}
     assert resolve_size({"preset": "small", "width": 0.25}) == {"width": 0.25, "head_width": 1 / 8,
-                                                                "deep_stride": 1, "head": "flatten",
-                                                                "max_channels": None, "log_input_uv": None}
+                                                                "deep_stride": 1, "head": "flatten", **none}
     assert resolve_size({"preset": "paper", "head": "gap"})["head"] == "gap"
     with pytest.raises(ValueError, match="unknown preset"):
         resolve_size({"preset": "huge"})

@@ -48,7 +48,8 @@ PRESETS = {
     "small": {"width": 1 / 32, "head_width": 1 / 8, "deep_stride": 1, "head": "flatten"},
     "tiny": {"width": 1 / 64, "head_width": 1 / 16, "deep_stride": 1, "head": "flatten"},
 }
-MODEL_KEYS = ("preset", "width", "head_width", "deep_stride", "head", "max_channels", "log_input_uv")
+MODEL_KEYS = ("preset", "width", "head_width", "deep_stride", "head", "max_channels", "min_channels",
+              "log_input_uv")
 HEADS = ("flatten", "gap", "gapmax")
 
 PAPER_CHANNELS = (64, 128, 256, 512, 1024)  # after block 3, 4, 5, 6, 7
@@ -125,12 +126,17 @@ def resolve_size(model_cfg: dict | None = None) -> dict:
     preset = preset_name(cfg)
     if preset not in PRESETS:
         raise ValueError(f"model config: unknown preset {preset!r}; known: {sorted(PRESETS)}")
-    size = {"max_channels": None, "log_input_uv": None, **PRESETS[preset]}
+    size = {"max_channels": None, "min_channels": None, "log_input_uv": None, **PRESETS[preset]}
     cast = {"width": float, "head_width": float, "deep_stride": int, "head": str, "max_channels": int,
-            "log_input_uv": float}
+            "min_channels": int, "log_input_uv": float}
     size.update({k: cast[k](cfg[k]) for k in cast if cfg.get(k) is not None})
     if size["max_channels"] is not None and size["max_channels"] < 1:
         raise ValueError(f"model config: max_channels must be at least 1 (or null), got {size['max_channels']!r}")
+    if size["min_channels"] is not None and size["min_channels"] < 1:
+        raise ValueError(f"model config: min_channels must be at least 1 (or null), got {size['min_channels']!r}")
+    if None not in (size["min_channels"], size["max_channels"]) and size["min_channels"] > size["max_channels"]:
+        raise ValueError(f"model config: min_channels ({size['min_channels']}) is above max_channels "
+                         f"({size['max_channels']})")
     if size["log_input_uv"] is not None and not size["log_input_uv"] > 0:
         raise ValueError(f"model config: log_input_uv must be > 0 µV (or null), got {size['log_input_uv']!r}")
     if size["deep_stride"] not in (1, 2):
@@ -154,15 +160,19 @@ class MeanMaxPool(nn.Module):
 class NEMGNet(nn.Module):
     def __init__(self, n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
                  n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten",
-                 max_channels: int | None = None, log_input_uv: float | None = None):
+                 max_channels: int | None = None, log_input_uv: float | None = None,
+                 min_channels: int | None = None):
         super().__init__()
         self.log_input_uv = None if log_input_uv is None else float(log_input_uv)
         c = [max(1, round(ch * width)) for ch in PAPER_CHANNELS]
         if max_channels is not None:
             c = [min(ch, int(max_channels)) for ch in c]
+        if min_channels is not None:  # a floor: widens the narrow stem and early stages only
+            c = [max(ch, int(min_channels)) for ch in c]
         hidden = [max(8, round(h * head_width)) for h in HEAD]
         self.n_samples, self.width, self.head_width, self.channels = n_samples, width, head_width, tuple(c)
         self.deep_stride, self.head_kind, self.max_channels = int(deep_stride), head, max_channels
+        self.min_channels = min_channels
         ds = self.deep_stride
         self.features = nn.Sequential(
             reduction_block(1, c[0], STEM_KERNELS[0], 2),  # [B, c0, 1999]
@@ -214,10 +224,11 @@ def model_from_size(size: dict, n_samples: int) -> NEMGNet:
     Keys added after a checkpoint was written fall back to the layout it was trained with (no channel cap,
     the paper's stride and head), so older best.pt files and bundles still load.
     """
-    cap, log_uv = size.get("max_channels"), size.get("log_input_uv")
+    cap, floor, log_uv = size.get("max_channels"), size.get("min_channels"), size.get("log_input_uv")
     return NEMGNet(n_samples=int(n_samples), width=float(size["width"]), head_width=float(size["head_width"]),
                    deep_stride=int(size.get("deep_stride", 1)), head=str(size.get("head", "flatten")),
                    max_channels=None if cap is None else int(cap),
+                   min_channels=None if floor is None else int(floor),
                    log_input_uv=None if log_uv is None else float(log_uv))
 
 
@@ -244,14 +255,15 @@ def conv_flops(module: nn.Module, length: int) -> tuple[int, int]:
 
 def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
                   n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten",
-                  max_channels: int | None = None, log_input_uv: float | None = None) -> int:
+                  max_channels: int | None = None, log_input_uv: float | None = None,
+                  min_channels: int | None = None) -> int:
     """Forward FLOPs per segment (multiply-add = 2 FLOPs) of convolutions and FC layers.
 
     BatchNorm, ReLU, pooling, additions and the input's log compression are left out (< 0.1 % of the total).
     """
     with torch.device("meta"):  # structure only, no memory
         model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, n_classes=n_classes,
-                        deep_stride=deep_stride, head=head, max_channels=max_channels)
+                        deep_stride=deep_stride, head=head, max_channels=max_channels, min_channels=min_channels)
     flops, _ = conv_flops(model.features, n_samples)
     for m in model.head.modules():
         if isinstance(m, nn.Linear):
@@ -261,10 +273,10 @@ def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float =
 
 def training_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0, deep_stride: int = 1,
                    head: str = "flatten", max_channels: int | None = None,
-                   log_input_uv: float | None = None) -> int:
+                   log_input_uv: float | None = None, min_channels: int | None = None) -> int:
     """Forward + backward (input and weight gradients) ~ 3 x forward."""
     return 3 * forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head,
-                             max_channels=max_channels)
+                             max_channels=max_channels, min_channels=min_channels)
 
 
 if __name__ == "__main__":  # python -m nemg.model : shapes and cost of the paper's network
