@@ -179,6 +179,22 @@ def markdown(tsv: str | Path) -> str:
     return "\n".join(lines)
 
 
+def append_rows(out: Path, rows: list[dict]) -> None:
+    """Add ``rows`` to the TSV ``out``, one row per (cohort, variant, runs): a rerun replaces its row, the QEMG
+    rows are written once.
+
+    The commit is read back as text: a short hash of digits only (``9713163``) would otherwise come back as a
+    float once another row leaves the column empty, and be written as ``9713163.0``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = pd.DataFrame(rows)
+    if out.exists():
+        old = pd.read_csv(out, sep="\t", dtype={"commit": str, "variant": str, "cohort": str})
+        keys = ["cohort", "variant", "runs"]
+        keep = ~old.set_index(keys).index.isin(new.set_index(keys).index)
+        new = pd.concat([old[keep], new], ignore_index=True)
+    new.to_csv(out, sep="\t", index=False)
+
+
 def from_dag(cohort: str, variant: str, patients: str | None = None,
              table: str | Path = ROOT / "results/ablation/ablation.tsv") -> int:
     """Append the row of a whole DAG run (all runs of its folds): its own patient_predictions.tsv (or a saved
@@ -192,11 +208,7 @@ def from_dag(cohort: str, variant: str, patients: str | None = None,
            **score(pp, folds[folds["run_id"].isin(pp["run_id"].unique())]),
            "mean_run_s": round(float(np.mean(secs)), 1) if secs and patients is None else float("nan"),
            "stage2_c": float(_config_evaluate()["stage2_c"]), "commit": _run_commit(cohort)}
-    out = Path(table)
-    old = pd.read_csv(out, sep="\t") if out.exists() else pd.DataFrame()
-    if len(old):
-        old = old[~((old["cohort"] == cohort) & (old["variant"] == variant) & (old["runs"] == "all"))]
-    pd.concat([old, pd.DataFrame([row])], ignore_index=True).to_csv(out, sep="\t", index=False)
+    append_rows(Path(table), [row])
     print(pd.DataFrame([row]).to_string(index=False))
     return 0
 
@@ -274,15 +286,7 @@ def main(argv=None) -> int:
                              **score(bp, run_folds), "stage2_c": config_c})
     table = pd.DataFrame(rows)
     print(table.drop(columns=["model", "train", "commit"], errors="ignore").to_string(index=False))
-    out = Path(args.table)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    new = pd.DataFrame(rows)
-    if out.exists():
-        old = pd.read_csv(out, sep="\t")
-        # one row per (cohort, variant, runs): a rerun replaces its row, the QEMG rows are written once
-        keep = ~old.set_index(["cohort", "variant", "runs"]).index.isin(new.set_index(["cohort", "variant", "runs"]).index)
-        new = pd.concat([old[keep], new], ignore_index=True)
-    new.to_csv(out, sep="\t", index=False)
+    append_rows(Path(args.table), rows)
     return 0
 
 

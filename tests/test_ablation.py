@@ -167,6 +167,22 @@ def test_recipe_spread_table_round_trips_through_its_tsv(tmp_path, monkeypatch):
     assert md[2].startswith("| c | mine | right, wrong | 4 | ") and "| 0.000-1.000 |" in md[2]
 
 
+def test_appending_rows_keeps_a_digits_only_commit_as_text_and_replaces_a_rerun(tmp_path):
+    tsv = tmp_path / "ablation.tsv"
+    ablation.append_rows(tsv, [{"cohort": "c", "variant": "v", "runs": "all", "consensus_accuracy": 0.5,
+                                "commit": "9713163"},
+                               {"cohort": "c", "variant": "qemg_rf", "runs": "all", "consensus_accuracy": 0.7}])
+    ablation.append_rows(tsv, [{"cohort": "c", "variant": "w", "runs": "all", "consensus_accuracy": 0.6,
+                                "commit": "0123abc"}])
+    assert "9713163.0" not in tsv.read_text()  # the QEMG row's empty commit made the column a float here
+    ablation.append_rows(tsv, [{"cohort": "c", "variant": "v", "runs": "all", "consensus_accuracy": 0.55,
+                                "commit": "9713163"}])
+    lines = tsv.read_text().splitlines()
+    assert len(lines) == 4 and "9713163.0" not in tsv.read_text()
+    rows = {line.split("\t")[1]: line for line in lines[1:]}
+    assert rows["v"].endswith("9713163") and "0.55" in rows["v"] and rows["w"].endswith("0123abc")
+
+
 def test_a_second_call_with_the_same_variant_is_refused_while_the_first_runs(tmp_path):
     held = ablation.claim(tmp_path / "v")
     with pytest.raises(SystemExit, match=r"v is being written by another ablation.py call"):
