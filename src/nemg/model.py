@@ -17,10 +17,10 @@ Class order everywhere: normal, myopathy, neuropathy.
 
 ``width`` multiplies every convolution's channel count and ``head_width`` the hidden FC sizes (at least 8
 units each); ``width = head_width = 1`` is the paper's network. ``max_channels`` caps every convolution's
-channels (null = no cap, the paper); ``log_input_uv`` compresses the input's amplitude above that many µV
-(null = the raw signal, the paper). ``deep_stride`` (max-pool stride of blocks
-4-7) and ``head`` (flatten | gap | gapmax) are nemg switches, off in the paper preset; the CPU preset uses stride 2
-and global average pooling (docs/training.md, "The CPU recipe"). The residual unit has no
+channels and ``min_channels`` sets a floor under them (null = none, the paper); ``log_input_uv`` compresses
+the input's amplitude above that many µV (null = the raw signal, the paper). ``deep_stride`` (max-pool stride
+of blocks 4-7) and ``head`` (flatten | gap | gapmax) are nemg switches, off in the paper preset; the CPU preset
+uses stride 2 and global average pooling (docs/training.md, "The CPU recipe"). The residual unit has no
 activation after the addition, as in the paper's description and the released code.
 """
 from __future__ import annotations
@@ -117,8 +117,8 @@ def preset_name(model_cfg: dict | None) -> str:
 
 
 def resolve_size(model_cfg: dict | None = None) -> dict:
-    """``{"width", "head_width", "deep_stride", "head", "max_channels"}`` from a ``model:`` config: the preset,
-    then explicit keys."""
+    """``{"width", "head_width", "deep_stride", "head", "max_channels", "min_channels", "log_input_uv"}`` from a
+    ``model:`` config: the preset, then explicit keys."""
     cfg = dict(model_cfg or {})
     unknown = sorted(set(cfg) - set(MODEL_KEYS))
     if unknown:
