@@ -256,6 +256,11 @@ def test_layer_table_adds_up_to_the_model():
     assert "at least 16 channels" in mine["model"].iloc[0]
     assert mine["channels"].iloc[0] == 16
     assert mine["flops"].sum() > both[both["model"] == "configured: cpu"]["flops"].sum()
+    halved = structure_tables({"preset": "cpu", "stem_pool_stride": 2}, 4000)
+    mine = halved[halved["model"].str.startswith("configured")]
+    assert "stem pool stride 2" in mine["model"].iloc[0]
+    assert mine["group"].iloc[0] == "block 1 (k11, stride 2, pool stride 2)"
+    assert list(mine["length"].iloc[:3]) == [1000, 499, 249]
 
 
 def test_s1_fig_files(tmp_path):

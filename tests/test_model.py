@@ -74,6 +74,31 @@ def test_deep_stride_and_gap_head(n):
     assert flat.flat_features == 128 * feature_length(n, deep_stride=2)
 
 
+@pytest.mark.parametrize("n", [4000, 1000, 512])
+def test_stem_pool_stride_halves_every_later_map_and_rebuilds_from_its_checkpoint_keys(n):
+    """``stem_pool_stride: 2``: block 1's max-pool takes every other pair, so every later map is half as long
+    (the cpu preset's last map 31 -> 15 samples at 4000) and the convolutions cost about half; the weights are the
+    same tensors, so only the size keys tell the layouts apart, and older keys rebuild the paper's stride 1."""
+    from nemg.model import model_from_size
+
+    size = resolve_size({"preset": "cpu", "stem_pool_stride": 2})
+    net = build_model(size, n_samples=n)
+    assert net.features[0][3].stride == 2 and all(b[3].stride == 1 for b in net.features[1:3])
+    assert net.features(torch.zeros(2, 1, n)).shape[-1] == feature_length(n, 2, stem_pool_stride=2)
+    assert feature_length(4000, 2, stem_pool_stride=2) == 15
+    flat = NEMGNet(n_samples=n, width=1 / 64, head_width=1 / 16, stem_pool_stride=2)
+    assert flat.features(torch.zeros(2, 1, n)).shape[-1] == feature_length(n, stem_pool_stride=2)
+    assert flat(torch.randn(2, 1, n)).shape == (2, 3)
+    full = forward_flops(4000, **resolve_size({"preset": "cpu"}))
+    assert 0.45 < forward_flops(4000, **size) / full < 0.56
+    assert count_parameters(net) == count_parameters(build_model({"preset": "cpu"}))
+    assert model_from_size(size, n).stem_pool_stride == 2
+    assert model_from_size({k: v for k, v in size.items() if k != "stem_pool_stride"}, n).stem_pool_stride == 1
+    for bad in (0, 3):
+        with pytest.raises(ValueError, match="stem_pool_stride"):
+            resolve_size({"stem_pool_stride": bad})
+
+
 def test_gapmax_head_pools_each_channel_by_its_mean_and_its_maximum():
     """``head: gapmax`` feeds the head each channel's mean over time and then its maximum: a single large response
     that the mean dilutes moves the second half only, and the head stays independent of the input length."""
@@ -121,7 +146,7 @@ def test_cpu_preset_is_far_cheaper_per_segment_than_its_paper_layout():
 
 
 def test_presets_and_overrides():
-    none = {"max_channels": None, "min_channels": None, "log_input_uv": None}
+    none = {"max_channels": None, "min_channels": None, "log_input_uv": None, "stem_pool_stride": 1}
     assert resolve_size({}) == {**PRESETS["paper"], **none} == {
         "width": 1.0, "head_width": 1.0, "deep_stride": 1, "head": "flatten", **none}
     assert resolve_size({"preset": "cpu"}) == {"width": 1 / 8, "head_width": 1 / 8, "deep_stride": 2, "head": "gap",

@@ -321,6 +321,11 @@ def test_init_from_refuses_a_missing_file_or_another_network(toy, tmp_path):
         train_run(**toy, run_id="nested_s0_o0_i0", out_dir=tmp_path / "c", model_cfg={"preset": "tiny"},
                   train_cfg={**FAST, "max_epochs": 1, "init_from": str(tmp_path / "pre" / "best.pt")})
     ck = torch.load(tmp_path / "pre" / "best.pt", weights_only=False)
+    # the same tensors in another layout (pooling strides change no shape): refused, not loaded silently
+    with pytest.raises(ValueError, match="stem_pool_stride 1, this run's model config has stem_pool_stride 2"):
+        train_run(**toy, run_id="nested_s0_o0_i0", out_dir=tmp_path / "e",
+                  model_cfg={**ck["model_cfg"], "stem_pool_stride": 2},
+                  train_cfg={**FAST, "max_epochs": 1, "init_from": str(tmp_path / "pre" / "best.pt")})
     torch.save({**ck, "window_samples": 4000}, tmp_path / "w.pt")
     with pytest.raises(ValueError, match="4000-sample windows"):
         run(toy, tmp_path / "d", max_epochs=1, init_from=str(tmp_path / "w.pt"))

@@ -423,7 +423,8 @@ def mispredicted_examples(patients_tsv, prediction_tsvs: Sequence[str | Path], s
 
 def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0, deep_stride: int = 1,
                 head: str = "flatten", max_channels: int | None = None,
-                log_input_uv: float | None = None, min_channels: int | None = None) -> pd.DataFrame:
+                log_input_uv: float | None = None, min_channels: int | None = None,
+                stem_pool_stride: int = 1) -> pd.DataFrame:
     """nEMGNet's layer groups: output shape (C x L), parameters and forward FLOPs, as in docs/training.md.
 
     FLOPs count a multiply-add as 2 for convolutions and FC layers (nemg.model.forward_flops); the rows sum
@@ -437,7 +438,7 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
 
     with torch.device("meta"):
         model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, deep_stride=deep_stride, head=head,
-                        max_channels=max_channels, min_channels=min_channels)
+                        max_channels=max_channels, min_channels=min_channels, stem_pool_stride=stem_pool_stride)
 
     rows, length, block = [], n_samples, 0
     for layer in model.features:
@@ -446,6 +447,9 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
         if isinstance(layer[0], nn.Conv1d):  # a reduction block
             block += 1
             stride = f", stride {conv.stride[0]}" if conv.stride[0] > 1 else ""
+            pool = next(m for m in layer.modules() if isinstance(m, nn.MaxPool1d))
+            if block == 1 and pool.stride > 1:  # the stem's optional decimation (stem_pool_stride)
+                stride += f", pool stride {pool.stride}"
             name, kind = f"block {block} (k{conv.kernel_size[0]}{stride})", "reduction block"
         else:
             name, kind = f"residual stage {conv.out_channels}", "residual stage"
@@ -463,7 +467,8 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
                  "flops": sum(2 * m.in_features * m.out_features for m in rest)})
     table = pd.DataFrame(rows)
     total_flops = forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head,
-                                max_channels=max_channels, min_channels=min_channels)
+                                max_channels=max_channels, min_channels=min_channels,
+                                stem_pool_stride=stem_pool_stride)
     if int(table["flops"].sum()) != total_flops or int(table["parameters"].sum()) != count_parameters(model):
         raise AssertionError("layer table does not add up to nemg.model's totals")
     table["gflops"] = table["flops"] / 1e9
@@ -485,6 +490,8 @@ def structure_tables(model_cfg: dict | None, n_samples: int) -> pd.DataFrame:
         cap = "" if size["max_channels"] is None else f", at most {size['max_channels']} channels"
         if size["min_channels"] is not None:
             cap += f", at least {size['min_channels']} channels"
+        if size["stem_pool_stride"] != 1:
+            cap += f", stem pool stride {size['stem_pool_stride']}"
         if size["log_input_uv"] is not None:
             cap += f", log input above {size['log_input_uv']:g} µV"
         label = (f"{label} (width {size['width']:g}, head {size['head_width']:g}, deep stride {size['deep_stride']}, "

@@ -49,7 +49,7 @@ PRESETS = {
     "tiny": {"width": 1 / 64, "head_width": 1 / 16, "deep_stride": 1, "head": "flatten"},
 }
 MODEL_KEYS = ("preset", "width", "head_width", "deep_stride", "head", "max_channels", "min_channels",
-              "log_input_uv")
+              "log_input_uv", "stem_pool_stride")
 HEADS = ("flatten", "gap", "gapmax")
 
 PAPER_CHANNELS = (64, 128, 256, 512, 1024)  # after block 3, 4, 5, 6, 7
@@ -101,11 +101,12 @@ def residual_stage(channels: int, n_units: int = 2) -> nn.Sequential:
     return nn.Sequential(*[ResidualUnit(channels) for _ in range(n_units)])
 
 
-def feature_length(n_samples: int, deep_stride: int = 1) -> int:
+def feature_length(n_samples: int, deep_stride: int = 1, stem_pool_stride: int = 1) -> int:
     """Length of the last feature map for an input of ``n_samples`` (495 for 4000 in the paper's layout)."""
     length = n_samples
-    for k in STEM_KERNELS:  # stride-2 conv with padding k // 2, then max-pool (2, stride 1)
-        length = (length + 2 * (k // 2) - k) // 2 + 1 - 1
+    for i, k in enumerate(STEM_KERNELS):  # stride-2 conv with padding k // 2, then max-pool (2, stride 1)
+        length = (length + 2 * (k // 2) - k) // 2 + 1
+        length = (length - 2) // (stem_pool_stride if i == 0 else 1) + 1
     for _ in range(4):  # blocks 4-7: 'same' conv, then max-pool (2, deep_stride)
         length = (length - 2) // deep_stride + 1
     return length
@@ -117,8 +118,8 @@ def preset_name(model_cfg: dict | None) -> str:
 
 
 def resolve_size(model_cfg: dict | None = None) -> dict:
-    """``{"width", "head_width", "deep_stride", "head", "max_channels", "min_channels", "log_input_uv"}`` from a
-    ``model:`` config: the preset, then explicit keys."""
+    """``{"width", "head_width", "deep_stride", "head", "max_channels", "min_channels", "log_input_uv",
+    "stem_pool_stride"}`` from a ``model:`` config: the preset, then explicit keys."""
     cfg = dict(model_cfg or {})
     unknown = sorted(set(cfg) - set(MODEL_KEYS))
     if unknown:
@@ -126,9 +127,10 @@ def resolve_size(model_cfg: dict | None = None) -> dict:
     preset = preset_name(cfg)
     if preset not in PRESETS:
         raise ValueError(f"model config: unknown preset {preset!r}; known: {sorted(PRESETS)}")
-    size = {"max_channels": None, "min_channels": None, "log_input_uv": None, **PRESETS[preset]}
+    size = {"max_channels": None, "min_channels": None, "log_input_uv": None, "stem_pool_stride": 1,
+            **PRESETS[preset]}
     cast = {"width": float, "head_width": float, "deep_stride": int, "head": str, "max_channels": int,
-            "min_channels": int, "log_input_uv": float}
+            "min_channels": int, "log_input_uv": float, "stem_pool_stride": int}
     size.update({k: cast[k](cfg[k]) for k in cast if cfg.get(k) is not None})
     if size["max_channels"] is not None and size["max_channels"] < 1:
         raise ValueError(f"model config: max_channels must be at least 1 (or null), got {size['max_channels']!r}")
@@ -141,6 +143,8 @@ def resolve_size(model_cfg: dict | None = None) -> dict:
         raise ValueError(f"model config: log_input_uv must be > 0 µV (or null), got {size['log_input_uv']!r}")
     if size["deep_stride"] not in (1, 2):
         raise ValueError(f"model config: deep_stride must be 1 (paper) or 2, got {size['deep_stride']!r}")
+    if size["stem_pool_stride"] not in (1, 2):
+        raise ValueError(f"model config: stem_pool_stride must be 1 (paper) or 2, got {size['stem_pool_stride']!r}")
     if size["head"] not in HEADS:
         raise ValueError(f"model config: head must be one of {HEADS}, got {size['head']!r}")
     return size
@@ -161,7 +165,7 @@ class NEMGNet(nn.Module):
     def __init__(self, n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
                  n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten",
                  max_channels: int | None = None, log_input_uv: float | None = None,
-                 min_channels: int | None = None):
+                 min_channels: int | None = None, stem_pool_stride: int = 1):
         super().__init__()
         self.log_input_uv = None if log_input_uv is None else float(log_input_uv)
         c = [max(1, round(ch * width)) for ch in PAPER_CHANNELS]
@@ -172,10 +176,11 @@ class NEMGNet(nn.Module):
         hidden = [max(8, round(h * head_width)) for h in HEAD]
         self.n_samples, self.width, self.head_width, self.channels = n_samples, width, head_width, tuple(c)
         self.deep_stride, self.head_kind, self.max_channels = int(deep_stride), head, max_channels
-        self.min_channels = min_channels
+        self.min_channels, self.stem_pool_stride = min_channels, int(stem_pool_stride)
         ds = self.deep_stride
         self.features = nn.Sequential(
-            reduction_block(1, c[0], STEM_KERNELS[0], 2),  # [B, c0, 1999]
+            # stem_pool_stride 2 halves every later map (1000 -> 499 -> 249 ...): a 5-kHz network on the 10-kHz input
+            reduction_block(1, c[0], STEM_KERNELS[0], 2, self.stem_pool_stride),  # [B, c0, 1999]
             reduction_block(c[0], c[0], STEM_KERNELS[1], 2),  # [B, c0, 999]
             reduction_block(c[0], c[0], STEM_KERNELS[2], 2),  # [B, c0, 499]
             residual_stage(c[0]),
@@ -195,7 +200,7 @@ class NEMGNet(nn.Module):
             self.flat_features = 2 * c[4]
             layers = [MeanMaxPool()]
         elif head == "flatten":
-            self.flat_features = c[4] * feature_length(n_samples, ds)  # 1024 * 495 = 506880 at full width
+            self.flat_features = c[4] * feature_length(n_samples, ds, self.stem_pool_stride)  # 1024 * 495 = 506880 at full width
             layers = [nn.Flatten(1)]
         else:
             raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
@@ -229,7 +234,8 @@ def model_from_size(size: dict, n_samples: int) -> NEMGNet:
                    deep_stride=int(size.get("deep_stride", 1)), head=str(size.get("head", "flatten")),
                    max_channels=None if cap is None else int(cap),
                    min_channels=None if floor is None else int(floor),
-                   log_input_uv=None if log_uv is None else float(log_uv))
+                   log_input_uv=None if log_uv is None else float(log_uv),
+                   stem_pool_stride=int(size.get("stem_pool_stride", 1)))
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -256,14 +262,15 @@ def conv_flops(module: nn.Module, length: int) -> tuple[int, int]:
 def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
                   n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten",
                   max_channels: int | None = None, log_input_uv: float | None = None,
-                  min_channels: int | None = None) -> int:
+                  min_channels: int | None = None, stem_pool_stride: int = 1) -> int:
     """Forward FLOPs per segment (multiply-add = 2 FLOPs) of convolutions and FC layers.
 
     BatchNorm, ReLU, pooling, additions and the input's log compression are left out (< 0.1 % of the total).
     """
     with torch.device("meta"):  # structure only, no memory
         model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, n_classes=n_classes,
-                        deep_stride=deep_stride, head=head, max_channels=max_channels, min_channels=min_channels)
+                        deep_stride=deep_stride, head=head, max_channels=max_channels, min_channels=min_channels,
+                        stem_pool_stride=stem_pool_stride)
     flops, _ = conv_flops(model.features, n_samples)
     for m in model.head.modules():
         if isinstance(m, nn.Linear):
@@ -273,10 +280,11 @@ def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float =
 
 def training_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0, deep_stride: int = 1,
                    head: str = "flatten", max_channels: int | None = None,
-                   log_input_uv: float | None = None, min_channels: int | None = None) -> int:
+                   log_input_uv: float | None = None, min_channels: int | None = None,
+                   stem_pool_stride: int = 1) -> int:
     """Forward + backward (input and weight gradients) ~ 3 x forward."""
     return 3 * forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head,
-                             max_channels=max_channels, min_channels=min_channels)
+                             max_channels=max_channels, min_channels=min_channels, stem_pool_stride=stem_pool_stride)
 
 
 if __name__ == "__main__":  # python -m nemg.model : shapes and cost of the paper's network

@@ -247,6 +247,14 @@ def load_initial_weights(model: torch.nn.Module, path, window: int) -> None:
         first = str(exc).strip().splitlines()
         raise ValueError(f"train.init_from: {path} holds another network ({ck.get('model_cfg')}) than this run's "
                          f"model config: {' '.join(first[:3])[:400]}") from None
+    # pooling strides and the head's pooling change no tensor's shape: compare the layout the checkpoint records
+    # (keys it predates default to the paper's layout, as nemg.model.model_from_size rebuilds it)
+    theirs = ck.get("model_cfg") or {}
+    for key, attr, default in (("deep_stride", "deep_stride", 1), ("stem_pool_stride", "stem_pool_stride", 1),
+                               ("head", "head_kind", "flatten")):
+        if theirs and str(theirs.get(key, default)) != str(getattr(model, attr, default)):
+            raise ValueError(f"train.init_from: {path} was trained with {key} {theirs.get(key, default)}, this "
+                             f"run's model config has {key} {getattr(model, attr, default)}")
     log.info("initial weights from %s (run %s, best val_acc %s)", path, ck.get("run_id"), ck.get("best_val_acc"))
 
 
