@@ -19,8 +19,8 @@ Class order everywhere: normal, myopathy, neuropathy.
 units each); ``width = head_width = 1`` is the paper's network. ``max_channels`` caps every convolution's
 channels and ``min_channels`` sets a floor under them (null = none, the paper); ``log_input_uv`` compresses
 the input's amplitude above that many µV (null = the raw signal, the paper). ``deep_stride`` (max-pool stride
-of blocks 4-7) and ``head`` (flatten | gap | gapmax) are nemg switches, off in the paper preset; the CPU preset
-uses stride 2 and global average pooling (docs/training.md, "The CPU recipe"). The residual unit has no
+of blocks 4-7), ``stem_pool_stride`` (block 1's max-pool stride: 2 halves every later map) and ``head`` (flatten |
+gap | gapmax) are nemg switches, off in the paper preset; the CPU preset uses deep stride 2 and global average pooling (docs/training.md, "The CPU recipe"). The residual unit has no
 activation after the addition, as in the paper's description and the released code.
 """
 from __future__ import annotations
@@ -104,7 +104,8 @@ def residual_stage(channels: int, n_units: int = 2) -> nn.Sequential:
 def feature_length(n_samples: int, deep_stride: int = 1, stem_pool_stride: int = 1) -> int:
     """Length of the last feature map for an input of ``n_samples`` (495 for 4000 in the paper's layout)."""
     length = n_samples
-    for i, k in enumerate(STEM_KERNELS):  # stride-2 conv with padding k // 2, then max-pool (2, stride 1)
+    # blocks 1-3: stride-2 conv with padding k // 2, then max-pool (2, stride 1; block 1's: stem_pool_stride)
+    for i, k in enumerate(STEM_KERNELS):
         length = (length + 2 * (k // 2) - k) // 2 + 1
         length = (length - 2) // (stem_pool_stride if i == 0 else 1) + 1
     for _ in range(4):  # blocks 4-7: 'same' conv, then max-pool (2, deep_stride)
@@ -200,7 +201,8 @@ class NEMGNet(nn.Module):
             self.flat_features = 2 * c[4]
             layers = [MeanMaxPool()]
         elif head == "flatten":
-            self.flat_features = c[4] * feature_length(n_samples, ds, self.stem_pool_stride)  # 1024 * 495 = 506880 at full width
+            # 1024 * 495 = 506880 at full width
+            self.flat_features = c[4] * feature_length(n_samples, ds, self.stem_pool_stride)
             layers = [nn.Flatten(1)]
         else:
             raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
