@@ -317,3 +317,16 @@ def test_train_runtime_keys_are_train_keys_and_split_the_section():
     assert set(runtime) == set(TRAIN_RUNTIME_KEYS) and {**learn, **runtime} == train
     # what a run learns from stays in the params Snakemake compares: the recipe and the device
     assert {"lr", "max_epochs", "seed_offset", "device", "bag_size", "augment"} <= set(learn)
+
+
+def test_fast_config_changes_only_the_stem_pooling():
+    """configs/fast.yaml is the default recipe with block 1's max-pool at stride 2 and nothing else, so what
+    docs/training.md measured for it (and for the shipped recipe beside it) stays true of it."""
+    from nemg.model import resolve_size
+
+    base = load_config(REPO / "config.yaml")
+    fast = load_config(REPO / "config.yaml", REPO / "configs" / "fast.yaml")
+    assert resolve_size(fast["model"]) == {**resolve_size(base["model"]), "stem_pool_stride": 2}
+    assert {k: v for k, v in fast.items() if k != "model"} == {k: v for k, v in base.items() if k != "model"}
+    with_data = load_config(REPO / "config.yaml", REPO / "configs" / "messekher.yaml", REPO / "configs" / "fast.yaml")
+    assert with_data["cohort"]["name"] == "messekher2023" and with_data["model"]["stem_pool_stride"] == 2
