@@ -40,7 +40,7 @@ def test_paper_config_switches_off_every_nemg_deviation():
 
     cfg = load_config(REPO / "config.yaml", REPO / "configs" / "paper.yaml")
     assert resolve_size(cfg["model"]) == {**PRESETS["paper"], "max_channels": None, "min_channels": None,
-                                        "log_input_uv": None, "stem_pool_stride": 1}
+                                        "log_input_uv": None, "stem_pool_stride": 1, "rms_to_head": False}
     train = resolve_train_cfg(cfg["train"])
     # the schema's train defaults hold the published recipe; only run-time settings may differ from it
     runtime_only = {"device", "num_threads", "bf16", "compile", "checkpoint_every", "keep_last", "progress",
@@ -206,7 +206,7 @@ def test_library_resolution_uses_the_schema_defaults():
     assert external_settings({"external": {"seeds": [1, 2]}}) == {**OLD_EXTERNAL, "seeds": [1, 2]}
     assert external_settings({}) == OLD_EXTERNAL
     assert resolve_size({}) == {**PRESETS["paper"], "max_channels": None, "min_channels": None,
-                                "log_input_uv": None, "stem_pool_stride": 1}
+                                "log_input_uv": None, "stem_pool_stride": 1, "rms_to_head": False}
     with pytest.raises(ValueError, match="unknown key"):
         am_settings({"stepz": 3})
 

@@ -261,6 +261,10 @@ def test_layer_table_adds_up_to_the_model():
     assert "stem pool stride 2" in mine["model"].iloc[0]
     assert mine["group"].iloc[0] == "block 1 (k11, stride 2, pool stride 2)"
     assert list(mine["length"].iloc[:3]) == [1000, 499, 249]
+    levelled = structure_tables({"preset": "cpu", "rms_to_head": True}, 4000)
+    mine = levelled[levelled["model"].str.startswith("configured")]
+    assert "log RMS to the head" in mine["model"].iloc[0]
+    assert mine["group"].iloc[-2].startswith("FC 129 → ")
 
 
 def test_s1_fig_files(tmp_path):

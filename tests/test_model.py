@@ -146,7 +146,8 @@ def test_cpu_preset_is_far_cheaper_per_segment_than_its_paper_layout():
 
 
 def test_presets_and_overrides():
-    none = {"max_channels": None, "min_channels": None, "log_input_uv": None, "stem_pool_stride": 1}
+    none = {"max_channels": None, "min_channels": None, "log_input_uv": None, "stem_pool_stride": 1,
+            "rms_to_head": False}
     assert resolve_size({}) == {**PRESETS["paper"], **none} == {
         "width": 1.0, "head_width": 1.0, "deep_stride": 1, "head": "flatten", **none}
     assert resolve_size({"preset": "cpu"}) == {"width": 1 / 8, "head_width": 1 / 8, "deep_stride": 2, "head": "gap",
@@ -223,3 +224,42 @@ def test_log_input_compresses_amplitude_keeps_its_order_and_survives_the_checkpo
     for bad in (0, -5):
         with pytest.raises(ValueError, match="log_input_uv"):
             resolve_size({"log_input_uv": bad})
+
+
+def test_rms_to_head_reads_the_waveform_at_unit_rms_and_passes_the_level_as_one_head_input():
+    """``rms_to_head``: the convolutions see each segment divided by its RMS, the head's first FC layer gets the
+    segment's log RMS as one extra input. So a gain reaches the scores only through that input: with its weight
+    zeroed the network is gain-invariant; with it, the level still decides (the diagnostic cue is not erased)."""
+    from nemg.model import RMS_REF_UV, model_from_size, split_amplitude
+
+    seg = torch.randn(3, 1, 4000) * 300
+    unit, log_rms = split_amplitude(seg)
+    assert torch.allclose(unit.pow(2).mean(-1), torch.ones(3, 1), atol=1e-5)
+    assert log_rms.shape == (3, 1)
+    assert torch.allclose(log_rms.exp() * RMS_REF_UV, seg.pow(2).mean(-1).sqrt(), rtol=1e-5)
+    assert torch.isfinite(split_amplitude(torch.zeros(1, 1, 4000))[1]).all()  # a silent segment stays finite
+
+    size = resolve_size({"preset": "cpu", "rms_to_head": True})
+    net, raw = build_model(size), build_model({"preset": "cpu"})
+    assert count_parameters(net) == count_parameters(raw) + net.head[net._n_pool].out_features
+    assert forward_flops(4000, **size) > forward_flops(4000, **resolve_size({"preset": "cpu"}))
+    net.eval()
+    with torch.no_grad():
+        assert not torch.allclose(net(seg), net(seg * 4), atol=1e-4)
+        first = net.head[net._n_pool]
+        first.weight[:, -1] = 0  # cut the level's input: what is left cannot see the gain
+        assert torch.allclose(net(seg), net(seg * 4), atol=1e-4)
+        rebuilt = model_from_size(size, 4000)
+        rebuilt.load_state_dict(net.state_dict())
+        rebuilt.eval()
+        assert torch.equal(rebuilt(seg), net(seg))
+    assert model_from_size({k: v for k, v in size.items() if k != "rms_to_head"}, 4000).rms_to_head is False
+    for head in ("flatten", "gapmax"):
+        other = build_model({"preset": "tiny", "head": head, "rms_to_head": True})
+        loss = other(seg).sum()
+        loss.backward()
+        assert other.head[other._n_pool].in_features == other.flat_features + 1
+    with pytest.raises(ValueError, match="cannot be combined"):
+        resolve_size({"rms_to_head": True, "log_input_uv": 20})
+    with pytest.raises(ValueError, match="rms_to_head"):
+        resolve_size({"rms_to_head": "yes"})

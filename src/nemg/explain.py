@@ -424,7 +424,7 @@ def mispredicted_examples(patients_tsv, prediction_tsvs: Sequence[str | Path], s
 def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0, deep_stride: int = 1,
                 head: str = "flatten", max_channels: int | None = None,
                 log_input_uv: float | None = None, min_channels: int | None = None,
-                stem_pool_stride: int = 1) -> pd.DataFrame:
+                stem_pool_stride: int = 1, rms_to_head: bool = False) -> pd.DataFrame:
     """nEMGNet's layer groups: output shape (C x L), parameters and forward FLOPs, as in docs/training.md.
 
     FLOPs count a multiply-add as 2 for convolutions and FC layers (nemg.model.forward_flops); the rows sum
@@ -438,7 +438,8 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
 
     with torch.device("meta"):
         model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, deep_stride=deep_stride, head=head,
-                        max_channels=max_channels, min_channels=min_channels, stem_pool_stride=stem_pool_stride)
+                        max_channels=max_channels, min_channels=min_channels, stem_pool_stride=stem_pool_stride,
+                        rms_to_head=rms_to_head)
 
     rows, length, block = [], n_samples, 0
     for layer in model.features:
@@ -468,7 +469,7 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
     table = pd.DataFrame(rows)
     total_flops = forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head,
                                 max_channels=max_channels, min_channels=min_channels,
-                                stem_pool_stride=stem_pool_stride)
+                                stem_pool_stride=stem_pool_stride, rms_to_head=rms_to_head)
     if int(table["flops"].sum()) != total_flops or int(table["parameters"].sum()) != count_parameters(model):
         raise AssertionError("layer table does not add up to nemg.model's totals")
     table["gflops"] = table["flops"] / 1e9
@@ -492,6 +493,8 @@ def structure_tables(model_cfg: dict | None, n_samples: int) -> pd.DataFrame:
             cap += f", at least {size['min_channels']} channels"
         if size["stem_pool_stride"] != 1:
             cap += f", stem pool stride {size['stem_pool_stride']}"
+        if size["rms_to_head"]:
+            cap += ", log RMS to the head"
         if size["log_input_uv"] is not None:
             cap += f", log input above {size['log_input_uv']:g} µV"
         label = (f"{label} (width {size['width']:g}, head {size['head_width']:g}, deep stride {size['deep_stride']}, "

@@ -50,12 +50,28 @@ PRESETS = {
     "tiny": {"width": 1 / 64, "head_width": 1 / 16, "deep_stride": 1, "head": "flatten"},
 }
 MODEL_KEYS = ("preset", "width", "head_width", "deep_stride", "head", "max_channels", "min_channels",
-              "log_input_uv", "stem_pool_stride")
+              "log_input_uv", "stem_pool_stride", "rms_to_head")
 HEADS = ("flatten", "gap", "gapmax")
 
 PAPER_CHANNELS = (64, 128, 256, 512, 1024)  # after block 3, 4, 5, 6, 7
 STEM_KERNELS = (11, 7, 5)  # blocks 1-3, stride 2
 HEAD = (512, 256, 64, 16)  # hidden FC sizes; output layer has len(CLASSES) units
+
+
+# log RMS of a segment is centred here (µV): the head's extra input lies within about ±3 for 5 µV-2 mV segments.
+RMS_REF_UV = 100.0
+
+
+def split_amplitude(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A segment at unit RMS and its log RMS: ``(x / rms, log(rms / RMS_REF_UV))``, shapes ``[B, 1, L]``, ``[B, 1]``.
+
+    The convolutions then read the waveform's shape (a potential's height against the segment's own level, its
+    duration, phases, firing pattern), the same for a patient at any recording gain, while the segment's overall
+    level, the main diagnostic cue, reaches the head as one number on a log scale (as in the QEMG features) instead
+    of scaling every activation of a near-homogeneous ReLU trunk. 0.01 µV floors silent (zero-padded) segments.
+    """
+    rms = x.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(0.01)
+    return x / rms, torch.log(rms / RMS_REF_UV).flatten(1)
 
 
 def log_compress(x: torch.Tensor, scale_uv: float) -> torch.Tensor:
@@ -130,9 +146,11 @@ def resolve_size(model_cfg: dict | None = None) -> dict:
     if preset not in PRESETS:
         raise ValueError(f"model config: unknown preset {preset!r}; known: {sorted(PRESETS)}")
     size = {"max_channels": None, "min_channels": None, "log_input_uv": None, "stem_pool_stride": 1,
-            **PRESETS[preset]}
+            "rms_to_head": False, **PRESETS[preset]}
     cast = {"width": float, "head_width": float, "deep_stride": int, "head": str, "max_channels": int,
-            "min_channels": int, "log_input_uv": float, "stem_pool_stride": int}
+            "min_channels": int, "log_input_uv": float, "stem_pool_stride": int, "rms_to_head": bool}
+    if cfg.get("rms_to_head") is not None and not isinstance(cfg["rms_to_head"], bool):
+        raise ValueError(f"model config: rms_to_head must be true or false, got {cfg['rms_to_head']!r}")
     size.update({k: cast[k](cfg[k]) for k in cast if cfg.get(k) is not None})
     if size["max_channels"] is not None and size["max_channels"] < 1:
         raise ValueError(f"model config: max_channels must be at least 1 (or null), got {size['max_channels']!r}")
@@ -141,6 +159,9 @@ def resolve_size(model_cfg: dict | None = None) -> dict:
     if None not in (size["min_channels"], size["max_channels"]) and size["min_channels"] > size["max_channels"]:
         raise ValueError(f"model config: min_channels ({size['min_channels']}) is above max_channels "
                          f"({size['max_channels']})")
+    if size["rms_to_head"] and size["log_input_uv"] is not None:
+        raise ValueError("model config: rms_to_head and log_input_uv cannot be combined (the trunk's input is at "
+                         "unit RMS, there is no amplitude left to compress)")
     if size["log_input_uv"] is not None and not size["log_input_uv"] > 0:
         raise ValueError(f"model config: log_input_uv must be > 0 µV (or null), got {size['log_input_uv']!r}")
     if size["deep_stride"] not in (1, 2):
@@ -167,8 +188,9 @@ class NEMGNet(nn.Module):
     def __init__(self, n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
                  n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten",
                  max_channels: int | None = None, log_input_uv: float | None = None,
-                 min_channels: int | None = None, stem_pool_stride: int = 1):
+                 min_channels: int | None = None, stem_pool_stride: int = 1, rms_to_head: bool = False):
         super().__init__()
+        self.rms_to_head = bool(rms_to_head)
         self.log_input_uv = None if log_input_uv is None else float(log_input_uv)
         c = [max(1, round(ch * width)) for ch in PAPER_CHANNELS]
         if max_channels is not None:
@@ -207,7 +229,9 @@ class NEMGNet(nn.Module):
             layers = [nn.Flatten(1)]
         else:
             raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
-        sizes = (self.flat_features, *hidden)  # 506880 -> 512 -> 256 -> 64 -> 16 at full width
+        self._n_pool = len(layers)  # the head's pooling / flattening layers, before its first Linear
+        # rms_to_head: the segment's log RMS joins the pooled features as one more input of the first FC layer
+        sizes = (self.flat_features + int(self.rms_to_head), *hidden)  # 506880 -> 512 -> 256 -> 64 -> 16 at full width
         for d_in, d_out in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(d_in, d_out), nn.LeakyReLU()]
         layers.append(nn.Linear(sizes[-1], n_classes))  # logits
@@ -218,7 +242,11 @@ class NEMGNet(nn.Module):
             x = x.unsqueeze(1)
         if self.log_input_uv is not None:
             x = log_compress(x, self.log_input_uv)
-        return self.head(self.features(x))
+        if not self.rms_to_head:
+            return self.head(self.features(x))
+        x, log_rms = split_amplitude(x)
+        pooled = self.head[:self._n_pool](self.features(x))
+        return self.head[self._n_pool:](torch.cat([pooled, log_rms.to(pooled.dtype)], dim=1))
 
 
 def build_model(model_cfg: dict | None = None, n_samples: int = 4000) -> NEMGNet:
@@ -238,7 +266,8 @@ def model_from_size(size: dict, n_samples: int) -> NEMGNet:
                    max_channels=None if cap is None else int(cap),
                    min_channels=None if floor is None else int(floor),
                    log_input_uv=None if log_uv is None else float(log_uv),
-                   stem_pool_stride=int(size.get("stem_pool_stride", 1)))
+                   stem_pool_stride=int(size.get("stem_pool_stride", 1)),
+                   rms_to_head=bool(size.get("rms_to_head", False)))
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -265,7 +294,7 @@ def conv_flops(module: nn.Module, length: int) -> tuple[int, int]:
 def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
                   n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten",
                   max_channels: int | None = None, log_input_uv: float | None = None,
-                  min_channels: int | None = None, stem_pool_stride: int = 1) -> int:
+                  min_channels: int | None = None, stem_pool_stride: int = 1, rms_to_head: bool = False) -> int:
     """Forward FLOPs per segment (multiply-add = 2 FLOPs) of convolutions and FC layers.
 
     BatchNorm, ReLU, pooling, additions and the input's log compression are left out (< 0.1 % of the total).
@@ -273,7 +302,7 @@ def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float =
     with torch.device("meta"):  # structure only, no memory
         model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, n_classes=n_classes,
                         deep_stride=deep_stride, head=head, max_channels=max_channels, min_channels=min_channels,
-                        stem_pool_stride=stem_pool_stride)
+                        stem_pool_stride=stem_pool_stride, rms_to_head=rms_to_head)
     flops, _ = conv_flops(model.features, n_samples)
     for m in model.head.modules():
         if isinstance(m, nn.Linear):
@@ -284,10 +313,11 @@ def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float =
 def training_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0, deep_stride: int = 1,
                    head: str = "flatten", max_channels: int | None = None,
                    log_input_uv: float | None = None, min_channels: int | None = None,
-                   stem_pool_stride: int = 1) -> int:
+                   stem_pool_stride: int = 1, rms_to_head: bool = False) -> int:
     """Forward + backward (input and weight gradients) ~ 3 x forward."""
     return 3 * forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head,
-                             max_channels=max_channels, min_channels=min_channels, stem_pool_stride=stem_pool_stride)
+                             max_channels=max_channels, min_channels=min_channels, stem_pool_stride=stem_pool_stride,
+                             rms_to_head=rms_to_head)
 
 
 if __name__ == "__main__":  # python -m nemg.model : shapes and cost of the paper's network
