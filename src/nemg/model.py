@@ -18,9 +18,10 @@ Class order everywhere: normal, myopathy, neuropathy.
 ``width`` multiplies every convolution's channel count and ``head_width`` the hidden FC sizes (at least 8
 units each); ``width = head_width = 1`` is the paper's network. ``max_channels`` caps every convolution's
 channels and ``min_channels`` sets a floor under them (null = none, the paper); ``log_input_uv`` compresses
-the input's amplitude above that many µV (null = the raw signal, the paper). ``deep_stride`` (max-pool stride
-of blocks 4-7), ``stem_pool_stride`` (block 1's max-pool stride: 2 halves every later map) and ``head`` (flatten |
-gap | gapmax) are nemg switches, off in the paper preset; the CPU preset uses deep stride 2 and global average
+the input's amplitude above that many µV (null = the raw signal, the paper); ``rms_to_head`` feeds the
+convolutions each segment at unit RMS and the head its log RMS as one more input (false = the paper).
+``deep_stride`` (max-pool stride of blocks 4-7), ``stem_pool_stride`` (block 1's max-pool stride: 2 halves every
+later map) and ``head`` (flatten | gap | gapmax) are nemg switches, off in the paper preset; the CPU preset uses deep stride 2 and global average
 pooling (docs/training.md, "The CPU recipe"). The residual unit has no activation after the addition, as in the
 paper's description and the released code.
 """
@@ -231,7 +232,7 @@ class NEMGNet(nn.Module):
             raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
         self._n_pool = len(layers)  # the head's pooling / flattening layers, before its first Linear
         # rms_to_head: the segment's log RMS joins the pooled features as one more input of the first FC layer
-        sizes = (self.flat_features + int(self.rms_to_head), *hidden)  # 506880 -> 512 -> 256 -> 64 -> 16 at full width
+        sizes = (self.flat_features + int(self.rms_to_head), *hidden)  # 506880 -> 512 -> ... -> 16 at full width
         for d_in, d_out in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(d_in, d_out), nn.LeakyReLU()]
         layers.append(nn.Linear(sizes[-1], n_classes))  # logits
