@@ -22,8 +22,8 @@ the input's amplitude above that many µV (null = the raw signal, the paper); ``
 convolutions each segment at unit RMS and the head its log RMS as one more input (false = the paper).
 ``deep_stride`` (max-pool stride of blocks 4-7), ``stem_pool_stride`` (block 1's max-pool stride: 2 halves every
 later map) and ``head`` (flatten | gap | gapmax) are nemg switches, off in the paper preset; the CPU preset uses
-deep stride 2 and global average pooling (docs/training.md, "The CPU recipe"). The residual unit has no activation after the addition, as in the
-paper's description and the released code.
+deep stride 2 and global average pooling (docs/training.md, "The CPU recipe"). The residual unit has no
+activation after the addition, as in the paper's description and the released code.
 """
 from __future__ import annotations
 
