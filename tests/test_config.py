@@ -330,3 +330,18 @@ def test_fast_config_changes_only_the_stem_pooling():
     assert {k: v for k, v in fast.items() if k != "model"} == {k: v for k, v in base.items() if k != "model"}
     with_data = load_config(REPO / "config.yaml", REPO / "configs" / "messekher.yaml", REPO / "configs" / "fast.yaml")
     assert with_data["cohort"]["name"] == "messekher2023" and with_data["model"]["stem_pool_stride"] == 2
+
+
+def test_gain_free_config_changes_the_trunk_and_the_pretraining_only():
+    """configs/gain_free.yaml is the recipe docs/external.md measured across sites: the data set's config with the
+    gain-free trunk and no pretraining, nothing else (a data set's folds, external cohorts and seeds stay)."""
+    from nemg.model import resolve_size
+
+    for data in ("messekher.yaml", "n2001.yaml"):
+        base = load_config(REPO / "config.yaml", REPO / "configs" / data)
+        free = load_config(REPO / "config.yaml", REPO / "configs" / data, REPO / "configs" / "gain_free.yaml")
+        assert resolve_size(free["model"]) == {**resolve_size(base["model"]), "rms_to_head": True}
+        assert free["pretrain"] == {**base["pretrain"], "enabled": False}
+        assert {k: v for k, v in free.items() if k not in ("model", "pretrain")} == \
+            {k: v for k, v in base.items() if k not in ("model", "pretrain")}
+        assert free["external"]["amplitude_calibration"] == ["none", "median_rms"]
