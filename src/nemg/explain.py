@@ -5,7 +5,7 @@ the network's layer-by-layer structure (S1 Fig).
     signal_summary(result, fs_hz) -> DataFrame                                       (Fig 3 table)
     select_mispredicted(patients, method=...) -> DataFrame                           (S4 Fig)
     example_segments(selected, predictions, index) -> DataFrame                      (S4 Fig)
-    layer_table(n_samples, width, head_width) -> DataFrame                           (S1 Fig)
+    layer_table(n_samples, **size) -> DataFrame                                      (S1 Fig)
 
 torch is imported inside the functions that need it, so the selection helpers run in the plotting
 environment (envs/plots.yaml has no torch).
@@ -421,15 +421,12 @@ def mispredicted_examples(patients_tsv, prediction_tsvs: Sequence[str | Path], s
 
 # ================================================================================= model structure
 
-def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0, deep_stride: int = 1,
-                head: str = "flatten", max_channels: int | None = None,
-                log_input_uv: float | None = None, min_channels: int | None = None,
-                stem_pool_stride: int = 1, rms_to_head: bool = False) -> pd.DataFrame:
+def layer_table(n_samples: int = 4000, **size) -> pd.DataFrame:
     """nEMGNet's layer groups: output shape (C x L), parameters and forward FLOPs, as in docs/training.md.
 
     FLOPs count a multiply-add as 2 for convolutions and FC layers (nemg.model.forward_flops); the rows sum
-    to its total. Built on the meta device: no memory even at full width. ``log_input_uv`` changes no layer
-    (a parameter-free map of the input) and is accepted so a resolved size can be passed whole.
+    to its total. Built on the meta device: no memory even at full width. ``size``: NEMGNet's size keywords
+    (``resolve_size``'s output, passed whole; none = the paper's network).
     """
     import torch
     from torch import nn
@@ -437,9 +434,7 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
     from nemg.model import NEMGNet, conv_flops, count_parameters, forward_flops
 
     with torch.device("meta"):
-        model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, deep_stride=deep_stride, head=head,
-                        max_channels=max_channels, min_channels=min_channels, stem_pool_stride=stem_pool_stride,
-                        rms_to_head=rms_to_head)
+        model = NEMGNet(n_samples=n_samples, **size)
 
     rows, length, block = [], n_samples, 0
     for layer in model.features:
@@ -467,15 +462,13 @@ def layer_table(n_samples: int = 4000, width: float = 1.0, head_width: float = 1
                  "output": f"{rest[-1].out_features}", "parameters": sum(count_parameters(m) for m in rest),
                  "flops": sum(2 * m.in_features * m.out_features for m in rest)})
     table = pd.DataFrame(rows)
-    total_flops = forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head,
-                                max_channels=max_channels, min_channels=min_channels,
-                                stem_pool_stride=stem_pool_stride, rms_to_head=rms_to_head)
+    total_flops = forward_flops(n_samples, **size)
     if int(table["flops"].sum()) != total_flops or int(table["parameters"].sum()) != count_parameters(model):
         raise AssertionError("layer table does not add up to nemg.model's totals")
     table["gflops"] = table["flops"] / 1e9
     table["flop_share"] = table["flops"] / total_flops
-    table.insert(0, "width", width)
-    table.insert(1, "head_width", head_width)
+    table.insert(0, "width", model.width)
+    table.insert(1, "head_width", model.head_width)
     table.insert(2, "n_samples", n_samples)
     return table
 

@@ -292,18 +292,14 @@ def conv_flops(module: nn.Module, length: int) -> tuple[int, int]:
     return flops, length
 
 
-def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
-                  n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten",
-                  max_channels: int | None = None, log_input_uv: float | None = None,
-                  min_channels: int | None = None, stem_pool_stride: int = 1, rms_to_head: bool = False) -> int:
+def forward_flops(n_samples: int = 4000, n_classes: int = len(CLASSES), **size) -> int:
     """Forward FLOPs per segment (multiply-add = 2 FLOPs) of convolutions and FC layers.
 
-    BatchNorm, ReLU, pooling, additions and the input's log compression are left out (< 0.1 % of the total).
+    ``size``: NEMGNet's size keywords (``resolve_size``'s output; none = the paper's network). BatchNorm, ReLU,
+    pooling, additions and the input's log compression or RMS split are left out (< 0.1 % of the total).
     """
     with torch.device("meta"):  # structure only, no memory
-        model = NEMGNet(n_samples=n_samples, width=width, head_width=head_width, n_classes=n_classes,
-                        deep_stride=deep_stride, head=head, max_channels=max_channels, min_channels=min_channels,
-                        stem_pool_stride=stem_pool_stride, rms_to_head=rms_to_head)
+        model = NEMGNet(n_samples=n_samples, n_classes=n_classes, **size)
     flops, _ = conv_flops(model.features, n_samples)
     for m in model.head.modules():
         if isinstance(m, nn.Linear):
@@ -311,14 +307,9 @@ def forward_flops(n_samples: int = 4000, width: float = 1.0, head_width: float =
     return flops
 
 
-def training_flops(n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0, deep_stride: int = 1,
-                   head: str = "flatten", max_channels: int | None = None,
-                   log_input_uv: float | None = None, min_channels: int | None = None,
-                   stem_pool_stride: int = 1, rms_to_head: bool = False) -> int:
+def training_flops(n_samples: int = 4000, **size) -> int:
     """Forward + backward (input and weight gradients) ~ 3 x forward."""
-    return 3 * forward_flops(n_samples, width, head_width, deep_stride=deep_stride, head=head,
-                             max_channels=max_channels, min_channels=min_channels, stem_pool_stride=stem_pool_stride,
-                             rms_to_head=rms_to_head)
+    return 3 * forward_flops(n_samples, **size)
 
 
 if __name__ == "__main__":  # python -m nemg.model : shapes and cost of the paper's network
