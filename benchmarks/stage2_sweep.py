@@ -8,9 +8,16 @@ markdown table (docs/evaluation.md, "Stage-2 regularisation"). Nothing is retrai
 
     python benchmarks/stage2_sweep.py simulated messekher2023:balanced n2001 --c 1 10 100
 
-``<cohort>:balanced`` votes with the class-balanced stage 2 (as configs/messekher.yaml does). ``--ablation V``
-reads nEMGNet's scores from the ablation harness's runs (results/ablation/<cohort>/V/, benchmarks/ablation.py)
-instead of the DAG's, e.g. to see a training variant under each stage-2 setting.
+``<cohort>:balanced`` votes with the class-balanced stage 2 (as configs/messekher.yaml does). ``--ablation V
+[V ...]`` reads nEMGNet's scores from the ablation harness's runs (results/ablation/<cohort>/V/,
+benchmarks/ablation.py) instead of the DAG's, e.g. to see training variants under each stage-2 setting.
+
+``--aggregate`` changes what the divide-and-vote averages over a recording's and a patient's segments before the
+stage 2 (docs/training.md, "How the segments are averaged"): ``mean`` the probabilities (the study's),
+``logmean`` their logarithms (a geometric mean: the segments as independent witnesses, a confident segment
+weighs more), ``share`` the one-hot argmax (the share of segments called each class, a majority vote):
+
+    python benchmarks/stage2_sweep.py messekher2023 --c 10 --aggregate mean logmean share --ablation sp2_e16_s0
 """
 from __future__ import annotations
 
@@ -19,9 +26,11 @@ import glob
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from nemg.evaluate import consensus, patient_predictions, read_predictions, replicate_of
+from nemg.labels import PROB_COLS
 from nemg.metrics import classification_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +53,26 @@ def arms(root: Path, cohort: str, ablation: str | None = None) -> dict[str, pd.D
     return out
 
 
+AGGREGATES = ("mean", "logmean", "share")
+LOG_FLOOR = 1e-4  # a segment scored 0 for a class would veto it for the whole patient under a plain log
+
+
+def aggregated(predictions: pd.DataFrame, how: str) -> pd.DataFrame:
+    """Segment scores mapped so that the vote's averages become the ``how`` aggregate (see the module doc)."""
+    if how == "mean":
+        return predictions
+    p = predictions[PROB_COLS].to_numpy(float)
+    if how == "logmean":
+        q = np.log(np.clip(p, LOG_FLOOR, 1.0))
+    elif how == "share":
+        q = np.eye(len(PROB_COLS))[p.argmax(axis=1)]
+    else:
+        raise ValueError(f"unknown aggregate {how!r}; choose from {AGGREGATES}")
+    out = predictions.copy()
+    out[PROB_COLS] = q
+    return out
+
+
 def score(pp: pd.DataFrame, folds: pd.DataFrame) -> str:
     cons = consensus(pp, replicate_of(folds))
     cons = cons[~cons["with_location"].astype(bool)]
@@ -57,9 +86,13 @@ def main(argv=None) -> int:
     ap.add_argument("cohorts", nargs="+", help="cohort names, optionally <name>:balanced")
     ap.add_argument("--c", nargs="+", type=float, default=[1.0, 10.0, 100.0])
     ap.add_argument("--root", type=Path, default=ROOT)
-    ap.add_argument("--ablation", help="nEMGNet's scores from results/ablation/<cohort>/<this variant>/")
+    ap.add_argument("--ablation", nargs="+", default=[None], metavar="VARIANT",
+                    help="nEMGNet's scores from results/ablation/<cohort>/<variant>/ (several: one row each)")
+    ap.add_argument("--aggregate", nargs="+", choices=AGGREGATES, default=["mean"],
+                    help="what the vote averages over segments: mean (the study's), logmean, share (one row each)")
     args = ap.parse_args(argv)
-    header = ["data set", "model"] + [f"C = {c:g}" for c in args.c] + ["argmax (no fit)"]
+    by_aggregate = args.aggregate != ["mean"]  # the column only when asked for: docs/evaluation.md's table has none
+    header = ["data set", "model"] + ["segments"] * by_aggregate + [f"C = {c:g}" for c in args.c] + ["argmax (no fit)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for spec in args.cohorts:
         cohort, _, weight = spec.partition(":")
@@ -67,13 +100,21 @@ def main(argv=None) -> int:
         subjects = read_tsv(args.root / f"results/cohort/{cohort}/subjects.tsv")
         recordings = read_tsv(args.root / f"results/cohort/{cohort}/recordings.tsv")
         folds = read_tsv(args.root / f"results/folds/{cohort}/folds.tsv")
-        for name, preds in arms(args.root, cohort, args.ablation).items():
-            folds_run = folds[folds["run_id"].isin(preds["run_id"].unique())]
-            cells = [score(patient_predictions(preds, subjects, recordings, methods=["logreg"], class_weight=cw,
-                                               c=c), folds_run) for c in args.c]
-            cells.append(score(patient_predictions(preds, subjects, recordings, methods=["argmax"]), folds_run))
-            lines.append(f"| {cohort}{' (balanced)' if cw else ''} | {name} | " + " | ".join(cells) + " |")
-            print(lines[-1], file=sys.stderr, flush=True)
+        models = {}
+        for variant in args.ablation:
+            found = arms(args.root, cohort, variant)
+            # the QEMG arms do not depend on the variant: one row each, not one per variant
+            models.update({k: v for k, v in found.items() if k not in models})
+        for name, raw in models.items():
+            folds_run = folds[folds["run_id"].isin(raw["run_id"].unique())]
+            for how in args.aggregate:
+                preds = aggregated(raw, how)
+                cells = [score(patient_predictions(preds, subjects, recordings, methods=["logreg"], class_weight=cw,
+                                                   c=c), folds_run) for c in args.c]
+                cells.append(score(patient_predictions(preds, subjects, recordings, methods=["argmax"]), folds_run))
+                cells = [how] * by_aggregate + cells
+                lines.append(f"| {cohort}{' (balanced)' if cw else ''} | {name} | " + " | ".join(cells) + " |")
+                print(lines[-1], file=sys.stderr, flush=True)
     print("\n".join(lines))
     return 0
 
