@@ -30,6 +30,7 @@ from nemg.labels import PROB_COLS
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 RATE = 25_000  # the new patients' rate: neither the training cohort's 48 kHz nor the model's 10 kHz
+CHAIN_GAIN = 0.25  # and another amplifier chain: a quarter of the training cohort's amplitude
 pytestmark = pytest.mark.slow
 
 
@@ -43,7 +44,7 @@ def new_patients(folder: Path) -> tuple[Path, Path]:
     rows = []
     for i, r in enumerate(recs.to_dict("records")):
         x = load_recording(folder / "sim" / r["path"], "wfdb").samples
-        y = sps.resample_poly(x.astype(np.float64), 25, 48).astype(np.float32)
+        y = (sps.resample_poly(x.astype(np.float64), 25, 48) * CHAIN_GAIN).astype(np.float32)
         rid = f"new_{r['recording_id']}"
         if i % 2:
             path, fmt = f"{rid}.wav", "wav"
@@ -70,7 +71,7 @@ def run(tmp_path_factory):
         "train": {"max_epochs": 1, "progress": False},
         "baseline": {"enabled": False},
         "evaluate": {"n_bootstrap": 200},
-        "external": {"seeds": [0, 1], "val_fraction": 0.34,
+        "external": {"seeds": [0, 1], "val_fraction": 0.34, "amplitude_calibration": ["none", "median_rms"],
                      "cohorts": {"clinic": {"source": "sheets",
                                             "sheets": {"subjects": str(subjects), "recordings": str(recordings)}}}},
     }))
@@ -155,9 +156,76 @@ def test_predict_equals_the_dags_divide_and_vote(run, tmp_path):
                                atol=1e-6)
 
 
+def test_calibrate_is_the_dags_median_rms_calibration(run, tmp_path, capsys):
+    """--calibrate on another amplifier chain's recordings: the DAG's calibrated external cohort (clinic.rms), the
+    same factor and the same diagnoses; --gain with that factor the same again; too few patients refused."""
+    bundle = load_bundle(run["bundle"])
+    dag_gain = pd.read_csv(run["xv"] / "clinic.rms" / "amplitude_gain.tsv", sep="\t").iloc[0]
+    ref = bundle.preprocessing["amplitude_reference"]
+    assert ref["method"] == "median_rms" and ref["frame_s"] == 0.1
+    assert ref["median_frame_rms_uv"] == pytest.approx(dag_gain["train_median_rms_uv"], rel=1e-5)  # the TSV: 6 digits
+    recordings, subjects = read_input([run["recordings"], run["subjects"]])
+    per_rec, per_pat = predict(bundle, recordings, subjects, num_threads=1, calibrate=True, min_calibration_patients=3)
+    cal = per_pat.attrs["calibration"]
+    assert cal["gain"] == pytest.approx(dag_gain["gain"], rel=1e-5)
+    assert 2 < cal["gain"] < 8  # the recordings are at a quarter of the training cohort's amplitude
+    assert cal["n_patients"] == 3 and cal["n_recordings"] == len(recordings)
+    assert (per_pat["amplitude_gain"] == cal["gain"]).all() and (per_rec["amplitude_gain"] == cal["gain"]).all()
+    pp = pd.read_csv(run["xv"] / "clinic.rms" / "nemgnet" / "patient_predictions.tsv", sep="\t")
+    dag = pp[(pp["method"] == "logreg") & (~pp["with_location"].astype(bool))].groupby("subject_id")[PROB_COLS].mean()
+    mine = per_pat.set_index("subject_id").loc[dag.index, PROB_COLS]
+    np.testing.assert_allclose(mine.to_numpy(), dag.to_numpy(), rtol=1e-4, atol=1e-5)
+    assert "amplitude_gain" not in predict(bundle, recordings, subjects, num_threads=1)[1].columns
+    # the segments the vote rests on (this one-epoch network's stage 2 calls everyone 1/3): the DAG's calibrated
+    # scores, and not the uncalibrated ones
+    segments, index = prepare(bundle, recordings)
+    raw = score_segments(bundle, segments, index, num_threads=1)
+    scaled = score_segments(bundle, segments * np.float32(cal["gain"]), index, num_threads=1)
+    for rid in ("ext_s0", "ext_s1"):
+        dag_seg = pd.read_csv(run["xv"] / "clinic.rms" / "nemgnet" / f"{rid}_predictions.tsv", sep="\t")[PROB_COLS]
+        np.testing.assert_allclose(scaled.loc[scaled["run_id"] == rid, PROB_COLS].to_numpy(), dag_seg.to_numpy(),
+                                   rtol=1e-5, atol=1e-6)
+        # the one-epoch network hardly responds to its input (1e-4 for a 4x gain), but more than this tolerance
+        assert not np.allclose(raw.loc[raw["run_id"] == rid, PROB_COLS].to_numpy(), dag_seg.to_numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+    # the command line: three patients are too few to calibrate on, and nothing is written
+    out = tmp_path / "cal"
+    assert nemg_main(["predict", str(run["bundle"]), str(run["recordings"]), "--calibrate", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert str(recordings["path"].iloc[0]) in err and "at least 10 patients" in err and "--gain" in err
+    assert not out.exists()
+    # ... the factor of a calibration on the site's recordings, given with --gain, diagnoses as calibrated
+    assert nemg_main(["predict", str(run["bundle"]), str(run["recordings"]), "--gain", repr(cal["gain"]),
+                      "--out", str(out), "--threads", "1"]) == 0
+    assert f"amplitudes x {cal['gain']:.6g}" in capsys.readouterr().out
+    written = pd.read_csv(out / "patient_predictions.tsv", sep="\t").set_index("subject_id")
+    np.testing.assert_allclose(written.loc[dag.index, PROB_COLS].to_numpy(), dag.to_numpy(), rtol=1e-4, atol=1e-5)
+    assert written["amplitude_gain"].to_numpy() == pytest.approx(cal["gain"], rel=1e-5)
+    for bad in ("0", "-2", "nan", "inf"):
+        assert nemg_main(["predict", str(run["bundle"]), str(run["recordings"]), "--gain", bad,
+                          "--out", str(tmp_path / "bad")]) == 1
+        assert "--gain must be a positive finite number" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: one or the other
+        nemg_main(["predict", str(run["bundle"]), str(run["recordings"]), "--gain", "2", "--calibrate"])
+    with pytest.raises(PredictError, match="either --calibrate"):
+        predict(bundle, recordings, calibrate=True, gain=2.0)
+
+    # a bundle from before the reference existed says so, by file
+    old = tmp_path / "old_bundle"
+    shutil.copytree(run["bundle"], old)
+    meta = json.loads((old / "model.json").read_text())
+    del meta["preprocessing"]["amplitude_reference"]
+    (old / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(PredictError, match=r"model.json: no amplitude reference .*snakemake model"):
+        predict(load_bundle(old), recordings, calibrate=True, min_calibration_patients=3)
+
+
 def test_model_card_numbers_are_the_runs_tables(run):
     card = (run["bundle"] / "MODEL_CARD.md").read_text()
     assert "not a medical device" in card and "SIMULATED" in card
+    ref = json.loads((run["bundle"] / "model.json").read_text())["preprocessing"]["amplitude_reference"]
+    assert f"median frame RMS ({ref['median_frame_rms_uv']:.4g} uV)" in card  # what --calibrate scales to
     ev = run["work"] / "results" / "evaluate" / "ci"
     t2 = pd.read_csv(ev / "table2.tsv", sep="\t")
     for r in t2.itertuples():

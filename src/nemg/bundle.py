@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .external import CALIBRATION_FRAME_S as FRAME_S
 from .fileio import sha256_file, write_atomic
 from .labels import CLASSES
 from .vote import (feature_columns, fit_run_stage2, patient_features, signal_scores, stage2_from_dict,
@@ -79,7 +80,7 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
                  recordings_tsv: str | Path, segments_index_tsv: str | Path, signals_index_tsv: str | Path,
                  preprocess: Mapping, stage2: Mapping, eval_batch_size: int, cohort_name: str,
                  git_commit: str, config_files: Sequence[str] = (), pretraining: str | None = None,
-                 external_start: Mapping | None = None) -> dict:
+                 external_start: Mapping | None = None, amplitude_reference_uv: float | None = None) -> dict:
     """Write weights/ and model.json under ``out_dir``; returns model.json's content.
 
     ``checkpoints`` / ``predictions``: run id -> the member's best.pt / predictions.tsv (nemg.train.train_run).
@@ -89,6 +90,8 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
     one: the model card names it. ``external_start``: {"cohorts": [...], "start": "..."} when the run's
     pretraining saw those external test cohorts' patients, so that they were scored by networks that started
     elsewhere (the card says so beside their figures); None when every test cohort was scored by these members.
+    ``amplitude_reference_uv``: the training cohort's median frame RMS (nemg.external.median_frame_rms of its
+    resampled signals), against which ``nemg predict --calibrate`` scales another site's recordings.
     """
     import torch
 
@@ -148,6 +151,10 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
                          "min_source_rate_hz": float(min(sig_index["source_fs_hz"].astype(float).min(), rate))},
             "segment": {"window_s": window_s, "hop_s": hop_s, "window_samples": window,
                         "hop_samples": samples_of(hop_s, rate, "preprocess.segment.hop_s")},
+            # the external validation's median-RMS calibration (docs/external.md), for recordings of another
+            # amplifier chain: their median frame RMS is scaled to this one
+            "amplitude_reference": None if amplitude_reference_uv is None else {
+                "method": "median_rms", "median_frame_rms_uv": float(amplitude_reference_uv), "frame_s": FRAME_S},
         },
         "model": {"architecture": "nEMGNet (nemg.model.NEMGNet)", "config": model_cfg, "window_samples": window,
                   "eval_batch_size": int(eval_batch_size)},

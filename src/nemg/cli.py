@@ -133,12 +133,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         recordings, subjects = read_input(args.inputs, subject_id=args.patient, location=args.location,
                                           sampling_rate_hz=args.rate, units=args.units)
         per_recording, per_patient = predict(bundle, recordings, subjects, num_threads=args.threads,
-                                             device=args.device)
+                                             device=args.device, calibrate=args.calibrate, gain=args.gain)
         written = write_predictions(args.out, per_recording, per_patient)
     except (ValueError, OSError) as exc:  # every nemg input error is a ValueError naming its file
         return _failed("predict", exc)
     print(f"{len(per_patient)} patient(s), {len(per_recording)} recording(s), "
           f"{per_patient['n_models'].iloc[0]} model(s) from {args.model_dir}\n")
+    cal = per_patient.attrs.get("calibration")
+    if cal and cal["calibration"] == "median_rms":
+        print(f"amplitudes x {cal['gain']:.6g}: the training cohort's median frame RMS "
+              f"{cal['reference_median_rms_uv']:.4g} uV over these {cal['n_recordings']} recordings' "
+              f"{cal['site_median_rms_uv']:.4g} uV ({cal['n_patients']} patients; reuse with --gain "
+              f"{cal['gain']:.6g})\n")
+    elif cal:
+        print(f"amplitudes x {cal['gain']:.6g} (--gain)\n")
     print(format_patients(per_patient))
     print("\n" + "\n".join(f"wrote {p}" for p in written))
     return 0
@@ -230,6 +238,14 @@ def _add_model_commands(sub) -> None:
     pred.add_argument("--threads", type=_positive_int, default=None,
                       help="CPU threads for the network (default: torch's)")
     pred.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    amp = pred.add_mutually_exclusive_group()
+    amp.add_argument("--calibrate", action="store_true",
+                     help="recordings of another amplifier chain: scale them so that their median frame RMS is "
+                          "the training cohort's (the external validation's median-RMS calibration; needs a "
+                          "sheet of at least 10 patients of the site, and prints the factor for --gain)")
+    amp.add_argument("--gain", type=float, metavar="FACTOR",
+                     help="multiply every recording by this factor (e.g. the one --calibrate printed for the "
+                          "same site), for a few new patients")
     pred.set_defaults(func=_cmd_predict)
 
     exp = sub.add_parser("export", help="write a bundle's networks as TorchScript or ONNX")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -208,7 +208,29 @@ def check_disjoint(train_subjects: pd.DataFrame, test_subjects: pd.DataFrame, tr
 
 
 # ------------------------------------------------------------------------------------- amplitude calibration
-def median_frame_rms(signals: str | Path, index: str | Path, frame_s: float = 0.1) -> float:
+CALIBRATION_FRAME_S = 0.1  # frames of the median-RMS calibration's level: ~10 motor-unit discharges at 10 Hz
+
+
+def recording_frame_rms(x: np.ndarray, fs_hz: float, frame_s: float = CALIBRATION_FRAME_S) -> float | None:
+    """One recording's median RMS in ``frame_s`` frames, each frame's mean removed; None if shorter than a frame."""
+    n = int(round(frame_s * float(fs_hz)))
+    k = len(x) // n
+    if k == 0:
+        return None
+    frames = np.asarray(x[:k * n], dtype=np.float64).reshape(k, n)
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    return float(np.median(np.sqrt((frames ** 2).mean(axis=1))))
+
+
+def median_of_levels(levels: Sequence[float | None], where: str, frame_s: float = CALIBRATION_FRAME_S) -> float:
+    """The median over recordings of :func:`recording_frame_rms` (recordings shorter than a frame left out)."""
+    kept = [v for v in levels if v is not None]
+    if not kept or not np.median(kept) > 0:
+        raise ValueError(f"{where}: no recording long enough ({frame_s} s) with a non-zero amplitude to calibrate")
+    return float(np.median(kept))
+
+
+def median_frame_rms(signals: str | Path, index: str | Path, frame_s: float = CALIBRATION_FRAME_S) -> float:
     """Median over recordings of each recording's median RMS in ``frame_s`` frames (frame mean removed).
 
     Label-free and robust: the frame median ignores bursts and artifacts inside a recording, removing each
@@ -217,18 +239,8 @@ def median_frame_rms(signals: str | Path, index: str | Path, frame_s: float = 0.
     from .store import iter_signals, read_signal_store
 
     arr, idx = read_signal_store(signals, index)
-    per_recording = []
-    for row, x in iter_signals(arr, idx):
-        n = int(round(frame_s * float(row["fs_hz"])))
-        k = len(x) // n
-        if k == 0:
-            continue
-        frames = np.asarray(x[:k * n], dtype=np.float64).reshape(k, n)
-        frames = frames - frames.mean(axis=1, keepdims=True)
-        per_recording.append(float(np.median(np.sqrt((frames ** 2).mean(axis=1)))))
-    if not per_recording or not np.median(per_recording) > 0:
-        raise ValueError(f"{signals}: no recording long enough ({frame_s} s) with a non-zero amplitude to calibrate")
-    return float(np.median(per_recording))
+    levels = [recording_frame_rms(x, float(row["fs_hz"]), frame_s) for row, x in iter_signals(arr, idx)]
+    return median_of_levels(levels, str(signals), frame_s)
 
 
 def amplitude_gain(train_signals, train_index, test_signals, test_index) -> pd.DataFrame:
@@ -244,5 +256,6 @@ def amplitude_gain(train_signals, train_index, test_signals, test_index) -> pd.D
                           "test_median_rms_uv": test_rms, "gain": train_rms / test_rms}])
 
 
-__all__ = ["CALIBRATIONS", "SCHEME", "amplitude_gain", "check_disjoint", "cohort_key", "external_cohorts",
-           "external_settings", "external_split", "external_test_ids", "median_frame_rms"]
+__all__ = ["CALIBRATIONS", "CALIBRATION_FRAME_S", "SCHEME", "amplitude_gain", "check_disjoint", "cohort_key", "external_cohorts",
+           "external_settings", "external_split", "external_test_ids", "median_frame_rms", "median_of_levels",
+           "recording_frame_rms"]

@@ -78,6 +78,11 @@ def _init_line(members, pretraining: str | None = None) -> str:
             "trained on is part of this model's training data.")
 
 
+def _reference(meta: Mapping) -> str:
+    ref = meta["preprocessing"].get("amplitude_reference")
+    return f" ({ref['median_frame_rms_uv']:.4g} uV)" if ref else ""
+
+
 def render_card(meta: Mapping, *, source: str, table2: pd.DataFrame | None, per_class: pd.DataFrame | None,
                 external: pd.DataFrame | None) -> str:
     """The card's Markdown. ``meta``: model.json's content; ``source``: the cohort's ``cohort.source``."""
@@ -142,7 +147,9 @@ Split per member (patients):
 - **Amplitude scale.** Absolute amplitude is the main diagnostic cue, and data sets differ several-fold in it
   (amplifier chain, gain, contraction protocol; N2001 vs Messekher: median segment RMS 23-71 uV against
   241-565 uV). A model does not transfer between sites as recorded (docs/external.md); recordings must be in
-  true microvolts, with the units stated in the sheet.
+  true microvolts, with the units stated in the sheet. For another amplifier chain, `nemg predict --calibrate`
+  on at least 10 of the site's patients scales them to this cohort's median frame RMS{_reference(meta)}
+  (docs/predict.md).
 - **Site.** Cross-validation shares the hospital, needle, amplifier, filters, examiner and referral pattern
   between training and test patients; it overstates what the model does at a new site.
 - **Protocol.** Contraction level, muscles and the proximal/distal mix of the training cohort shape what the

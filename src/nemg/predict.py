@@ -8,6 +8,11 @@ the member's saved stage 2; the members' patient probabilities are averaged as i
 A recording the pipeline would have skipped (too short after trimming, below the model's lowest source rate)
 is an error here, not a silent exclusion: a diagnosis from a subset of what the user gave would not say so.
 
+Recordings of another amplifier chain can be scaled first, as the external validation's median-RMS calibration
+does (docs/external.md): ``calibrate`` takes the gain from the input recordings themselves (the bundle's
+training-cohort median frame RMS over theirs; a sheet of at least ``MIN_CALIBRATION_PATIENTS`` patients), ``gain``
+applies a known one (e.g. the factor an earlier ``calibrate`` printed for the same site, for one new patient).
+
 :func:`predict_cohort` scores a whole preprocessed segment store under one training checkpoint instead (the
 external test cohort of nemg.external).
 """
@@ -28,6 +33,10 @@ from .vote import patient_features, signal_scores, stage2_probs
 
 RECORDING_FILE = "recording_predictions.tsv"
 PATIENT_FILE = "patient_predictions.tsv"
+# A site's median amplitude over fewer patients would mostly be those patients' own (a myopathic patient's small
+# potentials scaled up to the training cohort's typical level: the diagnostic cue calibrated away). The external
+# validation calibrated on 22 and 141 patients.
+MIN_CALIBRATION_PATIENTS = 10
 
 
 class PredictError(ValueError):
@@ -122,9 +131,13 @@ def _opt(v):
 
 def recording_segments(bundle: Bundle, row: dict) -> np.ndarray:
     """One recording loaded, trimmed, resampled and cut into windows with the bundle's settings."""
+    return _windows(bundle, row, _resampled(bundle, row))
+
+
+def _resampled(bundle: Bundle, row: dict) -> np.ndarray:
+    """One recording loaded, trimmed and resampled to the model's rate (the DAG's resampled-signal store)."""
     from .io import load_recording
     from .resample import resample
-    from .segment import segment_signal
     from .trim import TrimParams, trim_recording
 
     pre = bundle.preprocessing
@@ -148,23 +161,41 @@ def recording_segments(bundle: Bundle, row: dict) -> np.ndarray:
     if not np.isfinite(x).all():  # the filter's overshoot of samples near float32's limit: the network gives NaN
         raise PredictError(f"{path}: resampling to {rate:g} Hz overflows float32 (samples up to "
                            f"{np.abs(kept).max():.3g} uV); check the recording's units")
+    return x
+
+
+def _windows(bundle: Bundle, row: dict, x: np.ndarray) -> np.ndarray:
+    from .segment import segment_signal
+
+    pre = bundle.preprocessing
     seg = segment_signal(x, int(pre["segment"]["window_samples"]), int(pre["segment"]["hop_samples"]))
     if len(seg) == 0:
-        raise PredictError(f"{path}: {len(x) / rate:.3f} s after trimming and resampling, shorter than one "
-                           f"{pre['segment']['window_s']} s window")
+        raise PredictError(f"{row['path']}: {len(x) / float(pre['resample']['rate_hz']):.3f} s after trimming and "
+                           f"resampling, shorter than one {pre['segment']['window_s']} s window")
     return seg
 
 
-def prepare(bundle: Bundle, recordings: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
-    """Segments of every recording, in the sheet's order, and their index (the segment-store columns)."""
+def prepare(bundle: Bundle, recordings: pd.DataFrame, *, levels: dict | None = None
+            ) -> tuple[np.ndarray, pd.DataFrame]:
+    """Segments of every recording, in the sheet's order, and their index (the segment-store columns).
+
+    ``levels``: a dict to fill with recording id -> median frame RMS (µV) of its resampled signal
+    (nemg.external.recording_frame_rms, as the DAG's calibration computes it), for :func:`calibration_gain`.
+    """
+    from .external import CALIBRATION_FRAME_S, recording_frame_rms
+
     if bundle.with_location:
         bad = recordings[~recordings["location"].isin(LOCATIONS)]
         if len(bad):
             raise PredictError(f"{bad['path'].iloc[0]}: this model's stage 2 uses muscle location; give each "
                                f"recording's location (proximal or distal; --location for signal files)")
     arrays, rows = [], []
+    rate = float(bundle.preprocessing["resample"]["rate_hz"])
     for row in recordings.to_dict("records"):
-        seg = recording_segments(bundle, row)
+        x = _resampled(bundle, row)
+        seg = _windows(bundle, row, x)
+        if levels is not None:
+            levels[row["recording_id"]] = recording_frame_rms(x, rate, CALIBRATION_FRAME_S)
         hop = int(bundle.preprocessing["segment"]["hop_samples"])
         for j in range(len(seg)):
             rows.append((row["recording_id"], row["subject_id"], row.get("location"), j * hop))
@@ -252,18 +283,64 @@ def diagnose(bundle: Bundle, predictions: pd.DataFrame, recordings: pd.DataFrame
     return rec, patients
 
 
+def calibration_gain(bundle: Bundle, recordings: pd.DataFrame, levels: dict, *,
+                     min_patients: int = MIN_CALIBRATION_PATIENTS) -> dict:
+    """The median-RMS calibration of the external validation for these recordings: the bundle's training-cohort
+    median frame RMS over theirs (``levels`` from :func:`prepare`). No diagnosis is used."""
+    from .external import median_of_levels
+
+    ref = bundle.preprocessing.get("amplitude_reference")
+    if not ref:
+        raise PredictError(f"{bundle.path / 'model.json'}: no amplitude reference (the bundle predates nemg predict "
+                           f"--calibrate); rebuild it with `snakemake model`, or give a known factor with --gain")
+    n_patients = int(recordings["subject_id"].nunique())
+    if n_patients < min_patients:
+        raise PredictError(f"{recordings['path'].iloc[0]}: calibrating needs the recordings of at least "
+                           f"{min_patients} patients of the site, got {n_patients}: on fewer the site's median "
+                           f"amplitude is mostly these patients' own, and scaling it to the training cohort's would "
+                           f"remove the cue the diagnosis rests on. Calibrate once on a sheet of the site's "
+                           f"recordings and give the printed factor with --gain")
+    site = median_of_levels([levels[r] for r in recordings["recording_id"]], str(recordings["path"].iloc[0]),
+                            float(ref["frame_s"]))
+    reference = float(ref["median_frame_rms_uv"])
+    return {"calibration": "median_rms", "gain": reference / site, "reference_median_rms_uv": reference,
+            "site_median_rms_uv": site, "n_recordings": len(recordings), "n_patients": n_patients}
+
+
 def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | None = None, *,
-            num_threads: int | None = None, device: str = "cpu", networks: dict | None = None
-            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+            num_threads: int | None = None, device: str = "cpu", networks: dict | None = None,
+            calibrate: bool = False, gain: float | None = None,
+            min_calibration_patients: int = MIN_CALIBRATION_PATIENTS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Load, preprocess, score and vote: ``(per recording, per patient)``.
 
     ``networks``: the bundle's networks already built (``bundle.networks()``), for a caller diagnosing many
-    patients one at a time; None builds them from the weights files.
+    patients one at a time; None builds them from the weights files. ``calibrate`` / ``gain``: scale every
+    segment by the median-RMS calibration of these recordings (:func:`calibration_gain`) or by a known factor, as
+    the DAG scales a calibrated external test cohort; both tables then carry an ``amplitude_gain`` column, and
+    the per-patient table's ``attrs["calibration"]`` says how the factor was found.
     """
-    segments, index = prepare(bundle, recordings)
+    if calibrate and gain is not None:
+        raise PredictError("give either --calibrate (the factor from these recordings) or --gain (a known one)")
+    if gain is not None and not (math.isfinite(gain) and gain > 0):
+        raise PredictError(f"--gain must be a positive finite number, got {gain}")
+    levels = {} if calibrate else None
+    segments, index = prepare(bundle, recordings, levels=levels)
+    calibration = None
+    if calibrate:
+        calibration = calibration_gain(bundle, recordings, levels, min_patients=min_calibration_patients)
+        gain = calibration["gain"]
+    elif gain is not None:
+        calibration = {"calibration": "given", "gain": float(gain)}
+    if gain is not None:
+        segments = segments * np.float32(gain)  # as nemg.segment.segment_store scales a calibrated cohort
     scores = score_segments(bundle, segments, index, num_threads=num_threads, device=device, networks=networks)
     _check_finite(scores, recordings)
-    return diagnose(bundle, scores, recordings, subjects)
+    per_recording, per_patient = diagnose(bundle, scores, recordings, subjects)
+    if calibration is not None:
+        per_recording["amplitude_gain"] = calibration["gain"]
+        per_patient["amplitude_gain"] = calibration["gain"]
+        per_patient.attrs["calibration"] = calibration
+    return per_recording, per_patient
 
 
 def _check_finite(scores: pd.DataFrame, recordings: pd.DataFrame) -> None:
@@ -307,6 +384,7 @@ def format_patients(per_patient: pd.DataFrame) -> str:
     return show.rename(columns={f"p_{c}": c for c in CLASSES}).to_string(index=False)
 
 
-__all__ = ["PATIENT_FILE", "PredictError", "RECORDING_FILE", "diagnose", "format_patients", "predict",
+__all__ = ["MIN_CALIBRATION_PATIENTS", "PATIENT_FILE", "PredictError", "RECORDING_FILE", "calibration_gain",
+           "diagnose", "format_patients", "predict",
            "predict_cohort", "prepare", "read_input", "recording_segments", "recordings_from_files",
            "score_segments", "write_predictions"]

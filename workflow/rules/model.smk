@@ -19,6 +19,7 @@ rule model_bundle:
         subjects=cohort_sheet("subjects"),
         recordings=cohort_sheet("recordings"),
         segments_index="results/segment/{cohort}/segments_index.tsv",
+        signals="results/resample/{cohort}/signals.npy",  # its median frame RMS: nemg predict --calibrate's reference
         signals_index="results/resample/{cohort}/signals_index.tsv",
     output:
         model_json=f"{MD}model.json",
