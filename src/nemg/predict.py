@@ -191,11 +191,13 @@ def prepare(bundle: Bundle, recordings: pd.DataFrame, *, levels: dict | None = N
                                f"recording's location (proximal or distal; --location for signal files)")
     arrays, rows = [], []
     rate = float(bundle.preprocessing["resample"]["rate_hz"])
+    # the frames of the bundle's own reference level, so that both levels are the same measure
+    frame_s = float((bundle.preprocessing.get("amplitude_reference") or {}).get("frame_s", CALIBRATION_FRAME_S))
     for row in recordings.to_dict("records"):
         x = _resampled(bundle, row)
         seg = _windows(bundle, row, x)
         if levels is not None:
-            levels[row["recording_id"]] = recording_frame_rms(x, rate, CALIBRATION_FRAME_S)
+            levels[row["recording_id"]] = recording_frame_rms(x, rate, frame_s)
         hop = int(bundle.preprocessing["segment"]["hop_samples"])
         for j in range(len(seg)):
             rows.append((row["recording_id"], row["subject_id"], row.get("location"), j * hop))
@@ -289,6 +291,17 @@ def calibration_gain(bundle: Bundle, recordings: pd.DataFrame, levels: dict, *,
     median frame RMS over theirs (``levels`` from :func:`prepare`). No diagnosis is used."""
     from .external import median_of_levels
 
+    ref = _calibration_reference(bundle, recordings, min_patients)
+    site = median_of_levels([levels[r] for r in recordings["recording_id"]], str(recordings["path"].iloc[0]),
+                            float(ref["frame_s"]))
+    reference = float(ref["median_frame_rms_uv"])
+    return {"calibration": "median_rms", "gain": reference / site, "reference_median_rms_uv": reference,
+            "site_median_rms_uv": site, "n_recordings": len(recordings),
+            "n_patients": int(recordings["subject_id"].nunique())}
+
+
+def _calibration_reference(bundle: Bundle, recordings: pd.DataFrame, min_patients: int) -> dict:
+    """The bundle's amplitude reference, once these recordings are known to be enough to calibrate on."""
     ref = bundle.preprocessing.get("amplitude_reference")
     if not ref:
         raise PredictError(f"{bundle.path / 'model.json'}: no amplitude reference (the bundle predates nemg predict "
@@ -300,11 +313,7 @@ def calibration_gain(bundle: Bundle, recordings: pd.DataFrame, levels: dict, *,
                            f"amplitude is mostly these patients' own, and scaling it to the training cohort's would "
                            f"remove the cue the diagnosis rests on. Calibrate once on a sheet of the site's "
                            f"recordings and give the printed factor with --gain")
-    site = median_of_levels([levels[r] for r in recordings["recording_id"]], str(recordings["path"].iloc[0]),
-                            float(ref["frame_s"]))
-    reference = float(ref["median_frame_rms_uv"])
-    return {"calibration": "median_rms", "gain": reference / site, "reference_median_rms_uv": reference,
-            "site_median_rms_uv": site, "n_recordings": len(recordings), "n_patients": n_patients}
+    return ref
 
 
 def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | None = None, *,
@@ -323,6 +332,8 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
         raise PredictError("give either --calibrate (the factor from these recordings) or --gain (a known one)")
     if gain is not None and not (math.isfinite(gain) and gain > 0):
         raise PredictError(f"--gain must be a positive finite number, got {gain}")
+    if calibrate:  # before minutes of loading and resampling: a bundle or a sheet that cannot calibrate
+        _calibration_reference(bundle, recordings, min_calibration_patients)
     levels = {} if calibrate else None
     segments, index = prepare(bundle, recordings, levels=levels)
     calibration = None
