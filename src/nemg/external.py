@@ -256,6 +256,6 @@ def amplitude_gain(train_signals, train_index, test_signals, test_index) -> pd.D
                           "test_median_rms_uv": test_rms, "gain": train_rms / test_rms}])
 
 
-__all__ = ["CALIBRATIONS", "CALIBRATION_FRAME_S", "SCHEME", "amplitude_gain", "check_disjoint", "cohort_key", "external_cohorts",
-           "external_settings", "external_split", "external_test_ids", "median_frame_rms", "median_of_levels",
-           "recording_frame_rms"]
+__all__ = ["CALIBRATIONS", "CALIBRATION_FRAME_S", "SCHEME", "amplitude_gain", "check_disjoint", "cohort_key",
+           "external_cohorts", "external_settings", "external_split", "external_test_ids", "median_frame_rms",
+           "median_of_levels", "recording_frame_rms"]
