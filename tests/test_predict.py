@@ -363,6 +363,80 @@ def test_bad_input_names_the_file_and_writes_nothing(run, tmp_path, capsys, case
         prepare(load_bundle(run["bundle"]), read_input([good, bad], sampling_rate_hz=RATE)[0])
 
 
+def test_skip_unusable_leaves_out_what_the_qc_would_and_lists_it(run, tmp_path, capsys):
+    """--skip-unusable: the clinic's patients plus a too-short recording of one of them and a patient whose only
+    recording is mostly flat. The others are diagnosed as without those two; the two are listed with their reasons."""
+    sheet = pd.read_csv(run["recordings"], sep="\t", dtype=str, keep_default_na=False)
+    sheet["path"] = [str(run["recordings"].parent / p) for p in sheet["path"]]
+    rng = np.random.default_rng(3)
+    short, flat = tmp_path / "short.npy", tmp_path / "flat.npy"
+    np.save(short, (rng.standard_normal(int(0.3 * RATE)) * 50).astype(np.float32))
+    # flat for most of its length (a disconnected lead): trimming's QC drops it; an all-equal file is refused
+    # by the loader, for the DAG and predict alike
+    np.save(flat, np.r_[rng.standard_normal(int(0.4 * RATE)) * 50, np.zeros(int(1.6 * RATE))].astype(np.float32))
+    first = sheet.iloc[0]
+    extra = pd.DataFrame([{**first, "recording_id": "short_one", "path": str(short), "format": "npy",
+                           "sampling_rate_hz": str(RATE)},
+                          {**first, "recording_id": "flat_one", "subject_id": "ghost", "path": str(flat),
+                           "format": "npy", "sampling_rate_hz": str(RATE)}])
+    with_bad = tmp_path / "recordings.tsv"
+    pd.concat([sheet, extra]).to_csv(with_bad, sep="\t", index=False)
+
+    out = tmp_path / "out"
+    assert nemg_main(["predict", str(run["bundle"]), str(with_bad), "--out", str(out)]) == 1
+    assert str(short) in capsys.readouterr().err and not out.exists()  # without the switch: stop, write nothing
+    assert nemg_main(["predict", str(run["bundle"]), str(with_bad), "--skip-unusable", "--out", str(out),
+                      "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped 2 unusable recording(s)" in printed and "NOT DIAGNOSED, no usable recording: ghost" in printed
+    skipped = pd.read_csv(out / "skipped_recordings.tsv", sep="\t").set_index("recording_id")
+    assert list(skipped.index) == ["short_one", "flat_one"]
+    assert "not usable after trimming" in skipped.loc["short_one", "reason"]
+    assert "flat" in skipped.loc["flat_one", "reason"] and skipped.loc["flat_one", "path"] == str(flat)
+    patients = pd.read_csv(out / "patient_predictions.tsv", sep="\t").set_index("subject_id")
+    assert "ghost" not in patients.index
+    assert patients.loc[first["subject_id"], "n_skipped"] == 1 and patients["n_skipped"].sum() == 1
+    recs = pd.read_csv(out / "recording_predictions.tsv", sep="\t")
+    assert set(recs["recording_id"]) == set(sheet["recording_id"])
+    # the diagnoses are those of the sheet without the two recordings
+    clean = tmp_path / "clean"
+    assert nemg_main(["predict", str(run["bundle"]), str(run["recordings"]), "--out", str(clean),
+                      "--threads", "1"]) == 0
+    assert not (clean / "skipped_recordings.tsv").exists()
+    ref = pd.read_csv(clean / "patient_predictions.tsv", sep="\t").set_index("subject_id")
+    np.testing.assert_allclose(patients.loc[ref.index, PROB_COLS].to_numpy(), ref[PROB_COLS].to_numpy(), atol=1e-6)
+    # an earlier run's list does not stay beside predictions it does not describe
+    assert nemg_main(["predict", str(run["bundle"]), str(run["recordings"]), "--out", str(out),
+                      "--threads", "1"]) == 0
+    assert not (out / "skipped_recordings.tsv").exists()
+
+    # the calibration is measured on the recordings used
+    bundle = load_bundle(run["bundle"])
+    recs_bad = read_input([with_bad])[0]
+    nets = bundle.networks()
+    _, cal_skip = predict(bundle, recs_bad, calibrate=True, skip_unusable=True, min_calibration_patients=1,
+                          networks=nets, num_threads=1)
+    _, cal_ref = predict(bundle, read_input([run["recordings"]])[0], calibrate=True, min_calibration_patients=1,
+                         networks=nets, num_threads=1)
+    assert cal_skip.attrs["calibration"]["gain"] == cal_ref.attrs["calibration"]["gain"]
+    # a broken file is not "unusable": it still stops the run, and nothing usable at all is an error
+    broken = tmp_path / "broken.npy"
+    broken.write_bytes(b"not a numpy file")
+    with pytest.raises(ValueError, match=re.escape(str(broken))):
+        predict(bundle, recs_bad.assign(path=[*recs_bad["path"][:-1], str(broken)]), skip_unusable=True,
+                networks=nets)
+    with pytest.raises(PredictError, match="none of the 2 recording"):
+        predict(bundle, recs_bad.tail(2), skip_unusable=True, networks=nets)
+
+
+def test_the_cli_help_states_the_calibration_minimum(capsys):
+    from nemg.predict import MIN_CALIBRATION_PATIENTS
+
+    with pytest.raises(SystemExit):
+        nemg_main(["predict", "--help"])
+    assert f"at least {MIN_CALIBRATION_PATIENTS} patients" in " ".join(capsys.readouterr().out.split())
+
+
 def test_nan_probabilities_are_an_error_not_a_quiet_vote(run):
     bundle = load_bundle(run["bundle"])
     nets = bundle.networks()

@@ -133,7 +133,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         recordings, subjects = read_input(args.inputs, subject_id=args.patient, location=args.location,
                                           sampling_rate_hz=args.rate, units=args.units)
         per_recording, per_patient = predict(bundle, recordings, subjects, num_threads=args.threads,
-                                             device=args.device, calibrate=args.calibrate, gain=args.gain)
+                                             device=args.device, calibrate=args.calibrate, gain=args.gain,
+                                             skip_unusable=args.skip_unusable)
         written = write_predictions(args.out, per_recording, per_patient)
     except (ValueError, OSError) as exc:  # every nemg input error is a ValueError naming its file
         return _failed("predict", exc)
@@ -147,6 +148,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
               f"{cal['gain']:.6g})\n")
     elif cal:
         print(f"amplitudes x {cal['gain']:.6g} (--gain)\n")
+    skipped = per_patient.attrs.get("skipped") or []
+    if skipped:
+        print(f"skipped {len(skipped)} unusable recording(s) (--skip-unusable):")
+        print("\n".join(f"  {s['path']} (patient {s['subject_id']}): {s['reason']}" for s in skipped))
+        lost = sorted({s["subject_id"] for s in skipped} - set(per_patient["subject_id"]))
+        if lost:
+            print(f"NOT DIAGNOSED, no usable recording: {', '.join(lost)}")
+        print()
     print(format_patients(per_patient))
     print("\n" + "\n".join(f"wrote {p}" for p in written))
     return 0
@@ -246,6 +255,12 @@ def _add_model_commands(sub) -> None:
     amp.add_argument("--gain", type=float, metavar="FACTOR",
                      help="multiply every recording by this factor (e.g. the one --calibrate printed for the "
                           "same site), for a few new patients")
+    pred.add_argument("--skip-unusable", action="store_true",
+                      help="leave out the recordings the pipeline's QC would (nothing usable after trimming, "
+                           "shorter than one window, sampled below the model's lowest rate) instead of stopping; "
+                           "they are listed, with why, in skipped_recordings.tsv and on the terminal, and a "
+                           "patient without a usable recording is not diagnosed. Unreadable files, NaN samples "
+                           "and the like still stop the run")
     pred.set_defaults(func=_cmd_predict)
 
     exp = sub.add_parser("export", help="write a bundle's networks as TorchScript or ONNX")

@@ -86,6 +86,8 @@ def _reference(meta: Mapping) -> str:
 def render_card(meta: Mapping, *, source: str, table2: pd.DataFrame | None, per_class: pd.DataFrame | None,
                 external: pd.DataFrame | None) -> str:
     """The card's Markdown. ``meta``: model.json's content; ``source``: the cohort's ``cohort.source``."""
+    from .predict import MIN_CALIBRATION_PATIENTS
+
     tc, pre, st2 = meta["training_cohort"], meta["preprocessing"], meta["stage2"]
     members = meta["members"]
     counts = pd.DataFrame({"": ["patients", "recordings", "segments"],
@@ -147,9 +149,9 @@ Split per member (patients):
 - **Amplitude scale.** Absolute amplitude is the main diagnostic cue, and data sets differ several-fold in it
   (amplifier chain, gain, contraction protocol; N2001 vs Messekher: median segment RMS 23-71 uV against
   241-565 uV). A model does not transfer between sites as recorded (docs/external.md); recordings must be in
-  true microvolts, with the units stated in the sheet. For another amplifier chain, `nemg predict --calibrate`
-  on at least 10 of the site's patients scales them to this cohort's median frame RMS{_reference(meta)}
-  (docs/predict.md).
+  true microvolts, with the units stated in the sheet. For another amplifier chain, `nemg predict
+  --calibrate` on at least {MIN_CALIBRATION_PATIENTS} of the site's patients scales them to this cohort's
+  median frame RMS{_reference(meta)} (docs/predict.md).
 - **Site.** Cross-validation shares the hospital, needle, amplifier, filters, examiner and referral pattern
   between training and test patients; it overstates what the model does at a new site.
 - **Protocol.** Contraction level, muscles and the proximal/distal mix of the training cohort shape what the

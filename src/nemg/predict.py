@@ -7,6 +7,10 @@ the member's saved stage 2; the members' patient probabilities are averaged as i
 
 A recording the pipeline would have skipped (too short after trimming, below the model's lowest source rate)
 is an error here, not a silent exclusion: a diagnosis from a subset of what the user gave would not say so.
+``skip_unusable`` (``--skip-unusable``) leaves exactly those recordings out instead and says so: they are listed
+with their reason (``per_patient.attrs["skipped"]``, ``skipped_recordings.tsv``), each patient's count of them is a
+column, and a patient left with none is not diagnosed. Every other input error (an unreadable file, NaN samples,
+wrong units) still stops the run: those are a broken sheet, not a recording the QC rejects.
 
 Recordings of another amplifier chain can be scaled first, as the external validation's median-RMS calibration
 does (docs/external.md): ``calibrate`` takes the gain from the input recordings themselves (the bundle's
@@ -33,6 +37,8 @@ from .vote import patient_features, signal_scores, stage2_probs
 
 RECORDING_FILE = "recording_predictions.tsv"
 PATIENT_FILE = "patient_predictions.tsv"
+SKIPPED_FILE = "skipped_recordings.tsv"
+SKIPPED_COLUMNS = ["recording_id", "subject_id", "path", "reason"]
 # A site's median amplitude over fewer patients would mostly be those patients' own (a myopathic patient's small
 # potentials scaled up to the training cohort's typical level: the diagnostic cue calibrated away). The external
 # validation calibrated on 22 and 141 patients.
@@ -41,6 +47,11 @@ MIN_CALIBRATION_PATIENTS = 10
 
 class PredictError(ValueError):
     """Input that cannot be diagnosed; the message starts with the file it concerns."""
+
+
+class UnusableRecording(PredictError):
+    """A readable recording that the pipeline's own QC leaves out (nothing usable after trimming, shorter than a
+    window, sampled below the model's lowest source rate): what ``skip_unusable`` may skip."""
 
 
 # ------------------------------------------------------------------------------------------------------ input
@@ -146,16 +157,16 @@ def _resampled(bundle: Bundle, row: dict) -> np.ndarray:
                          units=_opt(row.get("units")), channel=_opt(row.get("channel")), min_duration_s=0.0)
     rate, low = float(pre["resample"]["rate_hz"]), float(pre["resample"]["min_source_rate_hz"])
     if not (math.isfinite(rec.fs) and rec.fs >= low):
-        raise PredictError(f"{path}: sampled at {rec.fs:g} Hz, below {low:g} Hz, the lowest rate of the recordings "
-                           f"this model was trained on (its training signals carried frequencies this rate cannot "
-                           f"hold)")
+        raise UnusableRecording(f"{path}: sampled at {rec.fs:g} Hz, below {low:g} Hz, the lowest rate of the "
+                                f"recordings this model was trained on (its training signals carried frequencies "
+                                f"this rate cannot hold)")
     where = f"recording {row['recording_id']!r} ({path})"
     kept, qc = trim_recording(rec.samples, rec.fs, TrimParams(**pre["trim"]),
                               manual_start_s=_opt(row.get("trim_start_s")), manual_end_s=_opt(row.get("trim_end_s")),
                               clipped=float(rec.meta.get("clipped_fraction", float("nan"))), where=where)
     if qc["status"] != "kept":
-        raise PredictError(f"{path}: not usable after trimming ({qc['exclusion_reason']}; the recording is "
-                           f"{qc['duration_s']:.3f} s long)")
+        raise UnusableRecording(f"{path}: not usable after trimming ({qc['exclusion_reason']}; the recording is "
+                                f"{qc['duration_s']:.3f} s long)")
     # float32 between trimming and resampling, as the DAG's trimmed-signal store holds it
     x = resample(np.ascontiguousarray(kept, dtype=np.float32), rec.fs, rate, pre["resample"]["method"])
     if not np.isfinite(x).all():  # the filter's overshoot of samples near float32's limit: the network gives NaN
@@ -170,17 +181,19 @@ def _windows(bundle: Bundle, row: dict, x: np.ndarray) -> np.ndarray:
     pre = bundle.preprocessing
     seg = segment_signal(x, int(pre["segment"]["window_samples"]), int(pre["segment"]["hop_samples"]))
     if len(seg) == 0:
-        raise PredictError(f"{row['path']}: {len(x) / float(pre['resample']['rate_hz']):.3f} s after trimming and "
-                           f"resampling, shorter than one {pre['segment']['window_s']} s window")
+        raise UnusableRecording(f"{row['path']}: {len(x) / float(pre['resample']['rate_hz']):.3f} s after trimming "
+                                f"and resampling, shorter than one {pre['segment']['window_s']} s window")
     return seg
 
 
-def prepare(bundle: Bundle, recordings: pd.DataFrame, *, levels: dict | None = None
-            ) -> tuple[np.ndarray, pd.DataFrame]:
+def prepare(bundle: Bundle, recordings: pd.DataFrame, *, levels: dict | None = None,
+            skipped: list | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """Segments of every recording, in the sheet's order, and their index (the segment-store columns).
 
     ``levels``: a dict to fill with recording id -> median frame RMS (µV) of its resampled signal
     (nemg.external.recording_frame_rms, as the DAG's calibration computes it), for :func:`calibration_gain`.
+    ``skipped``: a list to append an :class:`UnusableRecording` to (a dict of ``SKIPPED_COLUMNS``) instead of
+    raising it; None raises. Recordings that none is usable of are an error either way.
     """
     from .external import CALIBRATION_FRAME_S, recording_frame_rms
 
@@ -194,14 +207,24 @@ def prepare(bundle: Bundle, recordings: pd.DataFrame, *, levels: dict | None = N
     # the frames of the bundle's own reference level, so that both levels are the same measure
     frame_s = float((bundle.preprocessing.get("amplitude_reference") or {}).get("frame_s", CALIBRATION_FRAME_S))
     for row in recordings.to_dict("records"):
-        x = _resampled(bundle, row)
-        seg = _windows(bundle, row, x)
+        try:
+            x = _resampled(bundle, row)
+            seg = _windows(bundle, row, x)
+        except UnusableRecording as exc:
+            if skipped is None:
+                raise
+            skipped.append({"recording_id": row["recording_id"], "subject_id": row["subject_id"],
+                            "path": row["path"], "reason": str(exc).removeprefix(f"{row['path']}: ")})
+            continue
         if levels is not None:
             levels[row["recording_id"]] = recording_frame_rms(x, rate, frame_s)
         hop = int(bundle.preprocessing["segment"]["hop_samples"])
         for j in range(len(seg)):
             rows.append((row["recording_id"], row["subject_id"], row.get("location"), j * hop))
         arrays.append(seg)
+    if not arrays:
+        raise PredictError(f"{recordings['path'].iloc[0]}: none of the {len(recordings)} recording(s) is usable "
+                           f"(first: {skipped[0]['reason']})")
     index = pd.DataFrame(rows, columns=["recording_id", "subject_id", "location", "offset_samples"])
     index.insert(0, "segment", np.arange(len(index)))
     return np.ascontiguousarray(np.concatenate(arrays)), index
@@ -318,7 +341,7 @@ def _calibration_reference(bundle: Bundle, recordings: pd.DataFrame, min_patient
 
 def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | None = None, *,
             num_threads: int | None = None, device: str = "cpu", networks: dict | None = None,
-            calibrate: bool = False, gain: float | None = None,
+            calibrate: bool = False, gain: float | None = None, skip_unusable: bool = False,
             min_calibration_patients: int = MIN_CALIBRATION_PATIENTS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Load, preprocess, score and vote: ``(per recording, per patient)``.
 
@@ -326,7 +349,10 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
     patients one at a time; None builds them from the weights files. ``calibrate`` / ``gain``: scale every
     segment by the median-RMS calibration of these recordings (:func:`calibration_gain`) or by a known factor, as
     the DAG scales a calibrated external test cohort; both tables then carry an ``amplitude_gain`` column, and
-    the per-patient table's ``attrs["calibration"]`` says how the factor was found.
+    the per-patient table's ``attrs["calibration"]`` says how the factor was found. ``skip_unusable``: leave out
+    the recordings the pipeline's QC would (:class:`UnusableRecording`) instead of stopping; the per-patient table
+    then has an ``n_skipped`` column and ``attrs["skipped"]`` (dicts of ``SKIPPED_COLUMNS``), and a patient
+    without a usable recording is only there. The calibration is measured on the recordings used.
     """
     if calibrate and gain is not None:
         raise PredictError("give either --calibrate (the factor from these recordings) or --gain (a known one)")
@@ -335,7 +361,10 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
     if calibrate:  # before minutes of loading and resampling: a bundle or a sheet that cannot calibrate
         _calibration_reference(bundle, recordings, min_calibration_patients)
     levels = {} if calibrate else None
-    segments, index = prepare(bundle, recordings, levels=levels)
+    skipped = [] if skip_unusable else None
+    segments, index = prepare(bundle, recordings, levels=levels, skipped=skipped)
+    if skipped:
+        recordings = recordings[~recordings["recording_id"].isin({s["recording_id"] for s in skipped})]
     calibration = None
     if calibrate:
         calibration = calibration_gain(bundle, recordings, levels, min_patients=min_calibration_patients)
@@ -351,6 +380,12 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
         per_recording["amplitude_gain"] = calibration["gain"]
         per_patient["amplitude_gain"] = calibration["gain"]
         per_patient.attrs["calibration"] = calibration
+    if skip_unusable:
+        counts = pd.Series([s["subject_id"] for s in skipped], dtype=object).value_counts()
+        per_patient.insert(per_patient.columns.get_loc("n_recordings") + 1, "n_skipped",
+                           per_patient["subject_id"].map(counts).fillna(0).astype(int))
+        # plain records, not a DataFrame: pandas compares attrs when it combines frames
+        per_patient.attrs["skipped"] = skipped
     return per_recording, per_patient
 
 
@@ -367,16 +402,22 @@ def _check_finite(scores: pd.DataFrame, recordings: pd.DataFrame) -> None:
 
 # ------------------------------------------------------------------------------------------------------ output
 def write_predictions(out_dir: str | Path, per_recording: pd.DataFrame, per_patient: pd.DataFrame) -> list[Path]:
-    """Both tables written to temporary files first and renamed only when both exist: never half an output."""
+    """Both tables (and the skipped recordings, when ``per_patient.attrs`` has them) written to temporary files
+    first and renamed only when all exist: never half an output."""
     out = Path(out_dir)
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    pairs = [(out / f".{name}.tmp", out / name) for name in (RECORDING_FILE, PATIENT_FILE)]
+    tables = {RECORDING_FILE: per_recording, PATIENT_FILE: per_patient}
+    if "skipped" in per_patient.attrs:
+        tables[SKIPPED_FILE] = pd.DataFrame(per_patient.attrs["skipped"], columns=SKIPPED_COLUMNS)
+    pairs = [(out / f".{name}.tmp", out / name) for name in tables]
     try:
-        for (tmp, _), df in zip(pairs, (per_recording, per_patient)):
+        for (tmp, _), df in zip(pairs, tables.values()):
             df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
         for tmp, final in pairs:
             os.replace(tmp, final)
+        if SKIPPED_FILE not in tables:  # an earlier run's list would describe other predictions than these
+            (out / SKIPPED_FILE).unlink(missing_ok=True)
     except BaseException:  # a full disk or an interrupt: leave no temporary file and no empty folder behind
         for tmp, _ in pairs:
             tmp.unlink(missing_ok=True)
@@ -395,7 +436,7 @@ def format_patients(per_patient: pd.DataFrame) -> str:
     return show.rename(columns={f"p_{c}": c for c in CLASSES}).to_string(index=False)
 
 
-__all__ = ["MIN_CALIBRATION_PATIENTS", "PATIENT_FILE", "PredictError", "RECORDING_FILE", "calibration_gain",
-           "diagnose", "format_patients", "predict",
+__all__ = ["MIN_CALIBRATION_PATIENTS", "PATIENT_FILE", "PredictError", "RECORDING_FILE", "SKIPPED_COLUMNS",
+           "SKIPPED_FILE", "UnusableRecording", "calibration_gain", "diagnose", "format_patients", "predict",
            "predict_cohort", "prepare", "read_input", "recording_segments", "recordings_from_files",
            "score_segments", "write_predictions"]
