@@ -18,6 +18,16 @@ stage 2 (docs/training.md, "How the segments are averaged"): ``mean`` the probab
 weighs more), ``share`` the one-hot argmax (the share of segments called each class, a majority vote):
 
     python benchmarks/stage2_sweep.py messekher2023 --c 10 --aggregate mean logmean share --ablation sp2_e16_s0
+
+``--fit`` changes which patients a logistic regression is fit on: ``run`` each run's own validation patients
+(the DAG's), ``outer`` one regression per outer fold on the validation patients of all its inner runs pooled
+(cross-fitting: every outer-training patient, each scored by the one network that did not train on it, three
+times the patients of a run's fit), applied to each inner run's test patients. ``--ensemble`` votes the
+``--ablation`` variants as one arm: every network of every variant that tested a patient joins its consensus
+(three seeds of one recipe: nine networks per patient instead of three):
+
+    python benchmarks/stage2_sweep.py messekher2023:balanced --c 10 --fit run outer --ablation sp2_e28_s0
+    python benchmarks/stage2_sweep.py messekher2023:balanced --c 10 --ensemble --ablation sp2_e28_s0 sp2_e28_s1
 """
 from __future__ import annotations
 
@@ -30,8 +40,9 @@ import numpy as np
 import pandas as pd
 
 from nemg.evaluate import consensus, patient_predictions, read_predictions, replicate_of
-from nemg.labels import PROB_COLS
+from nemg.labels import CLASSES, PROB_COLS
 from nemg.metrics import classification_metrics
+from nemg.vote import combined_features, feature_columns, fit_stage2, stage2_probs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,6 +84,53 @@ def aggregated(predictions: pd.DataFrame, how: str) -> pd.DataFrame:
     return out
 
 
+FITS = ("run", "outer")
+
+
+def outer_fold_predictions(predictions: pd.DataFrame, subjects: pd.DataFrame, recordings: pd.DataFrame,
+                           folds: pd.DataFrame, *, class_weight: str | None = None, c: float = 1.0) -> pd.DataFrame:
+    """Divide-and-vote with one logistic regression per outer fold, fit on its inner runs' validation patients
+    pooled (``--fit outer``); rows as :func:`nemg.evaluate.patient_predictions` gives (logreg, both variants)."""
+    diagnosis = subjects.set_index("subject_id")["diagnosis"]
+    locations = recordings.set_index("recording_id")["location"]
+    runs = folds.drop_duplicates("run_id").set_index("run_id")
+    out = []
+    for with_location in (False, True):
+        feats = {r: combined_features(g, None, locations, with_location) for r, g in predictions.groupby("run_id")}
+        for key, ids in runs.loc[sorted(feats)].groupby(["scheme", "seed", "repeat", "outer"]).groups.items():
+            fit = pd.concat([feats[r][feats[r]["role"] == "val"] for r in ids])
+            if fit.empty:  # repeated k-fold runs have no validation patients: nothing to fit, as in the DAG
+                continue
+            if fit["subject_id"].duplicated().any():
+                raise ValueError(f"outer fold {key}: a patient validates in two inner runs; not a nested split")
+            cols = feature_columns(fit)
+            model = fit_stage2(fit[cols].to_numpy(float), fit["subject_id"].map(diagnosis).to_numpy(), 0,
+                               class_weight, c)
+            for r in ids:
+                test = feats[r][feats[r]["role"] == "test"].reset_index(drop=True)
+                if set(test["subject_id"]) & set(fit["subject_id"]):
+                    raise AssertionError(f"run {r}: its outer fold's stage-2 fit set contains its test patients")
+                probs = stage2_probs(test, "logreg", model)
+                rows = test[["run_id", "subject_id"]].assign(diagnosis=test["subject_id"].map(diagnosis),
+                                                             predicted=np.array(CLASSES)[probs.argmax(axis=1)])
+                rows[PROB_COLS] = probs
+                out.append(rows.assign(method="logreg", with_location=with_location, fit_on="val"))
+    if not out:
+        raise ValueError("no outer fold has validation patients to fit on")
+    return pd.concat(out, ignore_index=True)
+
+
+def ensemble(found: dict[str, pd.DataFrame], folds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Several variants' networks as one arm: run ids prefixed by the variant, the folds table repeated to match
+    (each variant's run keeps its replicate, so a patient's consensus is over every variant's networks)."""
+    preds, fold_rows = [], []
+    for variant, p in found.items():
+        preds.append(p.assign(run_id=variant + ":" + p["run_id"]))
+        f = folds[folds["run_id"].isin(p["run_id"].unique())]
+        fold_rows.append(f.assign(run_id=variant + ":" + f["run_id"]))
+    return pd.concat(preds, ignore_index=True), pd.concat(fold_rows, ignore_index=True)
+
+
 def score(pp: pd.DataFrame, folds: pd.DataFrame) -> str:
     cons = consensus(pp, replicate_of(folds))
     cons = cons[~cons["with_location"].astype(bool)]
@@ -90,9 +148,18 @@ def main(argv=None) -> int:
                     help="nEMGNet's scores from results/ablation/<cohort>/<variant>/ (several: one row each)")
     ap.add_argument("--aggregate", nargs="+", choices=AGGREGATES, default=["mean"],
                     help="what the vote averages over segments: mean (the study's), logmean, share (one row each)")
+    ap.add_argument("--fit", nargs="+", choices=FITS, default=["run"],
+                    help="stage-2 fit set: run = each run's validation patients (the DAG's), outer = the outer "
+                         "fold's inner runs' validation patients pooled (one row each)")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="vote the --ablation variants as one arm (every variant's networks per patient)")
     args = ap.parse_args(argv)
+    if args.ensemble and (None in args.ablation or len(args.ablation) < 2):
+        ap.error("--ensemble needs two or more --ablation variants")
     by_aggregate = args.aggregate != ["mean"]  # the column only when asked for: docs/evaluation.md's table has none
-    header = ["data set", "model"] + ["segments"] * by_aggregate + [f"C = {c:g}" for c in args.c] + ["argmax (no fit)"]
+    by_fit = args.fit != ["run"]
+    header = (["data set", "model"] + ["segments"] * by_aggregate + ["stage-2 fit"] * by_fit
+              + [f"C = {c:g}" for c in args.c] + ["argmax (no fit)"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for spec in args.cohorts:
         cohort, _, weight = spec.partition(":")
@@ -100,21 +167,34 @@ def main(argv=None) -> int:
         subjects = read_tsv(args.root / f"results/cohort/{cohort}/subjects.tsv")
         recordings = read_tsv(args.root / f"results/cohort/{cohort}/recordings.tsv")
         folds = read_tsv(args.root / f"results/folds/{cohort}/folds.tsv")
-        models = {}
+        models, members = {}, {}
         for variant in args.ablation:
             found = arms(args.root, cohort, variant)
+            members[variant] = found.pop(f"nEMGNet ({variant})" if variant else "nEMGNet")
+            if not args.ensemble:
+                models[f"nEMGNet ({variant})" if variant else "nEMGNet"] = members[variant]
             # the QEMG arms do not depend on the variant: one row each, not one per variant
             models.update({k: v for k, v in found.items() if k not in models})
+        arm_folds = {name: folds for name in models}
+        if args.ensemble:
+            name = f"nEMGNet ({' + '.join(members)})"
+            models = {name: None, **models}
+            models[name], arm_folds[name] = ensemble(members, folds)
         for name, raw in models.items():
-            folds_run = folds[folds["run_id"].isin(raw["run_id"].unique())]
+            folds_run = arm_folds[name][arm_folds[name]["run_id"].isin(raw["run_id"].unique())]
             for how in args.aggregate:
                 preds = aggregated(raw, how)
-                cells = [score(patient_predictions(preds, subjects, recordings, methods=["logreg"], class_weight=cw,
-                                                   c=c), folds_run) for c in args.c]
-                cells.append(score(patient_predictions(preds, subjects, recordings, methods=["argmax"]), folds_run))
-                cells = [how] * by_aggregate + cells
-                lines.append(f"| {cohort}{' (balanced)' if cw else ''} | {name} | " + " | ".join(cells) + " |")
-                print(lines[-1], file=sys.stderr, flush=True)
+                argmax = score(patient_predictions(preds, subjects, recordings, methods=["argmax"]), folds_run)
+                for fit in args.fit:
+                    if fit == "run":
+                        cells = [score(patient_predictions(preds, subjects, recordings, methods=["logreg"],
+                                                           class_weight=cw, c=c), folds_run) for c in args.c]
+                    else:
+                        cells = [score(outer_fold_predictions(preds, subjects, recordings, folds_run,
+                                                              class_weight=cw, c=c), folds_run) for c in args.c]
+                    cells = [how] * by_aggregate + [fit] * by_fit + cells + [argmax]
+                    lines.append(f"| {cohort}{' (balanced)' if cw else ''} | {name} | " + " | ".join(cells) + " |")
+                    print(lines[-1], file=sys.stderr, flush=True)
     print("\n".join(lines))
     return 0
 

@@ -1,5 +1,6 @@
 """benchmarks/stage2_sweep.py: re-voting finished runs with another stage-2 setting or segment aggregate."""
 import importlib.util
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,32 @@ def test_the_sweep_prints_one_row_per_model_and_aggregate(tmp_path, capsys):
     assert out[0] == "| data set | model | C = 10 | argmax (no fit) |" and len(out) == 2 + 1
     with pytest.raises(SystemExit, match="no \\*/predictions.tsv"):
         sweep.main(["c", "--root", str(tmp_path), "--ablation", "v2"])
+
+
+def test_outer_fold_fit_and_ensemble_reduce_to_the_dags_vote_where_they_must(tmp_path, capsys):
+    _tree(tmp_path, np.random.default_rng(1))
+    # one inner run per outer fold: the pooled fit set is that run's own, so both fits give the same cells
+    assert sweep.main(["c", "--root", str(tmp_path), "--c", "10", "--fit", "run", "outer", "--ablation", "v1"]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if "nEMGNet" in line]
+    assert [r[2] for r in rows] == ["run", "outer"] and rows[0][3:] == rows[1][3:]
+    # two copies of the same networks voted as one arm: the same consensus as either alone
+    ablation = tmp_path / "results" / "ablation" / "c"
+    shutil.copytree(ablation / "v1", ablation / "v1copy")
+    assert sweep.main(["c", "--root", str(tmp_path), "--c", "10", "--ensemble", "--ablation", "v1", "v1copy"]) == 0
+    both = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if "nEMGNet" in line]
+    assert len(both) == 1 and "v1 + v1copy" in both[0][1] and both[0][2:] == rows[0][3:]
+    with pytest.raises(SystemExit):
+        sweep.main(["c", "--root", str(tmp_path), "--ensemble", "--ablation", "v1"])
+    capsys.readouterr()
+
+
+def test_the_outer_fold_fit_refuses_a_patient_validating_twice(tmp_path):
+    _tree(tmp_path, np.random.default_rng(2))
+    folds = pd.read_csv(tmp_path / "results/folds/c/folds.tsv", sep="\t")
+    preds = pd.read_csv(next((tmp_path / "results/ablation/c/v1").glob("*o0_i0/predictions.tsv")), sep="\t")
+    twin = folds[folds["run_id"] == "nested_s0_o0_i0"].assign(inner=1, run_id="nested_s0_o0_i1")
+    subjects = pd.read_csv(tmp_path / "results/cohort/c/subjects.tsv", sep="\t")
+    recordings = pd.read_csv(tmp_path / "results/cohort/c/recordings.tsv", sep="\t")
+    with pytest.raises(ValueError, match="validates in two inner runs"):
+        sweep.outer_fold_predictions(pd.concat([preds, preds.assign(run_id="nested_s0_o0_i1")]), subjects,
+                                     recordings, pd.concat([folds, twin]), c=10.0)
