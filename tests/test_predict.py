@@ -429,6 +429,50 @@ def test_skip_unusable_leaves_out_what_the_qc_would_and_lists_it(run, tmp_path, 
         predict(bundle, recs_bad.tail(2), skip_unusable=True, networks=nets)
 
 
+def test_recordings_outside_the_training_amplitudes_are_flagged(run, tmp_path, capsys):
+    """Each recording's level (the calibration's measure) beside the training recordings' 1-99 % range. The
+    simulated training levels span 50-fold, so the clinic's quarter-amplitude chain is mostly inside it; a
+    tenth of that (--gain 0.1) is outside for every recording, and the command says so."""
+    ref = json.loads((run["bundle"] / "model.json").read_text())["preprocessing"]["amplitude_reference"]
+    low, high = ref["recording_range_uv"]
+    assert ref["range_quantiles"] == [0.01, 0.99] and low < ref["median_frame_rms_uv"] < high
+    bundle = load_bundle(run["bundle"])
+    recs, subjects = read_input([run["recordings"], run["subjects"]])
+    nets = bundle.networks()
+    per_rec, per_pat = predict(bundle, recs, subjects, networks=nets, num_threads=1)
+    check = per_pat.attrs["amplitude_check"]
+    # the level is the calibration's measure of the recording: the reference over their median is the DAG's factor
+    gain = pd.read_csv(run["xv"] / "clinic.rms" / "amplitude_gain.tsv", sep="\t")["gain"].iloc[0]
+    np.testing.assert_allclose(ref["median_frame_rms_uv"] / per_rec["level_uv"].median(), gain, rtol=1e-6)
+    assert (per_rec["in_training_range"] == per_rec["level_uv"].between(low, high)).all()
+    assert check["n_outside"] == int((~per_rec["in_training_range"]).sum()) and check["range_uv"] == [low, high]
+    quiet_rec, quiet = predict(bundle, recs, subjects, networks=nets, num_threads=1, gain=0.1)
+    np.testing.assert_allclose(quiet_rec["level_uv"], per_rec["level_uv"] * 0.1)
+    assert quiet.attrs["amplitude_check"]["n_outside"] == len(recs) and per_rec["level_uv"].max() * 0.1 < low
+    _, cal = predict(bundle, recs, subjects, networks=nets, num_threads=1, calibrate=True,
+                     min_calibration_patients=1)
+    assert cal.attrs["amplitude_check"]["n_outside"] == 0
+
+    out = tmp_path / "out"
+    assert nemg_main(["predict", str(run["bundle"]), str(run["recordings"]), "--gain", "0.1", "--out", str(out),
+                      "--threads", "1"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"WARNING: {len(recs)} of {len(recs)} recording(s) after the gain have a median frame RMS" in printed
+    written = pd.read_csv(out / "recording_predictions.tsv", sep="\t")
+    assert {"level_uv", "in_training_range"} <= set(written.columns)
+    # a bundle from before the range was recorded: levels, but nothing to check against and no warning
+    b = copy_bundle(run, tmp_path)
+    meta = json.loads((b / "model.json").read_text())
+    del meta["preprocessing"]["amplitude_reference"]["recording_range_uv"]
+    (b / "model.json").write_text(json.dumps(meta))
+    old_rec, old_pat = predict(load_bundle(b), recs, subjects, networks=nets, num_threads=1)
+    assert old_pat.attrs["amplitude_check"] == {} and "in_training_range" not in old_rec.columns
+    meta["preprocessing"]["amplitude_reference"]["recording_range_uv"] = [5.0, "loud"]
+    (b / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match=re.escape(f"{b / 'model.json'}: preprocessing.amplitude_reference")):
+        load_bundle(b)
+
+
 def test_the_cli_help_states_the_calibration_minimum(capsys):
     from nemg.predict import MIN_CALIBRATION_PATIENTS
 

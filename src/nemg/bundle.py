@@ -45,6 +45,22 @@ class BundleError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------------------ build
+# The training recordings' levels a new recording is checked against: wide enough that 2 % of the training
+# recordings themselves fall outside, narrow enough that a cohort recorded 8 times quieter shows (docs/predict.md).
+LEVEL_QUANTILES = (0.01, 0.99)
+
+
+def level_range(levels: Sequence[float | None] | None) -> dict:
+    """``{"recording_range_uv": [low, high], "range_quantiles": [...], "n_recordings": n}`` of the training
+    recordings' levels (recordings shorter than a frame left out); empty without levels."""
+    kept = [float(v) for v in levels or () if v is not None]
+    if not kept:
+        return {}
+    low, high = np.quantile(kept, LEVEL_QUANTILES)
+    return {"recording_range_uv": [float(low), float(high)], "range_quantiles": list(LEVEL_QUANTILES),
+            "n_recordings": len(kept)}
+
+
 def _counts(series: pd.Series) -> dict[str, int]:
     return {c: int((series == c).sum()) for c in CLASSES}
 
@@ -80,7 +96,8 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
                  recordings_tsv: str | Path, segments_index_tsv: str | Path, signals_index_tsv: str | Path,
                  preprocess: Mapping, stage2: Mapping, eval_batch_size: int, cohort_name: str,
                  git_commit: str, config_files: Sequence[str] = (), pretraining: str | None = None,
-                 external_start: Mapping | None = None, amplitude_reference_uv: float | None = None) -> dict:
+                 external_start: Mapping | None = None, amplitude_reference_uv: float | None = None,
+                 amplitude_levels_uv: Sequence[float | None] | None = None) -> dict:
     """Write weights/ and model.json under ``out_dir``; returns model.json's content.
 
     ``checkpoints`` / ``predictions``: run id -> the member's best.pt / predictions.tsv (nemg.train.train_run).
@@ -92,6 +109,8 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
     elsewhere (the card says so beside their figures); None when every test cohort was scored by these members.
     ``amplitude_reference_uv``: the training cohort's median frame RMS (nemg.external.median_frame_rms of its
     resampled signals), against which ``nemg predict --calibrate`` scales another site's recordings.
+    ``amplitude_levels_uv``: every training recording's level (nemg.external.signal_store_levels); their
+    ``LEVEL_QUANTILES`` are the range ``nemg predict`` checks new recordings against.
     """
     import torch
 
@@ -154,7 +173,8 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
             # the external validation's median-RMS calibration (docs/external.md), for recordings of another
             # amplifier chain: their median frame RMS is scaled to this one
             "amplitude_reference": None if amplitude_reference_uv is None else {
-                "method": "median_rms", "median_frame_rms_uv": float(amplitude_reference_uv), "frame_s": FRAME_S},
+                "method": "median_rms", "median_frame_rms_uv": float(amplitude_reference_uv), "frame_s": FRAME_S,
+                **level_range(amplitude_levels_uv)},
         },
         "model": {"architecture": "nEMGNet (nemg.model.NEMGNet)", "config": model_cfg, "window_samples": window,
                   "eval_batch_size": int(eval_batch_size)},
@@ -259,6 +279,15 @@ def _check_structure(mj: Path, meta: dict) -> None:
     if not window == expected == net_window:
         raise BundleError(f"{mj}: windows disagree: the network takes {net_window} samples, preprocessing cuts "
                           f"{window} ({pre['segment']['window_s']} s at {pre['resample']['rate_hz']} Hz is {expected})")
+    rng = (pre.get("amplitude_reference") or {}).get("recording_range_uv")
+    if rng is not None:
+        try:
+            low, high = (float(v) for v in rng)
+        except (TypeError, ValueError):
+            low = high = float("nan")
+        if not (0 <= low <= high < float("inf")):
+            raise BundleError(f"{mj}: preprocessing.amplitude_reference.recording_range_uv must be two levels "
+                              f"0 <= low <= high in uV, got {rng!r}")
 
 
 def load_bundle(model_dir: str | Path, *, check_version: bool = True) -> Bundle:
@@ -297,5 +326,5 @@ def load_bundle(model_dir: str | Path, *, check_version: bool = True) -> Bundle:
     return Bundle(path, meta)
 
 
-__all__ = ["BUNDLE_FORMAT", "Bundle", "BundleError", "MODEL_CARD", "MODEL_JSON", "build_bundle", "cohort_summary",
-           "load_bundle"]
+__all__ = ["BUNDLE_FORMAT", "Bundle", "BundleError", "LEVEL_QUANTILES", "MODEL_CARD", "MODEL_JSON", "build_bundle",
+           "cohort_summary", "level_range", "load_bundle"]

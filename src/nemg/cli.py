@@ -126,7 +126,7 @@ def plain_text(doc: str) -> str:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .bundle import load_bundle
-    from .predict import format_patients, predict, read_input, write_predictions
+    from .predict import RECORDING_FILE, format_patients, predict, read_input, write_predictions
 
     try:
         bundle = load_bundle(args.model_dir)
@@ -148,6 +148,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
               f"{cal['gain']:.6g})\n")
     elif cal:
         print(f"amplitudes x {cal['gain']:.6g} (--gain)\n")
+    check = per_patient.attrs.get("amplitude_check") or {}
+    if check.get("n_outside"):
+        (low, high), (q0, q1) = check["range_uv"], check["quantiles"]
+        who = sorted({r["subject_id"] for r in check["outside"]})
+        more = f" and {len(who) - 10} more" if len(who) > 10 else ""
+        print(f"WARNING: {check['n_outside']} of {check['n_recordings']} recording(s){' after the gain' if cal else ''}"
+              f" have a median frame RMS outside the training recordings' range ({low:.4g}-{high:.4g} uV, their "
+              f"percentiles {100 * q0:g}-{100 * q1:g}): the model was not validated on such amplitudes, the main "
+              f"cue of the diagnosis. Patient(s): {', '.join(who[:10])}{more}. "
+              f"Recordings of another amplifier chain: see --calibrate (docs/predict.md); level_uv and "
+              f"in_training_range in {RECORDING_FILE}\n")
     skipped = per_patient.attrs.get("skipped") or []
     if skipped:
         print(f"skipped {len(skipped)} unusable recording(s) (--skip-unusable):")

@@ -230,17 +230,22 @@ def median_of_levels(levels: Sequence[float | None], where: str, frame_s: float 
     return float(np.median(kept))
 
 
+def signal_store_levels(signals: str | Path, index: str | Path,
+                        frame_s: float = CALIBRATION_FRAME_S) -> list[float | None]:
+    """:func:`recording_frame_rms` of every recording of a resampled signal store, in the store's order."""
+    from .store import iter_signals, read_signal_store
+
+    arr, idx = read_signal_store(signals, index)
+    return [recording_frame_rms(x, float(row["fs_hz"]), frame_s) for row, x in iter_signals(arr, idx)]
+
+
 def median_frame_rms(signals: str | Path, index: str | Path, frame_s: float = CALIBRATION_FRAME_S) -> float:
     """Median over recordings of each recording's median RMS in ``frame_s`` frames (frame mean removed).
 
     Label-free and robust: the frame median ignores bursts and artifacts inside a recording, removing each
     frame's mean ignores DC offset and slow drift, the median over recordings ignores odd recordings.
     """
-    from .store import iter_signals, read_signal_store
-
-    arr, idx = read_signal_store(signals, index)
-    levels = [recording_frame_rms(x, float(row["fs_hz"]), frame_s) for row, x in iter_signals(arr, idx)]
-    return median_of_levels(levels, str(signals), frame_s)
+    return median_of_levels(signal_store_levels(signals, index, frame_s), str(signals), frame_s)
 
 
 def amplitude_gain(train_signals, train_index, test_signals, test_index) -> pd.DataFrame:
@@ -258,4 +263,4 @@ def amplitude_gain(train_signals, train_index, test_signals, test_index) -> pd.D
 
 __all__ = ["CALIBRATIONS", "CALIBRATION_FRAME_S", "SCHEME", "amplitude_gain", "check_disjoint", "cohort_key",
            "external_cohorts", "external_settings", "external_split", "external_test_ids", "median_frame_rms",
-           "median_of_levels", "recording_frame_rms"]
+           "median_of_levels", "recording_frame_rms", "signal_store_levels"]

@@ -80,7 +80,14 @@ def _init_line(members, pretraining: str | None = None) -> str:
 
 def _reference(meta: Mapping) -> str:
     ref = meta["preprocessing"].get("amplitude_reference")
-    return f" ({ref['median_frame_rms_uv']:.4g} uV)" if ref else ""
+    if not ref:
+        return ""
+    text = f" ({ref['median_frame_rms_uv']:.4g} uV)"
+    if "recording_range_uv" in ref:
+        (low, high), (q0, q1) = ref["recording_range_uv"], ref["range_quantiles"]
+        text += (f"; `nemg predict` flags every recording whose level lies outside the training recordings' "
+                 f"{low:.4g}-{high:.4g} uV (their percentiles {100 * q0:g}-{100 * q1:g})")
+    return text
 
 
 def render_card(meta: Mapping, *, source: str, table2: pd.DataFrame | None, per_class: pd.DataFrame | None,

@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .bundle import Bundle
+from .bundle import LEVEL_QUANTILES, Bundle
 from .labels import CLASSES, LOCATIONS, PROB_COLS
 from .vote import patient_features, signal_scores, stage2_probs
 
@@ -349,7 +349,9 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
     patients one at a time; None builds them from the weights files. ``calibrate`` / ``gain``: scale every
     segment by the median-RMS calibration of these recordings (:func:`calibration_gain`) or by a known factor, as
     the DAG scales a calibrated external test cohort; both tables then carry an ``amplitude_gain`` column, and
-    the per-patient table's ``attrs["calibration"]`` says how the factor was found. ``skip_unusable``: leave out
+    the per-patient table's ``attrs["calibration"]`` says how the factor was found. Every recording's level (its
+    median frame RMS after any gain) is checked against the training recordings' (:func:`amplitude_check`).
+    ``skip_unusable``: leave out
     the recordings the pipeline's QC would (:class:`UnusableRecording`) instead of stopping; the per-patient table
     then has an ``n_skipped`` column and ``attrs["skipped"]`` (dicts of ``SKIPPED_COLUMNS``), and a patient
     without a usable recording is only there. The calibration is measured on the recordings used.
@@ -360,7 +362,7 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
         raise PredictError(f"--gain must be a positive finite number, got {gain}")
     if calibrate:  # before minutes of loading and resampling: a bundle or a sheet that cannot calibrate
         _calibration_reference(bundle, recordings, min_calibration_patients)
-    levels = {} if calibrate else None
+    levels: dict = {}
     skipped = [] if skip_unusable else None
     segments, index = prepare(bundle, recordings, levels=levels, skipped=skipped)
     if skipped:
@@ -376,6 +378,7 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
     scores = score_segments(bundle, segments, index, num_threads=num_threads, device=device, networks=networks)
     _check_finite(scores, recordings)
     per_recording, per_patient = diagnose(bundle, scores, recordings, subjects)
+    per_patient.attrs["amplitude_check"] = amplitude_check(bundle, per_recording, levels, gain)
     if calibration is not None:
         per_recording["amplitude_gain"] = calibration["gain"]
         per_patient["amplitude_gain"] = calibration["gain"]
@@ -387,6 +390,28 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
         # plain records, not a DataFrame: pandas compares attrs when it combines frames
         per_patient.attrs["skipped"] = skipped
     return per_recording, per_patient
+
+
+def amplitude_check(bundle: Bundle, per_recording: pd.DataFrame, levels: dict, gain: float | None) -> dict:
+    """Each recording's level beside the training recordings' range; adds ``level_uv`` (and, when the bundle
+    records the range, ``in_training_range``) to ``per_recording`` and returns the summary for the warning.
+
+    Amplitude is the main cue of both the network and the QEMG features, and a cohort recorded with another
+    amplifier chain is read as one or two classes (docs/external.md): a recording louder or quieter than nearly
+    every training recording is outside what the model was validated on, whatever it is called.
+    """
+    scale = 1.0 if gain is None else float(gain)
+    per_recording["level_uv"] = per_recording["recording_id"].map(levels).astype(float) * scale
+    ref = bundle.preprocessing.get("amplitude_reference") or {}
+    if "recording_range_uv" not in ref:  # a bundle from before the range was recorded: nothing to check against
+        return {}
+    low, high = (float(v) for v in ref["recording_range_uv"])
+    inside = per_recording["level_uv"].between(low, high)
+    per_recording["in_training_range"] = inside
+    outside = per_recording.loc[~inside, ["recording_id", "subject_id", "level_uv"]]
+    quantiles = ref.get("range_quantiles") or list(LEVEL_QUANTILES)
+    return {"range_uv": [low, high], "quantiles": quantiles, "n_recordings": len(per_recording),
+            "n_outside": len(outside), "outside": outside.to_dict("records")}
 
 
 def _check_finite(scores: pd.DataFrame, recordings: pd.DataFrame) -> None:
@@ -437,6 +462,7 @@ def format_patients(per_patient: pd.DataFrame) -> str:
 
 
 __all__ = ["MIN_CALIBRATION_PATIENTS", "PATIENT_FILE", "PredictError", "RECORDING_FILE", "SKIPPED_COLUMNS",
-           "SKIPPED_FILE", "UnusableRecording", "calibration_gain", "diagnose", "format_patients", "predict",
+           "SKIPPED_FILE", "UnusableRecording", "amplitude_check", "calibration_gain", "diagnose", "format_patients",
+           "predict",
            "predict_cohort", "prepare", "read_input", "recording_segments", "recordings_from_files",
            "score_segments", "write_predictions"]

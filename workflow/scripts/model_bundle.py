@@ -7,10 +7,11 @@ from nemg.logs import log_to_file
 log_to_file(snakemake.log[0])
 
 from nemg.bundle import build_bundle
-from nemg.external import median_frame_rms
+from nemg.external import median_of_levels, signal_store_levels
 from nemg.model_card import write_card
 
 inp, par = snakemake.input, snakemake.params
+levels = signal_store_levels(inp.signals, inp.signals_index)
 meta = build_bundle(
     Path(snakemake.output.model_json).parent,
     checkpoints=dict(zip(par.run_ids, inp.best)),
@@ -20,7 +21,7 @@ meta = build_bundle(
     preprocess=par.preprocess, stage2=par.stage2, eval_batch_size=par.eval_batch_size,
     cohort_name=snakemake.wildcards.cohort, git_commit=par.git_commit, config_files=par.config_files,
     pretraining=par.pretraining, external_start=par.external_start,
-    amplitude_reference_uv=median_frame_rms(inp.signals, inp.signals_index),
+    amplitude_reference_uv=median_of_levels(levels, inp.signals), amplitude_levels_uv=levels,
 )
 write_card(snakemake.output.card, meta, source=par.source, table2_tsv=inp.get("table2"),
            per_class_tsv=inp.get("per_class"), external_tsv=inp.get("external"))
