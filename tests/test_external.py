@@ -278,8 +278,13 @@ def test_amplitude_gain_and_calibrated_segments(tmp_path):
     train = signal_store(tmp_path / "train", [40, 50, 60])
     test = signal_store(tmp_path / "test", [400, 500, 600], seed=1)
     g = amplitude_gain(*train, *test)
-    assert list(g.columns) == ["calibration", "train_median_rms_uv", "test_median_rms_uv", "gain"]
+    assert list(g.columns) == ["calibration", "train_median_rms_uv", "test_median_rms_uv", "gain", "train_range_low_uv",
+                               "train_range_high_uv", "test_outside_range_recorded", "test_outside_range_calibrated"]
     assert g["gain"].iloc[0] == pytest.approx(0.1, rel=0.03)
+    # ten times louder than every training recording; brought to the training cohort's median, the middle one is in
+    assert g["train_range_low_uv"].iloc[0] == pytest.approx(40, rel=0.05)
+    assert g["train_range_high_uv"].iloc[0] == pytest.approx(60, rel=0.05)
+    assert g["test_outside_range_recorded"].iloc[0] == 1.0 and g["test_outside_range_calibrated"].iloc[0] <= 2 / 3
     plain = segment_store(*test, 0.4, 0.1, tmp_path / "p.npy", tmp_path / "p.tsv")
     segment_store(*test, 0.4, 0.1, tmp_path / "c.npy", tmp_path / "c.tsv", gain=float(g["gain"].iloc[0]))
     np.testing.assert_allclose(np.load(tmp_path / "c.npy"), np.load(tmp_path / "p.npy") * g["gain"].iloc[0],

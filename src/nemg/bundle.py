@@ -25,6 +25,7 @@ import pandas as pd
 
 from . import __version__
 from .external import CALIBRATION_FRAME_S as FRAME_S
+from .external import LEVEL_QUANTILES, level_range
 from .fileio import sha256_file, write_atomic
 from .labels import CLASSES
 from .vote import (feature_columns, fit_run_stage2, patient_features, signal_scores, stage2_from_dict,
@@ -45,22 +46,6 @@ class BundleError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------------------ build
-# The training recordings' levels a new recording is checked against: wide enough that 2 % of the training
-# recordings themselves fall outside, narrow enough that a cohort recorded 8 times quieter shows (docs/predict.md).
-LEVEL_QUANTILES = (0.01, 0.99)
-
-
-def level_range(levels: Sequence[float | None] | None) -> dict:
-    """``{"recording_range_uv": [low, high], "range_quantiles": [...], "n_recordings": n}`` of the training
-    recordings' levels (recordings shorter than a frame left out); empty without levels."""
-    kept = [float(v) for v in levels or () if v is not None]
-    if not kept:
-        return {}
-    low, high = np.quantile(kept, LEVEL_QUANTILES)
-    return {"recording_range_uv": [float(low), float(high)], "range_quantiles": list(LEVEL_QUANTILES),
-            "n_recordings": len(kept)}
-
-
 def _counts(series: pd.Series) -> dict[str, int]:
     return {c: int((series == c).sum()) for c in CLASSES}
 
@@ -110,7 +95,7 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
     ``amplitude_reference_uv``: the training cohort's median frame RMS (nemg.external.median_frame_rms of its
     resampled signals), against which ``nemg predict --calibrate`` scales another site's recordings.
     ``amplitude_levels_uv``: every training recording's level (nemg.external.signal_store_levels); their
-    ``LEVEL_QUANTILES`` are the range ``nemg predict`` checks new recordings against.
+    ``nemg.external.LEVEL_QUANTILES`` are the range ``nemg predict`` checks new recordings against.
     """
     import torch
 
@@ -326,5 +311,5 @@ def load_bundle(model_dir: str | Path, *, check_version: bool = True) -> Bundle:
     return Bundle(path, meta)
 
 
-__all__ = ["BUNDLE_FORMAT", "Bundle", "BundleError", "LEVEL_QUANTILES", "MODEL_CARD", "MODEL_JSON", "build_bundle",
-           "cohort_summary", "level_range", "load_bundle"]
+__all__ = ["BUNDLE_FORMAT", "Bundle", "BundleError", "MODEL_CARD", "MODEL_JSON", "build_bundle", "cohort_summary",
+           "load_bundle"]

@@ -222,6 +222,22 @@ def recording_frame_rms(x: np.ndarray, fs_hz: float, frame_s: float = CALIBRATIO
     return float(np.median(np.sqrt((frames ** 2).mean(axis=1))))
 
 
+# The training recordings' levels a new recording is checked against: wide enough that 2 % of the training
+# recordings themselves fall outside, narrow enough that a cohort recorded 8 times quieter shows (docs/predict.md).
+LEVEL_QUANTILES = (0.01, 0.99)
+
+
+def level_range(levels: Sequence[float | None] | None) -> dict:
+    """``{"recording_range_uv": [low, high], "range_quantiles": [...], "n_recordings": n}`` of the training
+    recordings' levels (recordings shorter than a frame left out); empty without levels."""
+    kept = [float(v) for v in levels or () if v is not None]
+    if not kept:
+        return {}
+    low, high = np.quantile(kept, LEVEL_QUANTILES)
+    return {"recording_range_uv": [float(low), float(high)], "range_quantiles": list(LEVEL_QUANTILES),
+            "n_recordings": len(kept)}
+
+
 def median_of_levels(levels: Sequence[float | None], where: str, frame_s: float = CALIBRATION_FRAME_S) -> float:
     """The median over recordings of :func:`recording_frame_rms` (recordings shorter than a frame left out)."""
     kept = [v for v in levels if v is not None]
@@ -255,12 +271,22 @@ def amplitude_gain(train_signals, train_index, test_signals, test_index) -> pd.D
     matching its amplifier chain to the reference lab's. It cannot undo differences in the class mix or in the
     contraction protocol, and it changes absolute amplitudes, the cue the diagnosis rests on.
     """
-    train_rms = median_frame_rms(train_signals, train_index)
-    test_rms = median_frame_rms(test_signals, test_index)
+    train = signal_store_levels(train_signals, train_index)
+    test = signal_store_levels(test_signals, test_index)
+    train_rms = median_of_levels(train, str(train_signals))
+    test_rms = median_of_levels(test, str(test_signals))
+    gain = train_rms / test_rms
+    # how far the test cohort lies outside what the training recordings span, before and after the factor
+    # (the range nemg predict checks each recording against; docs/external.md, "Amplitude calibration")
+    low, high = level_range(train)["recording_range_uv"]
+    levels = np.array([v for v in test if v is not None])
+    outside = lambda x: float(np.mean((x < low) | (x > high)))  # noqa: E731
     return pd.DataFrame([{"calibration": "median_rms", "train_median_rms_uv": train_rms,
-                          "test_median_rms_uv": test_rms, "gain": train_rms / test_rms}])
+                          "test_median_rms_uv": test_rms, "gain": gain, "train_range_low_uv": low,
+                          "train_range_high_uv": high, "test_outside_range_recorded": outside(levels),
+                          "test_outside_range_calibrated": outside(levels * gain)}])
 
 
-__all__ = ["CALIBRATIONS", "CALIBRATION_FRAME_S", "SCHEME", "amplitude_gain", "check_disjoint", "cohort_key",
-           "external_cohorts", "external_settings", "external_split", "external_test_ids", "median_frame_rms",
-           "median_of_levels", "recording_frame_rms", "signal_store_levels"]
+__all__ = ["CALIBRATIONS", "CALIBRATION_FRAME_S", "LEVEL_QUANTILES", "SCHEME", "amplitude_gain", "check_disjoint",
+           "cohort_key", "external_cohorts", "external_settings", "external_split", "external_test_ids",
+           "level_range", "median_frame_rms", "median_of_levels", "recording_frame_rms", "signal_store_levels"]

@@ -31,7 +31,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .bundle import LEVEL_QUANTILES, Bundle
+from .bundle import Bundle
+from .external import LEVEL_QUANTILES
 from .labels import CLASSES, LOCATIONS, PROB_COLS
 from .vote import patient_features, signal_scores, stage2_probs
 
