@@ -155,8 +155,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         more = f" and {len(who) - 10} more" if len(who) > 10 else ""
         print(f"WARNING: {check['n_outside']} of {check['n_recordings']} recording(s){' after the gain' if cal else ''}"
               f" have a median frame RMS outside the training recordings' range ({low:.4g}-{high:.4g} uV, their "
-              f"percentiles {100 * q0:g}-{100 * q1:g}): the model was not validated on such amplitudes, the main "
-              f"cue of the diagnosis. Patient(s): {', '.join(who[:10])}{more}. "
+              f"percentiles {100 * q0:g}-{100 * q1:g}, so {100 * (q0 + 1 - q1):g} % of the training recordings lie "
+              f"outside it too): the model was not validated on such amplitudes, the main cue of the diagnosis. "
+              f"Patient(s): {', '.join(who[:10])}{more}. "
               f"Recordings of another amplifier chain: see --calibrate (docs/predict.md); level_uv and "
               f"in_training_range in {RECORDING_FILE}\n")
     skipped = per_patient.attrs.get("skipped") or []
