@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import __version__
 from .external import CALIBRATION_FRAME_S as FRAME_S
-from .external import LEVEL_QUANTILES, level_range
+from .external import level_range
 from .fileio import sha256_file, write_atomic
 from .labels import CLASSES
 from .vote import (feature_columns, fit_run_stage2, patient_features, signal_scores, stage2_from_dict,
