@@ -449,6 +449,9 @@ def test_recordings_outside_the_training_amplitudes_are_flagged(run, tmp_path, c
     quiet_rec, quiet = predict(bundle, recs, subjects, networks=nets, num_threads=1, gain=0.1)
     np.testing.assert_allclose(quiet_rec["level_uv"], per_rec["level_uv"] * 0.1)
     assert quiet.attrs["amplitude_check"]["n_outside"] == len(recs) and per_rec["level_uv"].max() * 0.1 < low
+    n_rec = recs.groupby("subject_id").size()
+    assert (quiet.set_index("subject_id")["n_outside_range"] == n_rec.loc[quiet["subject_id"]].to_numpy()).all()
+    assert per_pat["n_outside_range"].sum() == check["n_outside"]
     _, cal = predict(bundle, recs, subjects, networks=nets, num_threads=1, calibrate=True,
                      min_calibration_patients=1)
     assert cal.attrs["amplitude_check"]["n_outside"] == 0
@@ -467,6 +470,7 @@ def test_recordings_outside_the_training_amplitudes_are_flagged(run, tmp_path, c
     (b / "model.json").write_text(json.dumps(meta))
     old_rec, old_pat = predict(load_bundle(b), recs, subjects, networks=nets, num_threads=1)
     assert old_pat.attrs["amplitude_check"] == {} and "in_training_range" not in old_rec.columns
+    assert "n_outside_range" not in old_pat.columns
     meta["preprocessing"]["amplitude_reference"]["recording_range_uv"] = [5.0, "loud"]
     (b / "model.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match=re.escape(f"{b / 'model.json'}: preprocessing.amplitude_reference")):

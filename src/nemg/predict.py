@@ -351,7 +351,8 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
     segment by the median-RMS calibration of these recordings (:func:`calibration_gain`) or by a known factor, as
     the DAG scales a calibrated external test cohort; both tables then carry an ``amplitude_gain`` column, and
     the per-patient table's ``attrs["calibration"]`` says how the factor was found. Every recording's level (its
-    median frame RMS after any gain) is checked against the training recordings' (:func:`amplitude_check`).
+    median frame RMS after any gain) is checked against the training recordings' (:func:`amplitude_check`); the
+    per-patient table counts each patient's recordings outside that range (``n_outside_range``).
     ``skip_unusable``: leave out
     the recordings the pipeline's QC would (:class:`UnusableRecording`) instead of stopping; the per-patient table
     then has an ``n_skipped`` column and ``attrs["skipped"]`` (dicts of ``SKIPPED_COLUMNS``), and a patient
@@ -379,7 +380,12 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
     scores = score_segments(bundle, segments, index, num_threads=num_threads, device=device, networks=networks)
     _check_finite(scores, recordings)
     per_recording, per_patient = diagnose(bundle, scores, recordings, subjects)
-    per_patient.attrs["amplitude_check"] = amplitude_check(bundle, per_recording, levels, gain)
+    check = amplitude_check(bundle, per_recording, levels, gain)
+    per_patient.attrs["amplitude_check"] = check
+    if check:  # beside the diagnosis it concerns: the patient table is what a reader opens first
+        outside = pd.Series([r["subject_id"] for r in check["outside"]], dtype=object).value_counts()
+        per_patient.insert(per_patient.columns.get_loc("n_recordings") + 1, "n_outside_range",
+                           per_patient["subject_id"].map(outside).fillna(0).astype(int))
     if calibration is not None:
         per_recording["amplitude_gain"] = calibration["gain"]
         per_patient["amplitude_gain"] = calibration["gain"]
