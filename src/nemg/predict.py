@@ -355,8 +355,8 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
     per-patient table counts each patient's recordings outside that range (``n_outside_range``).
     ``skip_unusable``: leave out
     the recordings the pipeline's QC would (:class:`UnusableRecording`) instead of stopping; the per-patient table
-    then has an ``n_skipped`` column and ``attrs["skipped"]`` (dicts of ``SKIPPED_COLUMNS``), and a patient
-    without a usable recording is only there. The calibration is measured on the recordings used.
+    then has an ``n_skipped`` column and ``attrs["skipped"]`` (dicts of ``SKIPPED_COLUMNS``); a patient
+    without a usable recording has no row, only its entries there. The calibration is measured on the recordings used.
     """
     if calibrate and gain is not None:
         raise PredictError("give either --calibrate (the factor from these recordings) or --gain (a known one)")
@@ -383,20 +383,23 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
     check = amplitude_check(bundle, per_recording, levels, gain)
     per_patient.attrs["amplitude_check"] = check
     if check:  # beside the diagnosis it concerns: the patient table is what a reader opens first
-        outside = pd.Series([r["subject_id"] for r in check["outside"]], dtype=object).value_counts()
-        per_patient.insert(per_patient.columns.get_loc("n_recordings") + 1, "n_outside_range",
-                           per_patient["subject_id"].map(outside).fillna(0).astype(int))
+        _insert_patient_count(per_patient, "n_outside_range", [r["subject_id"] for r in check["outside"]])
     if calibration is not None:
         per_recording["amplitude_gain"] = calibration["gain"]
         per_patient["amplitude_gain"] = calibration["gain"]
         per_patient.attrs["calibration"] = calibration
     if skip_unusable:
-        counts = pd.Series([s["subject_id"] for s in skipped], dtype=object).value_counts()
-        per_patient.insert(per_patient.columns.get_loc("n_recordings") + 1, "n_skipped",
-                           per_patient["subject_id"].map(counts).fillna(0).astype(int))
+        _insert_patient_count(per_patient, "n_skipped", [s["subject_id"] for s in skipped])
         # plain records, not a DataFrame: pandas compares attrs when it combines frames
         per_patient.attrs["skipped"] = skipped
     return per_recording, per_patient
+
+
+def _insert_patient_count(per_patient: pd.DataFrame, column: str, subject_ids: list) -> None:
+    """A column after ``n_recordings``: how often each patient's id occurs in ``subject_ids`` (0 when never)."""
+    counts = pd.Series(subject_ids, dtype=object).value_counts()
+    per_patient.insert(per_patient.columns.get_loc("n_recordings") + 1, column,
+                       per_patient["subject_id"].map(counts).fillna(0).astype(int))
 
 
 def amplitude_check(bundle: Bundle, per_recording: pd.DataFrame, levels: dict, gain: float | None) -> dict:
