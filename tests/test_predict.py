@@ -23,7 +23,7 @@ from scipy.io import wavfile
 from nemg.bundle import BundleError, load_bundle
 from nemg.cli import main as nemg_main
 from nemg.io import load_recording
-from nemg.predict import PredictError, predict, prepare, read_input, recordings_from_files, score_segments
+from nemg.predict import AmplitudeOutOfRange, PredictError, predict, prepare, read_input, recordings_from_files, score_segments
 from nemg.simulate import simulate_cohort
 from nemg.labels import PROB_COLS
 
@@ -463,6 +463,23 @@ def test_recordings_outside_the_training_amplitudes_are_flagged(run, tmp_path, c
     assert f"WARNING: {len(recs)} of {len(recs)} recording(s) after the gain have a median frame RMS" in printed
     written = pd.read_csv(out / "recording_predictions.tsv", sep="\t")
     assert {"level_uv", "in_training_range"} <= set(written.columns)
+    # --strict-amplitude: the same run refused, by the first recording's file, with nothing written; the
+    # calibrated run of the same recordings (all inside) passes
+    strict_out = tmp_path / "strict"
+    assert nemg_main(["predict", str(run["bundle"]), str(run["recordings"]), "--gain", "0.1", "--strict-amplitude",
+                      "--out", str(strict_out), "--threads", "1"]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    first = recs["path"].iloc[0]
+    assert first in err and f"{len(recs)} of {len(recs)} recording(s)" in err and "--strict-amplitude" in err
+    assert not strict_out.exists()
+    with pytest.raises(AmplitudeOutOfRange, match=re.escape(f"{low:.4g}-{high:.4g} uV")):
+        predict(bundle, recs, subjects, networks=nets, num_threads=1, gain=0.1, strict_amplitude=True)
+    _, strict_cal = predict(bundle, recs, subjects, networks=nets, num_threads=1, calibrate=True,
+                            min_calibration_patients=1, strict_amplitude=True)
+    assert strict_cal["n_outside_range"].sum() == 0
+    if check["n_outside"]:  # some quarter-amplitude recordings outside the range: refused uncalibrated too
+        with pytest.raises(AmplitudeOutOfRange):
+            predict(bundle, recs, subjects, networks=nets, num_threads=1, strict_amplitude=True)
     # a bundle from before the range was recorded: levels, but nothing to check against and no warning
     b = copy_bundle(run, tmp_path)
     meta = json.loads((b / "model.json").read_text())
@@ -471,6 +488,8 @@ def test_recordings_outside_the_training_amplitudes_are_flagged(run, tmp_path, c
     old_rec, old_pat = predict(load_bundle(b), recs, subjects, networks=nets, num_threads=1)
     assert old_pat.attrs["amplitude_check"] == {} and "in_training_range" not in old_rec.columns
     assert "n_outside_range" not in old_pat.columns
+    with pytest.raises(AmplitudeOutOfRange, match=re.escape(f"{b / 'model.json'}: the bundle records no training")):
+        predict(load_bundle(b), recs, subjects, networks=nets, num_threads=1, strict_amplitude=True)
     meta["preprocessing"]["amplitude_reference"]["recording_range_uv"] = [5.0, "loud"]
     (b / "model.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match=re.escape(f"{b / 'model.json'}: preprocessing.amplitude_reference")):

@@ -134,7 +134,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                                           sampling_rate_hz=args.rate, units=args.units)
         per_recording, per_patient = predict(bundle, recordings, subjects, num_threads=args.threads,
                                              device=args.device, calibrate=args.calibrate, gain=args.gain,
-                                             skip_unusable=args.skip_unusable)
+                                             skip_unusable=args.skip_unusable,
+                                             strict_amplitude=args.strict_amplitude)
         written = write_predictions(args.out, per_recording, per_patient)
     except (ValueError, OSError) as exc:  # every nemg input error is a ValueError naming its file
         return _failed("predict", exc)
@@ -159,7 +160,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
               f"outside it too): the model was not validated on such amplitudes, the main cue of the diagnosis. "
               f"Patient(s): {', '.join(who[:10])}{more}. "
               f"Recordings of another amplifier chain: see --calibrate (docs/predict.md); level_uv and "
-              f"in_training_range in {RECORDING_FILE}\n")
+              f"in_training_range in {RECORDING_FILE}; --strict-amplitude makes this an error\n")
     skipped = per_patient.attrs.get("skipped") or []
     if skipped:
         print(f"skipped {len(skipped)} unusable recording(s) (--skip-unusable):")
@@ -273,6 +274,11 @@ def _add_model_commands(sub) -> None:
                            "they are listed, with why, in skipped_recordings.tsv and on the terminal, and a "
                            "patient without a usable recording is not diagnosed. Unreadable files, NaN samples "
                            "and the like still stop the run")
+    pred.add_argument("--strict-amplitude", action="store_true",
+                      help="stop, writing nothing, when any recording's median frame RMS (after --calibrate or "
+                           "--gain) lies outside the training recordings' 1-99 %% range, instead of diagnosing it "
+                           "with a warning: for pipelines that must not pass on a result the model was not "
+                           "validated for")
     pred.set_defaults(func=_cmd_predict)
 
     exp = sub.add_parser("export", help="write a bundle's networks as TorchScript or ONNX")

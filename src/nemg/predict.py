@@ -55,6 +55,10 @@ class UnusableRecording(PredictError):
     window, sampled below the model's lowest source rate): what ``skip_unusable`` may skip."""
 
 
+class AmplitudeOutOfRange(PredictError):
+    """``strict_amplitude``: a recording's level (after any gain) lies outside the training recordings' range."""
+
+
 # ------------------------------------------------------------------------------------------------------ input
 def _is_sheet(path: Path) -> bool:
     return path.suffix.lower() == ".tsv"
@@ -343,6 +347,7 @@ def _calibration_reference(bundle: Bundle, recordings: pd.DataFrame, min_patient
 def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | None = None, *,
             num_threads: int | None = None, device: str = "cpu", networks: dict | None = None,
             calibrate: bool = False, gain: float | None = None, skip_unusable: bool = False,
+            strict_amplitude: bool = False,
             min_calibration_patients: int = MIN_CALIBRATION_PATIENTS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Load, preprocess, score and vote: ``(per recording, per patient)``.
 
@@ -357,6 +362,8 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
     the recordings the pipeline's QC would (:class:`UnusableRecording`) instead of stopping; the per-patient table
     then has an ``n_skipped`` column and ``attrs["skipped"]`` (dicts of ``SKIPPED_COLUMNS``); a patient
     without a usable recording has no row, only its entries there. The calibration is measured on the recordings used.
+    ``strict_amplitude``: a recording outside the training range is an :class:`AmplitudeOutOfRange` error instead
+    of a count and a warning, raised before the networks run (and so is a bundle that records no range).
     """
     if calibrate and gain is not None:
         raise PredictError("give either --calibrate (the factor from these recordings) or --gain (a known one)")
@@ -375,6 +382,8 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
         gain = calibration["gain"]
     elif gain is not None:
         calibration = {"calibration": "given", "gain": float(gain)}
+    if strict_amplitude:  # before the networks: minutes on a large sheet, for a result that would be refused
+        _refuse_out_of_range(bundle, recordings, levels, gain)
     if gain is not None:
         segments = segments * np.float32(gain)  # as nemg.segment.segment_store scales a calibrated cohort
     scores = score_segments(bundle, segments, index, num_threads=num_threads, device=device, networks=networks)
@@ -424,6 +433,28 @@ def amplitude_check(bundle: Bundle, per_recording: pd.DataFrame, levels: dict, g
             "n_outside": len(outside), "outside": outside.to_dict("records")}
 
 
+def _refuse_out_of_range(bundle: Bundle, recordings: pd.DataFrame, levels: dict, gain: float | None) -> None:
+    """:class:`AmplitudeOutOfRange` naming the first recording outside the training range and how many are."""
+    ref = bundle.preprocessing.get("amplitude_reference") or {}
+    if "recording_range_uv" not in ref:  # strict must not pass for want of a range to check against
+        raise AmplitudeOutOfRange(f"{bundle.path / 'model.json'}: the bundle records no training amplitude range "
+                                  f"(it predates the check), so --strict-amplitude cannot check; rebuild it with "
+                                  f"`snakemake model`")
+    check = amplitude_check(bundle, recordings[["recording_id", "subject_id", "path"]].copy(), levels, gain)
+    if not check["n_outside"]:
+        return
+    (low, high), first = check["range_uv"], check["outside"][0]
+    path = recordings.set_index("recording_id").loc[first["recording_id"], "path"]
+    patients = sorted({r["subject_id"] for r in check["outside"]})
+    after = "" if gain is None else f" after the gain x {float(gain):.6g}"
+    raise AmplitudeOutOfRange(
+        f"{path}: median frame RMS {first['level_uv']:.4g} uV{after}, outside the training recordings' range "
+        f"{low:.4g}-{high:.4g} uV; {check['n_outside']} of {check['n_recordings']} recording(s) are, of patient(s) "
+        f"{', '.join(patients[:10])}{' and more' if len(patients) > 10 else ''}. --strict-amplitude refuses to "
+        f"diagnose them (without it they are diagnosed with a warning); recordings of another amplifier chain: "
+        f"--calibrate or --gain (docs/predict.md)")
+
+
 def _check_finite(scores: pd.DataFrame, recordings: pd.DataFrame) -> None:
     """Refuse NaN segment probabilities: the vote's means skip them, so a diagnosis would quietly rest on fewer
     segments or members than it says (or be 'normal', the argmax of NaN)."""
@@ -471,8 +502,7 @@ def format_patients(per_patient: pd.DataFrame) -> str:
     return show.rename(columns={f"p_{c}": c for c in CLASSES}).to_string(index=False)
 
 
-__all__ = ["MIN_CALIBRATION_PATIENTS", "PATIENT_FILE", "PredictError", "RECORDING_FILE", "SKIPPED_COLUMNS",
-           "SKIPPED_FILE", "UnusableRecording", "amplitude_check", "calibration_gain", "diagnose", "format_patients",
-           "predict",
-           "predict_cohort", "prepare", "read_input", "recording_segments", "recordings_from_files",
-           "score_segments", "write_predictions"]
+__all__ = ["AmplitudeOutOfRange", "MIN_CALIBRATION_PATIENTS", "PATIENT_FILE", "PredictError", "RECORDING_FILE",
+           "SKIPPED_COLUMNS", "SKIPPED_FILE", "UnusableRecording", "amplitude_check", "calibration_gain", "diagnose",
+           "format_patients", "predict", "predict_cohort", "prepare", "read_input", "recording_segments",
+           "recordings_from_files", "score_segments", "write_predictions"]
