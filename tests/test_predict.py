@@ -436,6 +436,8 @@ def test_recordings_outside_the_training_amplitudes_are_flagged(run, tmp_path, c
     ref = json.loads((run["bundle"] / "model.json").read_text())["preprocessing"]["amplitude_reference"]
     low, high = ref["recording_range_uv"]
     assert ref["range_quantiles"] == [0.01, 0.99] and low < ref["median_frame_rms_uv"] < high
+    card = " ".join((run["bundle"] / "MODEL_CARD.md").read_text().split())
+    assert f"outside the training recordings' {low:.4g}-{high:.4g} uV" in card and "`--strict-amplitude`" in card
     bundle = load_bundle(run["bundle"])
     recs, subjects = read_input([run["recordings"], run["subjects"]])
     nets = bundle.networks()

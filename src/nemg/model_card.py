@@ -86,7 +86,8 @@ def _reference(meta: Mapping) -> str:
     if "recording_range_uv" in ref:
         (low, high), (q0, q1) = ref["recording_range_uv"], ref["range_quantiles"]
         text += (f"; `nemg predict` flags every recording whose level lies outside the training recordings' "
-                 f"{low:.4g}-{high:.4g} uV (their percentiles {100 * q0:g}-{100 * q1:g})")
+                 f"{low:.4g}-{high:.4g} uV (their percentiles {100 * q0:g}-{100 * q1:g}), and with "
+                 f"`--strict-amplitude` refuses to diagnose it")
     return text
 
 
