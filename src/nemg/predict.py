@@ -382,14 +382,17 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
         gain = calibration["gain"]
     elif gain is not None:
         calibration = {"calibration": "given", "gain": float(gain)}
-    if strict_amplitude:  # before the networks: minutes on a large sheet, for a result that would be refused
-        _refuse_out_of_range(bundle, recordings, levels, gain)
+    # once, before the networks: strict refuses here rather than after minutes of scoring on a large sheet
+    level_table = recordings[["recording_id", "subject_id"]].copy()
+    check = amplitude_check(bundle, level_table, levels, gain)
+    if strict_amplitude:
+        _refuse_out_of_range(bundle, recordings, check, gain)
     if gain is not None:
         segments = segments * np.float32(gain)  # as nemg.segment.segment_store scales a calibrated cohort
     scores = score_segments(bundle, segments, index, num_threads=num_threads, device=device, networks=networks)
     _check_finite(scores, recordings)
     per_recording, per_patient = diagnose(bundle, scores, recordings, subjects)
-    check = amplitude_check(bundle, per_recording, levels, gain)
+    per_recording = per_recording.merge(level_table.drop(columns="subject_id"), on="recording_id", how="left")
     per_patient.attrs["amplitude_check"] = check
     if check:  # beside the diagnosis it concerns: the patient table is what a reader opens first
         _insert_patient_count(per_patient, "n_outside_range", [r["subject_id"] for r in check["outside"]])
@@ -413,7 +416,8 @@ def _insert_patient_count(per_patient: pd.DataFrame, column: str, subject_ids: l
 
 def amplitude_check(bundle: Bundle, per_recording: pd.DataFrame, levels: dict, gain: float | None) -> dict:
     """Each recording's level beside the training recordings' range; adds ``level_uv`` (and, when the bundle
-    records the range, ``in_training_range``) to ``per_recording`` and returns the summary for the warning.
+    records the range, ``in_training_range``) to ``per_recording`` (any table with ``recording_id`` and
+    ``subject_id``) and returns the summary for the warning, ``{}`` when the bundle records no range.
 
     Amplitude is the main cue of both the network and the QEMG features, and a cohort recorded with another
     amplifier chain is read as one or two classes (docs/external.md): a recording louder or quieter than nearly
@@ -433,14 +437,13 @@ def amplitude_check(bundle: Bundle, per_recording: pd.DataFrame, levels: dict, g
             "n_outside": len(outside), "outside": outside.to_dict("records")}
 
 
-def _refuse_out_of_range(bundle: Bundle, recordings: pd.DataFrame, levels: dict, gain: float | None) -> None:
-    """:class:`AmplitudeOutOfRange` naming the first recording outside the training range and how many are."""
-    ref = bundle.preprocessing.get("amplitude_reference") or {}
-    if "recording_range_uv" not in ref:  # strict must not pass for want of a range to check against
+def _refuse_out_of_range(bundle: Bundle, recordings: pd.DataFrame, check: dict, gain: float | None) -> None:
+    """:class:`AmplitudeOutOfRange` naming the first recording outside the training range and how many are
+    (``check`` from :func:`amplitude_check`)."""
+    if not check:  # strict must not pass for want of a range to check against
         raise AmplitudeOutOfRange(f"{bundle.path / 'model.json'}: the bundle records no training amplitude range "
                                   f"(it predates the check), so --strict-amplitude cannot check; rebuild it with "
                                   f"`snakemake model`")
-    check = amplitude_check(bundle, recordings[["recording_id", "subject_id", "path"]].copy(), levels, gain)
     if not check["n_outside"]:
         return
     (low, high), first = check["range_uv"], check["outside"][0]
