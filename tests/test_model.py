@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from nemg.model import (PRESETS, NEMGNet, build_model, count_parameters, feature_length, forward_flops,
-                        resolve_size)
+from nemg.model import (PRESETS, NEMGNet, PairMaxPool1d, build_model, count_parameters, feature_length,
+                        forward_flops, resolve_size)
 
 # (channels, length) after each entry of NEMGNet.features for a 1 x 4000 input (PAPER.md)
 PAPER_SHAPES = [
@@ -34,6 +34,31 @@ def test_full_width_shapes_and_parameter_count():
     n_res_units = sum(type(m).__name__ == "ResidualUnit" for m in model.modules())
     n_convs = sum(isinstance(m, torch.nn.Conv1d) for m in model.modules())
     assert (n_res_units, n_convs) == (10, 7 + 20)  # 5 stages x 2 units; 7 block convs + 2 per unit
+
+
+@pytest.mark.parametrize("stride,length", [(1, 1999), (1, 8), (2, 499), (2, 62), (2, 9)])
+def test_the_cpu_pool_gives_max_pool1d_values_and_gradients_bit_for_bit(stride, length):
+    torch.manual_seed(length)
+    x = torch.relu(torch.randn(3, 4, length))
+    # ties: ReLU's zeros, and equal positive samples (a clipped, saturated stretch) where max_pool1d sends the
+    # gradient to the first sample of a window, never half to each
+    x[0, :, 2:6] = 0.75
+    x[1, 1, :] = 0.0
+    stock, fast = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_stock = torch.nn.functional.max_pool1d(stock, 2, stride)
+    y_fast = PairMaxPool1d(stride)(fast)
+    assert y_fast.grad_fn is not None and "PairMax" in type(y_fast.grad_fn).__name__  # the fast path ran
+    grad = torch.randn_like(y_stock)
+    grad[0, 0, :3] = -0.0  # max_pool1d accumulates into zeros: a -0 gradient leaves +0
+    y_stock.backward(grad)
+    y_fast.backward(grad)
+    assert torch.equal(y_fast, y_stock)
+    assert torch.equal(fast.grad, stock.grad)
+    assert torch.equal(fast.grad.signbit(), stock.grad.signbit())
+    with torch.no_grad():  # inference: plain maxima, no mask kept
+        assert torch.equal(PairMaxPool1d(stride)(x), y_stock.detach())
+    pool = PairMaxPool1d(stride)
+    assert isinstance(pool, torch.nn.MaxPool1d) and (pool.kernel_size, pool.stride) == (2, stride)
 
 
 def test_flops_match_the_paper_estimate():

@@ -45,7 +45,10 @@ def _kill_and_reinnervate(pool: Pool, loss: float, p: dict, rng: np.random.Gener
         if pending.size == 0:
             break
         src = np.flatnonzero(innervated)
-        dist, nn = cKDTree(pool.fibre_xy[src]).query(pool.fibre_xy[pending], k=1)
+        # a tree per round, queried once: an unbalanced, non-compacted tree builds in half the time (the build
+        # was 14 of the default cohort's 47 CPU-seconds), and the nearest neighbours are the same
+        tree = cKDTree(pool.fibre_xy[src], balanced_tree=False, compact_nodes=False)
+        dist, nn = tree.query(pool.fibre_xy[pending], k=1)
         reach = dist < d["adoption_reach_mm"]
         cand, owners = pending[reach], pool.owner[src[nn[reach]]]
         perm = rng.permutation(cand.size)
