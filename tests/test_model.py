@@ -59,6 +59,8 @@ def test_the_cpu_pool_gives_max_pool1d_values_and_gradients_bit_for_bit(stride, 
         assert torch.equal(PairMaxPool1d(stride)(x), y_stock.detach())
     pool = PairMaxPool1d(stride)
     assert isinstance(pool, torch.nn.MaxPool1d) and (pool.kernel_size, pool.stride) == (2, stride)
+    with pytest.raises(RuntimeError, match="output size"):  # not an empty map: the stock error
+        pool(torch.ones(1, 2, 1))
 
 
 def test_flops_match_the_paper_estimate():

@@ -120,17 +120,18 @@ class _PairMaxCPU(torch.autograd.Function):
 class PairMaxPool1d(nn.MaxPool1d):
     """nn.MaxPool1d(2, stride) with a faster CPU path, the same values and gradients bit for bit.
 
-    On the CPU, max_pool1d computes and stores an int64 index per window in a scalar loop: 15 % of a cpu-preset
-    training step on 2 Zen 4 cores, its stride-1 stem pools the most. Two strided views and torch.maximum give
+    On the CPU, max_pool1d computes and stores an int64 index per window in a scalar loop: 14 % of a cpu-preset
+    training step on one Zen 4 core, its stride-1 stem pools the most. Two strided views and torch.maximum give
     the same maxima; the custom backward sends each window's gradient where max_pool1d does (docs/training.md,
-    "The default training stage"). CUDA, torch.compile and export tracing keep the stock operator.
+    "The default training stage"). CUDA, torch.compile and export tracing keep the stock operator, and so does
+    an input too short for one window (its error message).
     """
 
     def __init__(self, stride: int):
         super().__init__(kernel_size=2, stride=stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.device.type != "cpu" or torch.jit.is_tracing() or torch.jit.is_scripting()
+        if (x.device.type != "cpu" or x.shape[-1] < 2 or torch.jit.is_tracing() or torch.jit.is_scripting()
                 or torch.compiler.is_compiling()):
             return super().forward(x)
         if torch.is_grad_enabled() and x.requires_grad:
