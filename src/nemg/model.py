@@ -131,8 +131,9 @@ class PairMaxPool1d(nn.MaxPool1d):
         super().__init__(kernel_size=2, stride=stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.device.type != "cpu" or x.shape[-1] < 2 or torch.jit.is_tracing() or torch.jit.is_scripting()
-                or torch.compiler.is_compiling()):
+        # tracing first: under torch.jit.trace the length test would be a traced tensor (a TracerWarning)
+        if (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
+                or x.device.type != "cpu" or x.shape[-1] < 2):
             return super().forward(x)
         if torch.is_grad_enabled() and x.requires_grad:
             return _PairMaxCPU.apply(x, self.stride)
