@@ -22,7 +22,7 @@ import time
 import torch
 
 from nemg.model import NEMGNet, count_parameters, forward_flops, resolve_size, training_flops
-from nemg.train import _train_step, pick_device
+from nemg.train import _train_step, adam_options, pick_device
 
 # Dense (no sparsity) bf16 tensor-core peak, TFLOP/s, from the vendors' data sheets.
 GPU_BF16_PEAK = {
@@ -92,9 +92,7 @@ def main(argv=None) -> dict:
 
     torch.manual_seed(0)
     model = NEMGNet(n_samples=args.window, **size).to(device).train()
-    # nemg.train's optimiser: fused on CUDA, the multi-tensor step on the CPU
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3,
-                           **({"fused": True} if device.type == "cuda" else {"foreach": True}))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, **adam_options(device))  # nemg.train's optimiser
     step_model = torch.compile(model) if args.compile else model
     x = torch.randn(args.batch_size, 1, args.window, device=device) * 500  # µV-scale noise
     y = torch.randint(0, 3, (args.batch_size,), device=device)

@@ -138,6 +138,12 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def adam_options(device: torch.device) -> dict:
+    """Adam's implementation switch: fused on CUDA; on the CPU the multi-tensor step (2.0 against 3.5 ms per
+    cpu-preset update, the same weights bit for bit: the same operations per tensor, batched)."""
+    return {"fused": True} if device.type == "cuda" else {"foreach": True}
+
+
 @contextmanager
 def runtime(device: torch.device, num_threads: int | None, deterministic: bool):
     """Threads and determinism on CPU, fast kernels on CUDA; global torch settings restored afterwards."""
@@ -336,9 +342,7 @@ class _Trainer:
         self.model = build_model(model_cfg, n_samples=data.store.window).to(device)
         if cfg["init_from"] and not self.last.exists():  # a resumed run takes its weights from last.pt instead
             load_initial_weights(self.model, cfg["init_from"], data.store.window)
-        # fused on CUDA; on the CPU the multi-tensor step (2.0 against 3.5 ms per cpu-preset update, the same
-        # weights bit for bit: the same operations per tensor, batched)
-        fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
+        fused = adam_options(device)
         if float(cfg["weight_decay"]) > 0:
             self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg["lr"],
                                                weight_decay=float(cfg["weight_decay"]), **fused)
