@@ -8,7 +8,8 @@ import yaml
 
 from nemg import __version__
 from nemg.cli import main
-from nemg.manifest import PACKAGES, ManifestError, expand_files, git_state, read_files_table, verify, write_manifest
+from nemg.manifest import (PACKAGES, ManifestError, cpu_info, expand_files, git_state, read_files_table, verify,
+                           write_manifest)
 
 
 def git(repo, *args):
@@ -62,6 +63,7 @@ def test_manifest_records_files_config_commit_and_versions(run):
     assert info["packages"]["numpy"] != "not installed"
     assert info["n_files"] == 4 and info["total_bytes"] == sum(r[1] for r in rows)
     assert (man / info["root_from_manifest"]).resolve() == work.resolve()
+    assert info["cpu"] == cpu_info() and info["cpu"]["label"]  # the machine's kind decides the last bits
 
 
 def test_git_state_sees_edits_and_new_files(run, tmp_path):
@@ -145,3 +147,38 @@ def test_a_store_comes_with_its_integrity_sidecar(tmp_path):
     assert expand_files([store]) == [store]
     write_store_check(store)
     assert expand_files([store]) == [store, store_check_path(store)]
+
+
+INTEL = """processor\t: 0
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 999
+"""
+AMD = "vendor_id : AuthenticAMD\ncpu family : 25\nmodel : 17\nmodel name : AMD EPYC 9R14\nflags : avx2 fma avx512f\n"
+ARM = "processor : 0\nBogoMIPS : 50.00\nFeatures : fp asimd sve\nCPU implementer : 0x41\nCPU part : 0xd40\n"
+
+
+@pytest.mark.parametrize("text, label, isa", [
+    (INTEL, "Intel family 6 model 143", ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"]),
+    (AMD, "AMD family 25 model 17", ["avx2", "fma", "avx512f"]),
+    (ARM, None, ["asimd", "sve"]),
+    (None, None, []),  # no /proc/cpuinfo (macOS, Windows)
+])
+def test_cpu_info_names_the_kind_of_cpu(tmp_path, text, label, isa):
+    path = tmp_path / "cpuinfo"
+    if text is not None:
+        path.write_text(text)
+    info = cpu_info(path)
+    if label:
+        assert info["label"] == label  # the first logical CPU's, not a later one's
+        assert info["family"] == int(label.split()[2]) and info["model"] == int(label.split()[-1])
+    else:
+        assert info["label"] and info["family"] is None and info["model"] is None  # still a name, never empty
+    assert info["isa"] == isa and info["logical_cpus"] == os.cpu_count()

@@ -23,6 +23,7 @@ from nemg import baseline as bl
 from nemg import evaluate as ev
 from nemg.folds import make_folds
 from nemg.labels import CLASSES, PROB_COLS
+from nemg.manifest import cpu_info
 from nemg.tables import write_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -227,12 +228,14 @@ def test_rows_values_and_wall_times(root):
     head = git(root, "rev-parse", "--short", "HEAD")
     assert list(tsv.columns) == ["dataset", "model", "variant", "method", "n_patients", "n_runs", "accuracy",
                                  "accuracy_ci_low", "accuracy_ci_high", "macro_f1", "recall_normal",
-                                 "recall_myopathy", "recall_neuropathy", "amplitude_gain", "wall_s", "commit"]
+                                 "recall_myopathy", "recall_neuropathy", "amplitude_gain", "wall_s", "commit",
+                                 "cpu"]
     assert list(zip(tsv["dataset"], tsv["model"], tsv["variant"])) == [
         ("n2001", m, "cv") for m in ("nemgnet", "qemg_logreg", "qemg_rf", "combined_rf")] + [
         ("n2001", m, f"external:{t}") for t in ("messekher2023", "messekher2023.rms")
         for m in ("nemgnet", "qemg_logreg", "qemg_rf")] + [("simulated", "nemgnet", "cv")]
     assert (tsv["commit"] == head).all() and (tsv["method"] == METHOD).all()
+    assert (tsv["cpu"] == cpu_info()["label"]).all()  # no manifest: a run made here
     assert tsv["accuracy"].nunique() >= 4 and tsv["accuracy"].max() < 1  # arms differ: a mix-up would show
 
     for model, folder in (("nemgnet", "results/evaluate/n2001"), ("qemg_rf", "results/baseline/n2001/rf"),
@@ -380,12 +383,12 @@ def test_the_repository_readme_has_one_real_data_block():
 
     text = (REPO / "README.md").read_text()
     new, done = render_readme(text, pd.DataFrame(columns=COLUMNS), "docs/results/real_data.tsv")
-    assert {"real-data-table", "default-run-table"} <= set(done)
+    assert {"real-data-table", "default-run-table", "cross-cpu-table"} <= set(done)
     begin = new.index("<!-- real-data-table:begin -->")
     assert new.startswith("\n## Results on real public data", new.rindex("\n## ", 0, begin))  # in that section
     # outside the marked blocks nothing changes
     def outside(t):
-        for name in ("real-data-table", "default-run-table", "default-table2"):
+        for name in ("real-data-table", "default-run-table", "default-table2", "cross-cpu-table"):
             if f"<!-- {name}:begin -->" in t:
                 t = t.split(f"<!-- {name}:begin -->")[0] + t.split(f"<!-- {name}:end -->")[1]
         return t
@@ -416,6 +419,19 @@ def test_default_run_table2_block_comes_from_the_runs_table2(root):
     assert "old" not in block and "| accuracy |" in block and "0.610 (0.500–0.720)" in block
     assert "0.875 / 0.694" in block  # the published anchors beside it
 
+    # the simulated run redone on another kind of CPU: its rows join the table, its Table 2 does not replace the
+    # reference run's in the README
+    manifest = root / "results/manifest/simulated/run.yaml"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(yaml.safe_dump({"git_commit": "abcdef0123456789", "cpu": {"label": "Other family 1"}}))
+    boot["estimate"] = 0.99
+    table2(per_run, boot, "logreg", None).to_csv(root / "results/evaluate/simulated/table2.tsv", sep="\t", index=False)
+    assert run_script("--root", root, "--cohorts", "simulated") == 0
+    again = readme.read_text().split("<!-- default-table2:begin -->")[1].split("<!-- default-table2:end -->")[0]
+    assert again == block
+    tsv = read_table_(root / "docs/results/real_data.tsv")
+    assert set(tsv.loc[tsv["dataset"] == "simulated", "cpu"]) == {cpu_info()["label"], "Other family 1"}
+
 
 def test_rows_carry_the_commit_of_their_own_run(root):
     """A cohort with a run manifest is stamped with the commit it was run at (dirty only for code edits), the
@@ -431,7 +447,9 @@ def test_rows_carry_the_commit_of_their_own_run(root):
     assert set(tsv.loc[tsv["dataset"] == "n2001", "commit"]) == {"abcdef0"}  # docs edits do not make it dirty
     assert set(tsv.loc[tsv["dataset"] == "simulated", "commit"]) == {head}
     readme = (root / "README.md").read_text()
-    assert "location; commit `abcdef0`)" in readme and f"location; commit `{head}`)" in readme  # one per block
+    # one per block; the manifest predates the CPU record, the simulated run has no manifest (made here)
+    assert "location; commit `abcdef0` on unknown)" in readme
+    assert f"location; commit `{head}` on {cpu_info()['label']})" in readme
     manifest.write_text(yaml.safe_dump({"git_commit": "abcdef0123456789", "git_changes": [" M src/nemg/x.py"]}))
     assert run_script("--root", root, "--cohorts", "n2001") == 0
     tsv = pd.read_csv(out, sep="\t", dtype={"commit": str})
@@ -460,3 +478,77 @@ def test_pretraining_jobs_count_in_the_networks_cost(root):
     assert cv_wall() == {"nemgnet": 147.0, "combined_rf": 153.5, "qemg_rf": 6.5}
     (root / "benchmarks/pretrain/n2001/simulated/pretrain.tsv").unlink()
     assert np.isnan(cv_wall()["nemgnet"])  # a missing job's time: no sum rather than an understated one
+
+
+def test_a_run_on_another_cpu_is_kept_beside_the_reference(root, caplog):
+    """The same data set run on two kinds of CPU is two measurements: both row sets stay in the TSV, the README's
+    main table shows the CPU the data set was first recorded on, the cross-CPU block both, and a rerun on the
+    reference CPU replaces its own rows without moving it from first place."""
+    out, readme = root / "docs/results/real_data.tsv", root / "README.md"
+    readme.write_text(README + "\n<!-- cross-cpu-table:begin -->\n<!-- cross-cpu-table:end -->\n")
+    here = cpu_info()["label"]
+    assert run_script("--root", root, "--cohorts", "n2001", "simulated") == 0
+    block = readme.read_text().split("<!-- cross-cpu-table:begin -->")[1].split("<!-- cross-cpu-table:end -->")[0]
+    assert "run on one kind of CPU so far" in block
+
+    # the same outputs, now stamped by a manifest written on another machine, with other numbers
+    manifest = root / "results/manifest/n2001/run.yaml"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(yaml.safe_dump({"git_commit": "abcdef0123456789", "cpu": {"label": "Other family 1 model 2"}}))
+    boot = root / "results/evaluate/n2001/bootstrap_ci.tsv"
+    b = pd.read_csv(boot, sep="\t")
+    b.loc[b["metric"] == "accuracy", "estimate"] = 0.123
+    b.to_csv(boot, sep="\t", index=False)
+    assert run_script("--root", root, "--cohorts", "n2001") == 0
+    tsv = read_table_(out)
+    assert set(tsv.loc[tsv["dataset"] == "n2001", "cpu"]) == {here, "Other family 1 model 2"}
+    assert (tsv.loc[tsv["dataset"] == "n2001", "cpu"].iloc[:10] == here).all()  # the reference first
+    assert row(tsv[tsv["cpu"] == here], "n2001", "nemgnet", "cv")["accuracy"] != 0.123
+    assert row(tsv[tsv["cpu"] != here], "n2001", "nemgnet", "cv")["accuracy"] == 0.123
+    text = readme.read_text()
+    main = text.split("<!-- real-data-table:begin -->")[1].split("<!-- real-data-table:end -->")[0]
+    assert "0.123" not in main and sum("| n2001 |" in ln for ln in main.splitlines()) == 10
+    cross = text.split("<!-- cross-cpu-table:begin -->")[1].split("<!-- cross-cpu-table:end -->")[0]
+    line = next(ln for ln in cross.splitlines() if "| within-set CV | nEMGNet |" in ln)
+    assert line.index(here) < line.index("Other family 1 model 2: 0.123 / ")  # the reference first
+    assert "(`abcdef0`)" in line and "simulated" not in cross  # one CPU only: not compared
+    assert not any("combined" in ln for ln in cross.splitlines()[2:-2])
+
+    # a rerun on the reference CPU replaces its own rows and keeps its place
+    manifest.unlink()
+    b.loc[b["metric"] == "accuracy", "estimate"] = 0.456
+    b.to_csv(boot, sep="\t", index=False)
+    assert run_script("--root", root, "--cohorts", "n2001") == 0
+    tsv = read_table_(out)
+    assert len(tsv) == 21 and (tsv.loc[tsv["dataset"] == "n2001", "cpu"].iloc[:10] == here).all()
+    assert row(tsv[tsv["cpu"] == here], "n2001", "nemgnet", "cv")["accuracy"] == 0.456
+    assert row(tsv[tsv["cpu"] != here], "n2001", "nemgnet", "cv")["accuracy"] == 0.123
+    # --fresh: only what this call produced
+    assert run_script("--root", root, "--cohorts", "n2001", "--fresh") == 0
+    assert set(read_table_(out)["cpu"]) == {here}
+
+
+def test_cpu_of_a_manifest_without_one_and_an_older_table(root, caplog):
+    out = root / "docs/results/real_data.tsv"
+    manifest = root / "results/manifest/n2001/run.yaml"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(yaml.safe_dump({"git_commit": "abcdef0123456789"}))  # written before the CPU was recorded
+    assert run_script("--root", root, "--cohorts", "n2001") == 0
+    assert set(read_table_(out)["cpu"]) == {"unknown"}  # not this machine's: the run may have been made elsewhere
+    assert run_script("--root", root, "--cohorts", "n2001", "--fresh", "--cpu", "AMD family 25") == 0
+    assert set(read_table_(out)["cpu"]) == {"AMD family 25"}
+    manifest.write_text(yaml.safe_dump({"git_commit": "abcdef0123456789", "cpu": {"label": "Intel family 6 model 1"}}))
+    assert run_script("--root", root, "--cohorts", "n2001", "--cpu", "AMD family 25") == 0
+    assert set(read_table_(out)["cpu"]) == {"AMD family 25", "Intel family 6 model 1"}  # the record wins
+    # a table written before the cpu column: an error naming it, nothing written over
+    old = read_table_(out).drop(columns="cpu")
+    old.to_csv(out, sep="\t", index=False)
+    before = out.read_text()
+    assert run_script("--root", root, "--cohorts", "n2001") == 1
+    assert "lacks column(s) cpu" in caplog.text and out.read_text() == before
+
+
+def read_table_(path):
+    from nemg.results_table import read_table
+
+    return read_table(path)

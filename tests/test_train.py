@@ -7,6 +7,7 @@ import torch
 import nemg.train as train_mod
 from nemg.data import class_weights, load_batch, probability_table, read_run, rows_by_role
 from nemg.labels import CLASSES
+from nemg.manifest import cpu_info
 from nemg.model import build_model
 from nemg.store import SegmentStore
 from nemg.train import predict_logits, train_run
@@ -86,6 +87,8 @@ def test_tiny_run_learns_toy_problem_and_predicts_only_val_and_test(toy, tmp_pat
     assert np.allclose(pred[["p_normal", "p_myopathy", "p_neuropathy"]].sum(axis=1), 1, atol=1e-5)
     ck = torch.load(tmp_path / "best.pt", weights_only=True)  # safe loading: plain metadata only
     assert ck["classes"] == list(CLASSES) and ck["best_val_acc"] == res["best_val_acc"]
+    # where the weights were computed: their last bits depend on the kind of CPU
+    assert ck["trained_on"] == {"device": "cpu", "cpu": cpu_info()["label"]} == res["trained_on"]
     # the val probabilities kept from the best evaluation are those of the saved model
     model = build_model(TINY, n_samples=WINDOW)
     model.load_state_dict(ck["state_dict"])

@@ -4,7 +4,8 @@ they audit are the ones the tables came from.
 A manifest is a folder (the workflow writes ``results/manifest/<cohort>/``):
 
 - ``config.yaml``: the merged config as run (config.yaml + --configfile/--config);
-- ``run.yaml``: nemg version, git commit of the code and whether its tree was dirty, Python, platform, the
+- ``run.yaml``: nemg version, git commit of the code and whether its tree was dirty, Python, platform, the CPU
+  (:func:`cpu_info`: a CPU-trained network's last bits, and with them a few patients' calls, depend on it), the
   versions of the packages that shape the numbers, and where the run's working directory is;
 - ``files.tsv``: one row per file (``path`` relative to the working directory, ``size_bytes``, ``sha256``).
 
@@ -72,6 +73,41 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
     return versions
 
 
+#: instruction-set extensions that decide which float kernels torch and numpy pick (and so a result's last bits)
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_bf16", "asimd", "sve")
+_VENDORS = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}
+
+
+def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
+    """The CPU this process runs on: ``label`` (e.g. "AMD family 25 model 17", what tables group runs by),
+    ``model_name``, ``vendor``, ``family``, ``model``, ``logical_cpus`` and the ``isa`` extensions of
+    :data:`ISA_FLAGS` it has. CPU training is bit-reproducible on one kind of CPU, not across kinds, so a run's
+    numbers are only comparable bit for bit with runs of the same label. Outside Linux (no ``/proc/cpuinfo``) the
+    label is :func:`platform.processor` or the machine type."""
+    fields: dict[str, str] = {}
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the first logical CPU describes them all
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    vendor = _VENDORS.get(fields.get("vendor_id", ""), fields.get("vendor_id") or fields.get("CPU implementer"))
+    family = fields.get("cpu family")
+    model = fields.get("model") if (fields.get("model") or "").isdigit() else None
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    if vendor and family and model:
+        label = f"{vendor} family {family} model {model}"
+    else:  # an ARM or non-Linux machine: the best name there is
+        label = fields.get("model name") or platform.processor() or platform.machine() or "unknown"
+    return {"label": label, "model_name": fields.get("model name") or platform.processor() or "unknown",
+            "vendor": vendor or "unknown", "family": int(family) if family and family.isdigit() else None,
+            "model": int(model) if model else None, "logical_cpus": os.cpu_count(),
+            "isa": [f for f in ISA_FLAGS if f in flags]}
+
+
 @dataclass(frozen=True)
 class GitState:
     commit: str | None  # full hash of HEAD; None outside a git checkout
@@ -120,6 +156,9 @@ def write_manifest(out_dir: str | Path, files: Iterable[str | Path], config: Map
         "python": sys.version.split()[0],
         "python_prefix": sys.prefix,  # the environment the versions below were read in
         "platform": platform.platform(),
+        # the machine that wrote the manifest: for a local run the one every job ran on; on a cluster each
+        # network's own best.pt names the CPU that trained it (nemg.train)
+        "cpu": cpu_info(),
         "packages": {**package_versions(), **dict(versions or {})},
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         # files.tsv paths are relative to the run's working directory; verify finds it from the manifest's place

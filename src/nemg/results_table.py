@@ -10,6 +10,12 @@ One row per (data set, model, variant):
 * ``variant`` ``external:<test>``: trained on every patient of the data set, tested on another (``<test>.rms``:
   amplitude-calibrated), from ``external_validation.tsv`` (:func:`nemg.evaluate.external_summary_row`).
 
+Each row names the ``commit`` and the ``cpu`` (:func:`nemg.manifest.cpu_info`'s label) of the run it comes from.
+CPU training is bit-reproducible on one kind of CPU, not across kinds, so the same commit run on two kinds of CPU
+is two measurements: the file keeps one row set per (data set, CPU). A new run replaces the rows of its own data
+set and CPU and keeps those of other CPUs; the README's main tables show, per data set, the rows of the CPU it
+was first recorded on (the first in the file), and the ``cross-cpu-table`` block sets the CPUs side by side.
+
 Inputs per cohort ``<c>`` (paths relative to the repository root):
 
 * ``results/evaluate/<c>/{per_run_metrics,patient_consensus,bootstrap_ci}.tsv`` (nEMGNet);
@@ -51,12 +57,15 @@ from .labels import CLASSES
 log = logging.getLogger(__name__)
 
 COLUMNS = ["dataset", "model", "variant", "method", "n_patients", "n_runs", "accuracy", "accuracy_ci_low",
-           "accuracy_ci_high", "macro_f1", *(f"recall_{c}" for c in CLASSES), "amplitude_gain", "wall_s", "commit"]
+           "accuracy_ci_high", "macro_f1", *(f"recall_{c}" for c in CLASSES), "amplitude_gain", "wall_s", "commit",
+           "cpu"]
 ARM_FILES = ("per_run_metrics.tsv", "patient_consensus.tsv", "bootstrap_ci.tsv")
 # the paths whose edits change what the DAG computes; an edit elsewhere (docs, tests) does not make numbers dirty
 CODE_PATHS = ("src", "workflow", "configs", "config.yaml")
-MARKERS = {"real-data-table": lambda df: df[df["dataset"] != "simulated"],
-           "default-run-table": lambda df: df[df["dataset"] == "simulated"]}
+MARKERS = {"real-data-table": lambda df: reference_rows(df[df["dataset"] != "simulated"]),
+           "default-run-table": lambda df: reference_rows(df[df["dataset"] == "simulated"])}
+#: the cross-CPU block compares these models (the combined arms follow from them)
+CROSS_CPU_MODELS = ("nemgnet", "qemg_logreg", "qemg_rf")
 MODEL_LABELS = {"nemgnet": "nEMGNet", "qemg_logreg": "QEMG + logistic regression",
                 "qemg_rf": "QEMG + random forest",
                 "combined_logreg": "nEMGNet + QEMG logreg scores (combined stage 2)",
@@ -336,6 +345,36 @@ def run_commit(root: Path, cohort: str) -> str | None:
     return commit + ("-dirty" if any(_touches_code(line) for line in run.get("git_changes") or []) else "")
 
 
+def run_cpu(root: Path, cohort: str) -> str | None:
+    """The CPU label a cohort's run was made on, from its manifest (run.yaml ``cpu``); None without a manifest,
+    "unknown" for a manifest written before the CPU was recorded."""
+    path = root / "results/manifest" / cohort / "run.yaml"
+    if not path.is_file():
+        return None
+    try:
+        cpu = (yaml.safe_load(path.read_text()) or {}).get("cpu")
+    except (OSError, yaml.YAMLError, AttributeError) as exc:
+        raise ResultsTableError(f"{_rel(path, root)}: unreadable run manifest ({exc})") from exc
+    if isinstance(cpu, dict):
+        cpu = cpu.get("label")
+    return str(cpu) if cpu else "unknown"
+
+
+def cohort_cpu(root: Path, cohort: str, given: str | None = None) -> str:
+    """The CPU a cohort's outputs under ``root`` were made on: its manifest's, else ``given``, else this machine's
+    for a run without a manifest (one in progress here) and "unknown" for a manifest that predates the record."""
+    recorded = run_cpu(root, cohort)
+    if recorded is None or recorded == "unknown":
+        return given or (this_cpu() if recorded is None else recorded)
+    return recorded
+
+
+def this_cpu() -> str:
+    from .manifest import cpu_info  # standard library only: the script stays light
+
+    return cpu_info()["label"]
+
+
 def _variant_key(v: str) -> tuple:
     return (v != "cv", v)
 
@@ -344,13 +383,31 @@ def _model_key(m: str) -> tuple:
     return (MODEL_ORDER.index(m) if m in MODEL_ORDER else len(MODEL_ORDER), m)
 
 
-def sort_rows(df: pd.DataFrame) -> pd.DataFrame:
-    keys = [(d, _variant_key(v), _model_key(m)) for d, v, m in zip(df["dataset"], df["variant"], df["model"])]
+def _cpu_order(df: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """(data set, CPU) -> its rank among the data set's CPUs, in order of first appearance."""
+    order: dict[tuple[str, str], int] = {}
+    for d, c in zip(df["dataset"], df["cpu"]):
+        order.setdefault((d, c), sum(k[0] == d for k in order))
+    return order
+
+
+def sort_rows(df: pd.DataFrame, earlier: pd.DataFrame | None = None) -> pd.DataFrame:
+    """By data set, then its CPUs in order of first appearance (the reference first; in ``earlier``, the table as
+    it was, before ``df``'s own), variant and model."""
+    rank = _cpu_order(df if earlier is None else pd.concat([earlier[["dataset", "cpu"]], df[["dataset", "cpu"]]]))
+    keys = [(d, rank[d, c], _variant_key(v), _model_key(m))
+            for d, c, v, m in zip(df["dataset"], df["cpu"], df["variant"], df["model"])]
     return df.iloc[sorted(range(len(df)), key=keys.__getitem__)].reset_index(drop=True)
 
 
+def reference_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Per data set, the rows of its first CPU in the table (the one its figures were first recorded on)."""
+    rank = _cpu_order(df)
+    return df[np.array([rank[d, c] == 0 for d, c in zip(df["dataset"], df["cpu"])], dtype=bool)]
+
+
 def read_table(path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", dtype={"dataset": str, "commit": str}, keep_default_na=False,
+    return pd.read_csv(path, sep="\t", dtype={"dataset": str, "commit": str, "cpu": str}, keep_default_na=False,
                        na_values=["NaN", ""])
 
 
@@ -388,11 +445,44 @@ def markdown_table(df: pd.DataFrame, source: str) -> str:
                      f"{int(r['n_patients'])} | {r['accuracy']:.3f} ({r['accuracy_ci_low']:.3f}–"
                      f"{r['accuracy_ci_high']:.3f}) | {r['macro_f1']:.3f} | {recall} | {_fmt_wall(r['wall_s'])} |")
     methods = ", ".join(sorted(set(df["method"].astype(str))))
-    by_set = df.groupby("dataset", sort=True)["commit"].agg(lambda c: ", ".join(f"`{x}`" for x in sorted(set(c))))
-    commits = (f"commit {by_set.iloc[0]}" if df["commit"].nunique() == 1 else
-               "runs of commit " + "; ".join(f"{d} {c}" for d, c in by_set.items()))
     lines += ["", f"Generated by `scripts/real_data_table.py` from `{source}` (stage 2: {methods}, without "
-                  f"location; {commits}); edits between the markers are overwritten."]
+                  f"location; {_provenance(df)}); edits between the markers are overwritten."]
+    return "\n".join(lines)
+
+
+def _provenance(df: pd.DataFrame) -> str:
+    """'commit `x` on <cpu>', or per data set when the rows come from several runs."""
+    def runs(g):
+        return ", ".join(f"`{c}` on {u}" for c, u in sorted(set(zip(g["commit"], g["cpu"]))))
+
+    by_set = {d: runs(g) for d, g in df.groupby("dataset", sort=True)}
+    if len(set(by_set.values())) == 1:
+        return "commit " + next(iter(by_set.values()))
+    return "runs of commit " + "; ".join(f"{d} {r}" for d, r in by_set.items())
+
+
+def cross_cpu_markdown(df: pd.DataFrame, source: str) -> str:
+    """The data sets run on more than one kind of CPU: consensus accuracy / macro F1 per CPU, side by side."""
+    rank = _cpu_order(df)
+    multi = sorted({d for (d, _), r in rank.items() if r > 0})
+    if not multi:
+        return f"_Every data set in `{source}` has been run on one kind of CPU so far._"
+    lines = ["| data set | variant | model | CPU: consensus accuracy / macro F1 (commit) |", "|---|---|---|---|"]
+    for d in multi:
+        rows = df[(df["dataset"] == d) & df["model"].isin(CROSS_CPU_MODELS)]
+        cpus = sorted(set(rows["cpu"]), key=lambda c: rank[d, c])
+        for (variant, model), g in sorted(rows.groupby(["variant", "model"]),
+                                          key=lambda kv: (_variant_key(kv[0][0]), _model_key(kv[0][1]))):
+            first = g.iloc[0]
+            cells = []
+            for c in cpus:
+                r = g[g["cpu"] == c]
+                cells.append(f"{c}: {r.iloc[0]['accuracy']:.3f} / {r.iloc[0]['macro_f1']:.3f} "
+                             f"(`{r.iloc[0]['commit']}`)" if len(r) else f"{c}: —")
+            lines.append(f"| {d} | {_fmt_variant(first)} | {MODEL_LABELS.get(model, model)} | "
+                         f"{'<br>'.join(cells)} |")
+    lines += ["", f"Generated by `scripts/real_data_table.py` from `{source}` (the first CPU of each data set is the "
+                  "one the tables above show); edits between the markers are overwritten."]
     return "\n".join(lines)
 
 
@@ -452,6 +542,10 @@ def render_readme(text: str, table: pd.DataFrame, source: str, root: Path | None
         if new is not None:
             text = new
             done.append(name)
+    new = replace_block(text, "cross-cpu-table", cross_cpu_markdown(table, source))
+    if new is not None:
+        text = new
+        done.append("cross-cpu-table")
     return text, done
 
 
@@ -465,10 +559,13 @@ def primary_method(root: Path) -> str:
         return "logreg"
 
 
-def build(root: Path, cohorts: Sequence[str], method: str) -> tuple[pd.DataFrame, list[str]]:
+def build(root: Path, cohorts: Sequence[str], method: str, cpu: str | None = None
+          ) -> tuple[pd.DataFrame, list[str]]:
     """Rows of every cohort with outputs and the cohorts produced. Each cohort's rows are stamped with the commit
     its run was made with (its manifest), or the working tree's when it has none: data sets rerun at different
-    commits (a long public-data run is not redone for every change) say so row by row."""
+    commits (a long public-data run is not redone for every change) say so row by row. Likewise the CPU: the
+    manifest's, else ``cpu`` when given (a manifest from before the CPU was recorded), else this machine's for a
+    run without a manifest (one still in progress here) and "unknown" for an older manifest."""
     rows, produced, errors = [], [], []
     for c in cohorts:
         try:
@@ -482,7 +579,7 @@ def build(root: Path, cohorts: Sequence[str], method: str) -> tuple[pd.DataFrame
             continue
         log.info("%s: %d rows", c, len(r))
         commit = run_commit(root, c) or git_commit(root)
-        rows += [{**row, "commit": commit} for row in r]
+        rows += [{**row, "commit": commit, "cpu": cohort_cpu(root, c, cpu)} for row in r]
         produced.append(c)
     if errors:
         raise ResultsTableError("\n".join(errors))
@@ -502,6 +599,8 @@ def main(argv: Sequence[str] | None = None, default_root: Path | None = None) ->
     ap.add_argument("--method", help="stage-2 method of the cv rows (default: evaluate.primary_method of config.yaml)")
     ap.add_argument("--fresh", action="store_true",
                     help="drop the TSV's rows of data sets not produced by this call (default: keep them)")
+    ap.add_argument("--cpu", help="CPU label for runs whose manifest does not record one (written before nemg "
+                                  "recorded it; e.g. 'AMD family 25 model 17', as nemg.manifest.cpu_info writes it)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log.setLevel(logging.INFO)  # the progress lines also when a caller (pytest, a notebook) set up logging first
@@ -510,7 +609,7 @@ def main(argv: Sequence[str] | None = None, default_root: Path | None = None) ->
     readme = args.readme or root / "README.md"
     cohorts = args.cohorts or discover_cohorts(root)
     try:
-        new, produced = build(root, cohorts, args.method or primary_method(root))
+        new, produced = build(root, cohorts, args.method or primary_method(root), args.cpu)
     except ResultsTableError as exc:
         log.error("error: %s", exc)
         return 1
@@ -520,15 +619,23 @@ def main(argv: Sequence[str] | None = None, default_root: Path | None = None) ->
     table = new
     if out.is_file() and not args.fresh:
         old = read_table(out)
-        if set(COLUMNS) - set(old.columns):
-            log.error("error: %s has other columns than this script writes; rerun with --fresh", out)
+        missing = [c for c in COLUMNS if c not in old.columns]
+        if missing:
+            log.error("error: %s lacks column(s) %s that this script writes (an older format): add them, or rerun "
+                      "with --fresh", out, ", ".join(missing))
             return 1
-        kept = old[~old["dataset"].isin(produced)]
+        replaced = set(zip(new["dataset"], new["cpu"]))
+        kept = old[np.array([(d, c) not in replaced for d, c in zip(old["dataset"], old["cpu"])], dtype=bool)]
         if len(kept):
-            # data sets whose runs are not at hand now keep their figures, each stamped with its own commit
-            log.info("kept %d earlier rows of %s", len(kept), ", ".join(sorted(set(kept["dataset"]))))
+            # data sets whose runs are not at hand now keep their figures, each stamped with its own commit, and so
+            # do a data set's runs on other kinds of CPU (another measurement, not a stale one)
+            log.info("kept %d earlier rows of %s", len(kept),
+                     ", ".join(sorted({f"{d} ({c})" for d, c in zip(kept["dataset"], kept["cpu"])})))
             table = pd.concat([kept, new], ignore_index=True)
-    table = sort_rows(table)[COLUMNS]
+        # a data set's CPUs keep their order (its reference first, whichever was rerun); a new CPU's rows follow
+        table = sort_rows(table, earlier=old)[COLUMNS]
+    else:
+        table = sort_rows(table)[COLUMNS]
     tsv = table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NaN")
     readme_text = None
     if not args.no_readme:
@@ -537,9 +644,16 @@ def main(argv: Sequence[str] | None = None, default_root: Path | None = None) ->
             return 1
         # the README is built from the TSV as written (read back), so its numbers are the file's, rounded; and it
         # is rendered before anything is written, so a malformed README leaves both files as they were
+        written = read_table(io.StringIO(tsv))
+        # the default run's Table 2 block shows the run at hand only if it is the one the main table shows (a run
+        # on another kind of CPU goes to the cross-CPU block, not over the reference's Table 2)
+        sim = reference_rows(written[written["dataset"] == TABLE2_COHORT])["cpu"]
+        t2_root = root if sim.empty or cohort_cpu(root, TABLE2_COHORT, args.cpu) == sim.iloc[0] else None
+        if t2_root is None:
+            log.info("default-table2 left as it is: %s's run here is not on its reference CPU (%s)", TABLE2_COHORT,
+                     sim.iloc[0])
         try:
-            readme_text, done = render_readme(readme.read_text(), read_table(io.StringIO(tsv)),
-                                              str(_rel(out.resolve(), root)), root)
+            readme_text, done = render_readme(readme.read_text(), written, str(_rel(out.resolve(), root)), t2_root)
         except ResultsTableError as exc:
             log.error("error: %s", exc)
             return 1
@@ -552,5 +666,6 @@ def main(argv: Sequence[str] | None = None, default_root: Path | None = None) ->
     return 0
 
 
-__all__ = ["COLUMNS", "ResultsTableError", "build", "cohort_rows", "cv_rows", "discover_cohorts", "external_rows",
-           "git_commit", "main", "markdown_table", "read_table", "render_readme", "replace_block"]
+__all__ = ["COLUMNS", "ResultsTableError", "build", "cohort_rows", "cross_cpu_markdown", "cv_rows",
+           "discover_cohorts", "external_rows", "git_commit", "main", "markdown_table", "read_table", "reference_rows",
+           "render_readme", "replace_block", "run_cpu"]

@@ -36,6 +36,7 @@ from nemg.augment import augment_batch, is_active, resolve_augment
 from nemg.config import section_defaults
 from nemg.data import class_weights, iter_batches, probability_table, read_run, rows_by_role
 from nemg.labels import CLASSES
+from nemg.manifest import cpu_info
 from nemg.model import build_model, resolve_size
 from nemg.store import SegmentStore
 
@@ -136,6 +137,15 @@ def pick_device(name: str = "auto") -> torch.device:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     return dev
+
+
+def trained_on(device: torch.device) -> dict:
+    """The hardware a network is trained on, as best.pt records it: the CPU's label (nemg.manifest.cpu_info) and,
+    on CUDA, the GPU's name."""
+    out = {"device": str(device), "cpu": cpu_info()["label"]}
+    if device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(device)
+    return out
 
 
 def adam_options(device: torch.device) -> dict:
@@ -513,7 +523,10 @@ class _Trainer:
                 "updates": st.update, "epochs": st.epoch, "stop_reason": st.stop_reason,
                 "class_weights": data.weights.tolist(),
                 # a plain str: torch.__version__ is a TorchVersion object, which weights_only loading refuses
-                "torch": str(torch.__version__)}
+                "torch": str(torch.__version__),
+                # where the weights were computed: CPU training is bit-reproducible on one kind of CPU only, so
+                # an auditor comparing checkpoints from two machines needs to know whether they should match
+                "trained_on": trained_on(self.device)}
         _save({"state_dict": _to_cpu(self.best_state), **meta}, self.out / "best.pt")
         preds = []
         for role in ("train", "val", "test") if cfg["predict_train"] else ("val", "test"):
