@@ -552,3 +552,15 @@ def read_table_(path):
     from nemg.results_table import read_table
 
     return read_table(path)
+
+
+def test_tables_of_another_checkouts_run_name_the_tsv_as_the_readme_sees_it(root, tmp_path):
+    """--root another checkout's run, --out / --readme this one's: the footers name the TSV relative to the README."""
+    here = tmp_path / "here"
+    (here / "docs/results").mkdir(parents=True)
+    (here / "README.md").write_text(README)
+    assert run_script("--root", root, "--cohorts", "n2001", "--out", here / "docs/results/real_data.tsv",
+                      "--readme", here / "README.md") == 0
+    text = (here / "README.md").read_text()
+    assert "from `docs/results/real_data.tsv` (stage 2" in text and str(tmp_path) not in text
+    assert not (root / "docs/results/real_data.tsv").exists()

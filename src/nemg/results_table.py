@@ -653,7 +653,9 @@ def main(argv: Sequence[str] | None = None, default_root: Path | None = None) ->
             log.info("default-table2 left as it is: %s's run here is not on its reference CPU (%s)", TABLE2_COHORT,
                      sim.iloc[0])
         try:
-            readme_text, done = render_readme(readme.read_text(), written, str(_rel(out.resolve(), root)), t2_root)
+            # the TSV as the README's reader finds it: relative to the README (--root may be another checkout's run)
+            source = str(_rel(out.resolve(), readme.resolve().parent))
+            readme_text, done = render_readme(readme.read_text(), written, source, t2_root)
         except ResultsTableError as exc:
             log.error("error: %s", exc)
             return 1
