@@ -26,6 +26,7 @@ from nemg.io import load_recording
 from nemg.predict import AmplitudeOutOfRange, PredictError, predict, prepare, read_input, recordings_from_files, score_segments
 from nemg.simulate import simulate_cohort
 from nemg.labels import PROB_COLS
+from nemg.manifest import cpu_info
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -241,6 +242,7 @@ def test_model_card_numbers_are_the_runs_tables(run):
     assert "fine-tuned from `results/pretrain/ci/best.pt`, a network the pipeline trained on simulated" in card
     meta = json.loads((run["bundle"] / "model.json").read_text())
     assert {m["init_from"] for m in meta["members"]} == {"results/pretrain/ci/best.pt"}
+    assert all(m["trained_on"] == {"device": "cpu", "cpu": cpu_info()["label"]} for m in meta["members"])
     assert meta["pretraining"].startswith("simulated patients only (seed ")
 
 

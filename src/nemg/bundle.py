@@ -133,6 +133,8 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
             "sha256": sha256_file(weights), "best_val_acc": float(ck["best_val_acc"]),
             # where its training started: a pretrained network's best.pt (pretrain / train.init_from) or None
             "init_from": (ck.get("train_cfg") or {}).get("init_from"),
+            # the hardware that computed its weights (None for a checkpoint from before nemg recorded it)
+            "trained_on": ck.get("trained_on"),
             "stage2": fit_member_stage2(preds, subjects, recordings, method=stage2["method"],
                                         fit_on=stage2["fit_on"], with_location=bool(stage2["with_location"]),
                                         seed=int(stage2["seed"]), class_weight=stage2["class_weight"],
