@@ -3,6 +3,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -525,6 +526,19 @@ def test_ci_config_full_dag_and_report(tmp_path, capsys):
         assert f'"caption": "<p><strong>{caption}</strong>' in html, caption
     assert '"4 Calibration and patients": {' in html and '"labels": {"item": "calibration", "cohort": "ci"' in html
 
+    # the same run again on the same machine: every output bit for bit, those with times or dates aside (what
+    # nemg compare calls identical; a new output with a timestamp, or a step that is not deterministic, fails)
+    from nemg.compare import compare
+
+    first = tmp_path / "first_manifest"
+    shutil.copytree(tmp_path / "results" / "manifest" / "ci", first)
+    again = snakemake(tmp_path, "--cores", "2", "--forceall", *cfg, timeout=WHOLE_DAG_TIMEOUT)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    same = compare(first, tmp_path / "results" / "manifest" / "ci")
+    assert same.identical, same.report(show=10)
+    assert same.record == [] and same.config_equal and same.cpu[0] != "unknown"
+    assert {s for s, d in same.stages.items() if d.volatile} >= {"train", "figures", "baseline"}
+
     # last: it edits and deletes outputs of the run
     check_manifest(tmp_path, "ci", cfg, capsys)
 
@@ -596,7 +610,10 @@ def check_manifest(workdir, cohort, cfg, capsys):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     assert run["git_commit"] == head and isinstance(run["git_dirty"], bool)
     assert "not installed" not in run["packages"].values(), run["packages"]
-    assert yaml.safe_load((man / "config.yaml").read_text())["cohort"]["name"] == cohort
+    recorded = yaml.safe_load((man / "config.yaml").read_text())
+    # the config as given: not the report's landing-page context, which the workflow adds when parsed
+    assert recorded["cohort"]["name"] == cohort and "report_context" not in recorded
+    assert run["cpu"]["label"] and run["cpu"]["logical_cpus"] >= 1
     # the manifest is up to date after the run: it does not make Snakemake rerun anything
     dry = snakemake(workdir, "-n", *cfg)
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]

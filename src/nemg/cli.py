@@ -112,6 +112,18 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare
+    from .manifest import ManifestError
+
+    try:
+        result = compare(args.a, args.b)
+    except ManifestError as exc:
+        return _failed("compare", exc, 2)
+    print(result.report(show=args.show))
+    return 0 if result.identical else 1
+
+
 # reST roles and literals of the docstrings, as a terminal should show them: ``x`` and :func:`x` -> x
 _REST = [(re.compile(r":[a-z]+:`~?([^`]+)`"), r"\1"), (re.compile(r"``([^`]+)``"), r"\1"),
          (re.compile(r"`([^`]+)`"), r"\1")]
@@ -230,6 +242,17 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("manifest", help="the manifest folder, e.g. results/manifest/simulated")
     ver.add_argument("--root", help="the run's working directory (default: the one recorded in the manifest)")
     ver.set_defaults(func=_cmd_verify)
+    cmp_ = sub.add_parser("compare", help="compare two runs by their manifests: which outputs match, and why not",
+                          description="Compare two runs' manifests (e.g. a reference run's and a rerun's "
+                                      "results/manifest/<cohort>): the records (commit, packages, CPU, config), "
+                                      "the outputs stage by stage (SHA-256), and a verdict on whether the "
+                                      "differences have a cause in the records. Exit code 0 when every output "
+                                      "matches (files with times or dates aside), 1 when some differ, 2 when a "
+                                      "manifest cannot be read.")
+    cmp_.add_argument("a", help="the first run's manifest folder (e.g. the reference run's)")
+    cmp_.add_argument("b", help="the second run's manifest folder")
+    cmp_.add_argument("--show", type=int, default=3, help="differing files named per stage (default 3)")
+    cmp_.set_defaults(func=_cmd_compare)
 
     _add_model_commands(sub)
     return p

@@ -7,6 +7,10 @@ log_to_file(snakemake.log[0])
 
 from nemg.manifest import write_manifest
 
-paths = write_manifest(snakemake.output.files.rsplit("/", 1)[0], snakemake.input, snakemake.config,
+# the config as the user's files give it: without "report_context", which the workflow adds for the report's
+# landing page when it is parsed (before this run's cohort exists on a first run, so its counts would be 0, and
+# then another manifest than a rerun's for the same run; the commit is in run.yaml)
+config = {k: v for k, v in snakemake.config.items() if k != "report_context"}
+paths = write_manifest(snakemake.output.files.rsplit("/", 1)[0], snakemake.input, config,
                        snakemake.params.repo, versions=snakemake.params.versions)
 logging.info("manifest of %d inputs written: %s", len(snakemake.input), ", ".join(map(str, paths.values())))
