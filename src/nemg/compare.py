@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from .manifest import CONFIG, FILES, RUN, ManifestError, read_files_table
+from .manifest import CONFIG, FILES, RUN, ManifestError, cpu_label, read_files_table
 
 #: outputs that differ between two runs of the same code on the same machine by design (path patterns)
 VOLATILE = {
@@ -118,13 +118,6 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _cpu_label(run: dict) -> str:
-    cpu = run.get("cpu")
-    if isinstance(cpu, dict):
-        cpu = cpu.get("label")
-    return str(cpu) if cpu else "unknown"
-
-
 def compare(a: str | Path, b: str | Path) -> Comparison:
     """Compare the runs whose manifest folders are ``a`` and ``b`` (e.g. two ``results/manifest/<cohort>``)."""
     a, b = Path(a), Path(b)
@@ -136,7 +129,7 @@ def compare(a: str | Path, b: str | Path) -> Comparison:
     pa, pb = run_a.get("packages") or {}, run_b.get("packages") or {}
     record += [(f"packages.{p}", str(pa.get(p)), str(pb.get(p))) for p in sorted(set(pa) | set(pb))
                if pa.get(p) != pb.get(p)]
-    cpu = (_cpu_label(run_a), _cpu_label(run_b))
+    cpu = (cpu_label(run_a), cpu_label(run_b))
     # an unrecorded CPU is not a known difference, but neither is it a known match
     if cpu[0] != cpu[1] or "unknown" in cpu:
         record.append(("cpu", *cpu))

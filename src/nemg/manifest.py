@@ -108,6 +108,15 @@ def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
             "isa": [f for f in ISA_FLAGS if f in flags]}
 
 
+def cpu_label(run: Mapping) -> str:
+    """The CPU label a run.yaml records (its ``cpu`` mapping's label), "unknown" for a manifest written before
+    nemg recorded the CPU."""
+    cpu = run.get("cpu")
+    if isinstance(cpu, Mapping):
+        cpu = cpu.get("label")
+    return str(cpu) if cpu else "unknown"
+
+
 @dataclass(frozen=True)
 class GitState:
     commit: str | None  # full hash of HEAD; None outside a git checkout

@@ -13,6 +13,9 @@ import pandas as pd
 from .labels import CLASSES
 from .results_table import git_commit
 
+#: the config key the workflow puts this dict under; not part of the config a run is given (the manifest drops it)
+CONFIG_KEY = "report_context"
+
 
 def config_label(configfiles: Sequence[str | Path], repo: str | Path) -> str:
     """The config files of a run in the order they apply, repository-relative where they are inside it.

@@ -53,6 +53,7 @@ import yaml
 from .baseline import MODELS as BASELINE_MODELS, per_class_recall
 from .folds import EXTERNAL_SCHEME, run_id_regex
 from .labels import CLASSES
+from .manifest import cpu_info, cpu_label
 
 log = logging.getLogger(__name__)
 
@@ -330,49 +331,38 @@ def _touches_code(porcelain_line: str) -> bool:
     return any(p == c or p.startswith(c + "/") for p in paths for c in CODE_PATHS)
 
 
-def run_commit(root: Path, cohort: str) -> str | None:
-    """The commit a cohort's run was made with, from its manifest (results/manifest/<cohort>/run.yaml, written by
-    the last job of the run): short hash, '-dirty' when the code or configs differed from it then. None without
-    a manifest (a run from before manifests existed)."""
+def run_record(root: Path, cohort: str) -> dict | None:
+    """A cohort's run.yaml (results/manifest/<cohort>/, written by the last job of the run); None without a
+    manifest (a run from before manifests existed, or one still in progress)."""
     path = root / "results/manifest" / cohort / "run.yaml"
     if not path.is_file():
         return None
     try:
-        run = yaml.safe_load(path.read_text()) or {}
-        commit = str(run["git_commit"])[:7]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        run = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
         raise ResultsTableError(f"{_rel(path, root)}: unreadable run manifest ({exc})") from exc
+    if not isinstance(run, dict) or "git_commit" not in run:
+        raise ResultsTableError(f"{_rel(path, root)}: unreadable run manifest (no git_commit)")
+    return run
+
+
+def run_commit(root: Path, cohort: str, run: dict | None = None) -> str | None:
+    """The commit a cohort's run was made with (``run``: its run.yaml, read when not given): short hash, '-dirty'
+    when the code or configs differed from it then. None without a manifest."""
+    run = run_record(root, cohort) if run is None else run
+    if run is None:
+        return None
+    commit = str(run["git_commit"])[:7]
     return commit + ("-dirty" if any(_touches_code(line) for line in run.get("git_changes") or []) else "")
 
 
-def run_cpu(root: Path, cohort: str) -> str | None:
-    """The CPU label a cohort's run was made on, from its manifest (run.yaml ``cpu``); None without a manifest,
-    "unknown" for a manifest written before the CPU was recorded."""
-    path = root / "results/manifest" / cohort / "run.yaml"
-    if not path.is_file():
-        return None
-    try:
-        cpu = (yaml.safe_load(path.read_text()) or {}).get("cpu")
-    except (OSError, yaml.YAMLError, AttributeError) as exc:
-        raise ResultsTableError(f"{_rel(path, root)}: unreadable run manifest ({exc})") from exc
-    if isinstance(cpu, dict):
-        cpu = cpu.get("label")
-    return str(cpu) if cpu else "unknown"
-
-
-def cohort_cpu(root: Path, cohort: str, given: str | None = None) -> str:
-    """The CPU a cohort's outputs under ``root`` were made on: its manifest's, else ``given``, else this machine's
-    for a run without a manifest (one in progress here) and "unknown" for a manifest that predates the record."""
-    recorded = run_cpu(root, cohort)
+def run_cpu(run: dict | None, given: str | None = None) -> str:
+    """The CPU a run was made on: its run.yaml's, else ``given``, else this machine's for a run without a
+    manifest (one in progress here) and "unknown" for a manifest that predates the record."""
+    recorded = None if run is None else cpu_label(run)
     if recorded is None or recorded == "unknown":
-        return given or (this_cpu() if recorded is None else recorded)
+        return given or (cpu_info()["label"] if recorded is None else recorded)
     return recorded
-
-
-def this_cpu() -> str:
-    from .manifest import cpu_info  # standard library only: the script stays light
-
-    return cpu_info()["label"]
 
 
 def _variant_key(v: str) -> tuple:
@@ -578,8 +568,9 @@ def build(root: Path, cohorts: Sequence[str], method: str, cpu: str | None = Non
                         c)
             continue
         log.info("%s: %d rows", c, len(r))
-        commit = run_commit(root, c) or git_commit(root)
-        rows += [{**row, "commit": commit, "cpu": cohort_cpu(root, c, cpu)} for row in r]
+        run = run_record(root, c)
+        commit = run_commit(root, c, run) or git_commit(root)
+        rows += [{**row, "commit": commit, "cpu": run_cpu(run, cpu)} for row in r]
         produced.append(c)
     if errors:
         raise ResultsTableError("\n".join(errors))
@@ -616,7 +607,7 @@ def main(argv: Sequence[str] | None = None, default_root: Path | None = None) ->
     if not produced:
         log.error("error: no cohort of %s has outputs; %s left as it is", cohorts or "results/", out)
         return 1
-    table = new
+    table, earlier = new, None
     if out.is_file() and not args.fresh:
         old = read_table(out)
         missing = [c for c in COLUMNS if c not in old.columns]
@@ -633,9 +624,8 @@ def main(argv: Sequence[str] | None = None, default_root: Path | None = None) ->
                      ", ".join(sorted({f"{d} ({c})" for d, c in zip(kept["dataset"], kept["cpu"])})))
             table = pd.concat([kept, new], ignore_index=True)
         # a data set's CPUs keep their order (its reference first, whichever was rerun); a new CPU's rows follow
-        table = sort_rows(table, earlier=old)[COLUMNS]
-    else:
-        table = sort_rows(table)[COLUMNS]
+        earlier = old
+    table = sort_rows(table, earlier)[COLUMNS]
     tsv = table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NaN")
     readme_text = None
     if not args.no_readme:
@@ -648,7 +638,8 @@ def main(argv: Sequence[str] | None = None, default_root: Path | None = None) ->
         # the default run's Table 2 block shows the run at hand only if it is the one the main table shows (a run
         # on another kind of CPU goes to the cross-CPU block, not over the reference's Table 2)
         sim = reference_rows(written[written["dataset"] == TABLE2_COHORT])["cpu"]
-        t2_root = root if sim.empty or cohort_cpu(root, TABLE2_COHORT, args.cpu) == sim.iloc[0] else None
+        here = run_cpu(run_record(root, TABLE2_COHORT), args.cpu)
+        t2_root = root if sim.empty or here == sim.iloc[0] else None
         if t2_root is None:
             log.info("default-table2 left as it is: %s's run here is not on its reference CPU (%s)", TABLE2_COHORT,
                      sim.iloc[0])

@@ -32,7 +32,7 @@ from nemg.external import (
 )
 from nemg.features import feature_params
 from nemg.folds import EXTERNAL_SCHEME, external_run_id as ext_run_id, run_id as fold_run_id, run_id_regex
-from nemg.report_context import report_context
+from nemg.report_context import CONFIG_KEY as REPORT_CONTEXT_KEY, report_context
 from nemg.results_table import git_commit
 
 # CFG, not `config`, is what the rules read: the config with every key it leaves out set to the schema's default

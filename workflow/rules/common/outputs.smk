@@ -256,7 +256,7 @@ RESULTS_ITEMS = (
 # snakemake --report renders the landing page with nothing but the config in scope: what else it states (config
 # files, commit, the cohort's counts, what ran) rides along under the config key "report_context", which no rule
 # reads. Values are those of the report's build: build it from the checkout that made the results.
-config["report_context"] = report_context(
+config[REPORT_CONTEXT_KEY] = report_context(
     REPO,
     configfiles=workflow.configfiles,
     subjects=Path(f"results/cohort/{COHORT}/subjects.tsv"),
