@@ -22,7 +22,7 @@ import time
 import torch
 
 from nemg.model import NEMGNet, count_parameters, forward_flops, resolve_size, training_flops
-from nemg.train import _train_step, adam_options, pick_device
+from nemg.train import _train_step, adam_options, pick_device, use_bf16
 
 # Dense (no sparsity) bf16 tensor-core peak, TFLOP/s, from the vendors' data sheets.
 GPU_BF16_PEAK = {
@@ -76,6 +76,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--window", type=int, default=4000, help="samples per segment")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--no-bf16", action="store_true", help="float32 on CUDA too")
+    ap.add_argument("--bf16-cpu", action="store_true", help="bf16 autocast on the CPU too (train.bf16_cpu)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     ap.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, if not in the table")
     ap.add_argument("--json", action="store_true", help="print the result as one JSON line as well")
@@ -85,7 +86,7 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     size = resolve_size({"preset": args.preset, "width": args.width, "head_width": args.head_width})
-    amp = device.type == "cuda" and not args.no_bf16
+    amp = use_bf16({"bf16": not args.no_bf16, "bf16_cpu": args.bf16_cpu}, device)
     if device.type == "cuda":  # the same switches as nemg.train.runtime
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True

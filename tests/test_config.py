@@ -145,7 +145,8 @@ def test_overlay_merges(tmp_path):
 #: EXTERNAL_DEFAULTS and the rule files' inline fallbacks): the values, their types and (train, features) order.
 OLD_TRAIN = {
     "lr": 1e-3, "batch_size": 32, "max_epochs": 100, "eval_every": 50, "patience": 100, "eval_batch_size": 256,
-    "device": "auto", "num_threads": None, "bf16": True, "compile": False, "seed_offset": 0, "checkpoint_every": 1,
+    "device": "auto", "num_threads": None, "bf16": True, "bf16_cpu": False, "compile": False, "seed_offset": 0,
+    "checkpoint_every": 1,
     "keep_last": False, "deterministic": True, "progress": True, "predict_train": False, "lr_schedule": "constant",
     "weight_decay": 0.0, "label_smoothing": 0.0, "ema_decay": 0.0, "bag_size": 1, "select_on": "accuracy",
     "init_from": None, "train_hop_factor": 1, "val_hop_factor": 1,

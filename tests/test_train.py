@@ -113,8 +113,8 @@ RECIPE = {"lr_schedule": "cosine", "train_hop_factor": 3, "val_hop_factor": 2, "
 
 
 @pytest.mark.parametrize("recipe, resumed_at", [({}, 20), (RECIPE, 20), ({"checkpoint_every": 2}, 16),
-                                               ({"bag_size": 4}, 20)],
-                         ids=["paper_recipe", "cpu_recipe_options", "older_checkpoint", "bags"])
+                                               ({"bag_size": 4}, 20), ({"bf16_cpu": True}, 20)],
+                         ids=["paper_recipe", "cpu_recipe_options", "older_checkpoint", "bags", "bf16_cpu"])
 def test_killed_run_resumes_to_the_same_weights(toy, tmp_path, monkeypatch, recipe, resumed_at):
     # with the CPU recipe's options the epoch's window phase, the learning-rate schedule and the
     # augmentation stream must all be restored from last.pt for the resumed run to end identically;
@@ -353,3 +353,21 @@ def test_probability_table_is_the_predictions_format():
     assert table.index.tolist() == [0, 1] and table["segment"].tolist() == [5, 7]
     assert set(table["run_id"]) == {"nested_s0_o0_i0"} and set(table["role"]) == {"val"}
     np.testing.assert_array_equal(table[["p_normal", "p_myopathy", "p_neuropathy"]].to_numpy(), p)
+
+
+def test_bf16_on_the_cpu_is_a_switch_that_learns_and_repeats(toy, tmp_path, monkeypatch):
+    calls = []
+    real = train_mod.autocast
+    monkeypatch.setattr(train_mod, "autocast", lambda device, amp: calls.append((device.type, amp)) or real(device, amp))
+    res = run(toy, tmp_path / "a", max_epochs=8, bf16_cpu=True)
+    assert calls and set(calls) == {("cpu", True)}  # every forward pass, training and evaluation
+    assert res["best_val_acc"] >= 0.9
+    run(toy, tmp_path / "b", max_epochs=8, bf16_cpu=True)
+    run(toy, tmp_path / "c", max_epochs=8)
+    w = {k: torch.load(tmp_path / k / "best.pt", weights_only=True)["state_dict"] for k in "abc"}
+    assert all(v.dtype != torch.bfloat16 for v in w["a"].values())  # float32 weights, bf16 arithmetic only
+    assert all(torch.equal(w["a"][k], w["b"][k]) for k in w["a"])  # one machine: the same weights again
+    assert not all(torch.equal(w["a"][k], w["c"][k]) for k in w["a"])  # and not float32's
+    assert not train_mod.use_bf16({"bf16": True, "bf16_cpu": False}, torch.device("cpu"))
+    assert train_mod.use_bf16({"bf16": True, "bf16_cpu": False}, torch.device("cuda"))
+    assert not train_mod.use_bf16({"bf16": False, "bf16_cpu": True}, torch.device("cuda"))

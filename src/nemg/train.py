@@ -211,10 +211,20 @@ def bag_loss(logits: torch.Tensor, y: torch.Tensor, bag_size: int, weights: torc
     return F.nll_loss(log_p, y_bag, weight=weights)
 
 
+def autocast(device: torch.device, amp: bool):
+    """bf16 autocast on ``device`` (CUDA, or a CPU with ``train.bf16_cpu``), or nothing."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp else nullcontext()
+
+
+def use_bf16(cfg: dict, device: torch.device) -> bool:
+    """Whether a run trains under bf16 autocast: ``bf16`` on CUDA, ``bf16_cpu`` on a CPU."""
+    return bool(cfg["bf16"]) if device.type == "cuda" else bool(cfg["bf16_cpu"]) and device.type == "cpu"
+
+
 def _train_step(model, optimizer, x, y, weights, amp: bool, label_smoothing: float = 0.0,
                 bag_size: int = 1) -> torch.Tensor:
     optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(device_type="cuda", dtype=torch.bfloat16) if amp else nullcontext():
+    with autocast(x.device, amp):
         logits = model(x)
     if bag_size > 1:
         loss = bag_loss(logits, y, bag_size, weights)
@@ -233,7 +243,7 @@ def predict_logits(model, store: SegmentStore, rows: np.ndarray, batch_size: int
     model.eval()
     out = []
     for x, _ in iter_batches(store, rows, batch_size, device, prefetch=device.type == "cuda"):
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16) if amp else nullcontext():
+        with autocast(x.device, amp):
             out.append(model(x).float().cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, len(CLASSES))
@@ -553,7 +563,7 @@ def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cf
     data, run = RunData.load(segments_npy, index_tsv, folds_tsv, run_id, cfg)
     seed = run_seed(run, seed, cfg)
     device = pick_device(cfg["device"])
-    amp = bool(cfg["bf16"]) and device.type == "cuda"
+    amp = use_bf16(cfg, device)
     log.info("run %s: %d train / %d val / %d test segments, class weights %s, device %s%s, seed %d",
              run_id, len(data.rows["train"]), len(data.rows["val"]), len(data.rows["test"]),
              [round(w, 3) for w in data.weights.tolist()], device, " (bf16)" if amp else "", seed)
