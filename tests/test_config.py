@@ -333,6 +333,14 @@ def test_fast_config_changes_only_the_stem_pooling():
     assert with_data["cohort"]["name"] == "messekher2023" and with_data["model"]["stem_pool_stride"] == 2
 
 
+def test_bf16_cpu_config_changes_only_the_cpu_arithmetic():
+    """configs/bf16_cpu.yaml is the default recipe with bf16 autocast on the CPU and nothing else."""
+    base = load_config(REPO / "config.yaml")
+    amx = load_config(REPO / "config.yaml", REPO / "configs" / "bf16_cpu.yaml")
+    assert base["train"]["bf16_cpu"] is False and amx["train"] == {**base["train"], "bf16_cpu": True}
+    assert {k: v for k, v in amx.items() if k != "train"} == {k: v for k, v in base.items() if k != "train"}
+
+
 def test_gain_free_config_changes_the_trunk_and_the_pretraining_only():
     """configs/gain_free.yaml is the recipe docs/external.md measured across sites: the data set's config with the
     gain-free trunk and no pretraining, nothing else (a data set's folds, external cohorts and seeds stay)."""

@@ -371,3 +371,15 @@ def test_bf16_on_the_cpu_is_a_switch_that_learns_and_repeats(toy, tmp_path, monk
     assert not train_mod.use_bf16({"bf16": True, "bf16_cpu": False}, torch.device("cpu"))
     assert train_mod.use_bf16({"bf16": True, "bf16_cpu": False}, torch.device("cuda"))
     assert not train_mod.use_bf16({"bf16": False, "bf16_cpu": True}, torch.device("cuda"))
+
+
+def test_bf16_on_a_cpu_without_amx_warns_that_it_is_slower(toy, tmp_path, monkeypatch, caplog):
+    zen4 = {"label": "AMD family 25 model 17", "isa": ["avx2", "fma", "avx512f", "avx512_bf16"]}
+    monkeypatch.setattr(train_mod, "cpu_info", lambda: zen4)
+    run(toy, tmp_path / "a", max_epochs=1, bf16_cpu=True)
+    assert "AMD family 25 model 17" in caplog.text and "slower" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(train_mod, "cpu_info", lambda: {**zen4, "isa": [*zen4["isa"], "amx_bf16"]})
+    run(toy, tmp_path / "b", max_epochs=1, bf16_cpu=True)
+    run(toy, tmp_path / "c", max_epochs=1)
+    assert "slower" not in caplog.text
