@@ -218,7 +218,7 @@ def autocast(device: torch.device, amp: bool):
 
 def use_bf16(cfg: dict, device: torch.device) -> bool:
     """Whether a run trains under bf16 autocast: ``bf16`` on CUDA, ``bf16_cpu`` on a CPU."""
-    return bool(cfg["bf16"]) if device.type == "cuda" else bool(cfg["bf16_cpu"]) and device.type == "cpu"
+    return bool(cfg["bf16" if device.type == "cuda" else "bf16_cpu"])
 
 
 def _train_step(model, optimizer, x, y, weights, amp: bool, label_smoothing: float = 0.0,
@@ -564,10 +564,11 @@ def train_run(segments_npy, index_tsv, folds_tsv, run_id: str, out_dir, model_cf
     seed = run_seed(run, seed, cfg)
     device = pick_device(cfg["device"])
     amp = use_bf16(cfg, device)
-    if amp and device.type == "cpu" and "amx_bf16" not in cpu_info()["isa"]:
+    cpu = cpu_info() if amp and device.type == "cpu" else None
+    if cpu is not None and "amx_bf16" not in cpu["isa"]:
         # measured: without AMX, oneDNN's bf16 kernels run at 0.8 x (AVX512-BF16) down to 0.1 x (AVX2) of float32
         log.warning("train.bf16_cpu is on, but this CPU (%s) has no AMX units: bf16 training will be slower than "
-                    "float32 here (docs/training.md, 'bf16 arithmetic on the CPU')", cpu_info()["label"])
+                    "float32 here (docs/training.md, 'bf16 arithmetic on the CPU')", cpu["label"])
     log.info("run %s: %d train / %d val / %d test segments, class weights %s, device %s%s, seed %d",
              run_id, len(data.rows["train"]), len(data.rows["val"]), len(data.rows["test"]),
              [round(w, 3) for w in data.weights.tolist()], device, " (bf16)" if amp else "", seed)
