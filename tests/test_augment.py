@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from nemg.augment import augment_batch, is_active, resolve_augment
+from nemg.augment import augment_batch, is_active, mixup_batch, resolve_augment
 
-OFF = {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0}
+OFF = {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0, "mixup": 0.0}
 
 
 def batch(b=64, n=400):
@@ -19,7 +19,7 @@ def gen(seed=1):
 def test_off_by_default_and_validated():
     assert resolve_augment(None) == OFF and not is_active(resolve_augment({}))
     assert is_active(resolve_augment({"noise": 0.1}))
-    for bad in ({"flip": 0.5}, {"polarity_flip": 1.5}, {"gain_jitter": -0.1}, {"shift": 2}):
+    for bad in ({"flip": 0.5}, {"polarity_flip": 1.5}, {"gain_jitter": -0.1}, {"shift": 2}, {"mixup": -1}):
         with pytest.raises(ValueError):
             resolve_augment(bad)
 
@@ -53,3 +53,25 @@ def test_seeded_draws_reproduce():
     cfg = resolve_augment({"polarity_flip": 0.5, "gain_jitter": 0.1, "noise": 0.05, "shift": 0.5})
     assert torch.equal(augment_batch(x, cfg, gen(3)), augment_batch(x, cfg, gen(3)))
     assert not torch.equal(augment_batch(x, cfg, gen(3)), augment_batch(x, cfg, gen(4)))
+
+
+def test_mixup_blends_each_window_with_another_and_its_label_with_it():
+    x = batch()
+    y = torch.arange(x.shape[0]) % 3
+    mixed, y_other, lam = mixup_batch(x, y, 0.4, gen(5))
+    assert 0.0 <= lam <= 1.0 and mixed.shape == x.shape
+    # one permutation explains every window and its second label
+    partner = torch.tensor([int(torch.argmin((mixed[i] - lam * x[i] - (1 - lam) * x).pow(2).sum(dim=(1, 2))))
+                            for i in range(x.shape[0])])
+    assert sorted(partner.tolist()) == list(range(x.shape[0]))
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x[partner])
+    assert torch.equal(y_other, y[partner])
+    # the draws are the generator's: the same seed repeats, another one does not
+    again = mixup_batch(x, y, 0.4, gen(5))
+    assert torch.equal(again[0], mixed) and again[2] == lam
+    assert mixup_batch(x, y, 0.4, gen(6))[2] != lam
+    # a small alpha keeps most batches close to one of their two sources (Beta(a, a) piles up at 0 and 1)
+    g = gen(7)
+    lams = torch.tensor([mixup_batch(x[:4], y[:4], 0.1, g)[2] for _ in range(200)])
+    assert ((lams < 0.1) | (lams > 0.9)).float().mean() > 0.5
+    assert is_active(resolve_augment({"mixup": 0.2}))

@@ -40,7 +40,8 @@ def test_paper_config_switches_off_every_nemg_deviation():
 
     cfg = load_config(REPO / "config.yaml", REPO / "configs" / "paper.yaml")
     assert resolve_size(cfg["model"]) == {**PRESETS["paper"], "max_channels": None, "min_channels": None,
-                                        "log_input_uv": None, "stem_pool_stride": 1, "rms_to_head": False}
+                                        "log_input_uv": None, "stem_pool_stride": 1, "rms_to_head": False,
+                                "head_dropout": 0.0}
     train = resolve_train_cfg(cfg["train"])
     # the schema's train defaults hold the published recipe; only run-time settings may differ from it
     runtime_only = {"device", "num_threads", "bf16", "compile", "checkpoint_every", "keep_last", "progress",
@@ -150,7 +151,8 @@ OLD_TRAIN = {
     "keep_last": False, "deterministic": True, "progress": True, "predict_train": False, "lr_schedule": "constant",
     "weight_decay": 0.0, "label_smoothing": 0.0, "ema_decay": 0.0, "bag_size": 1, "select_on": "accuracy",
     "init_from": None, "train_hop_factor": 1, "val_hop_factor": 1,
-    "augment": {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0},  # {} = AUGMENT_OFF
+    "augment": {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0,
+                "mixup": 0.0},  # {} = AUGMENT_OFF
 }
 OLD_FEATURES = {
     "turn_uv": 100.0, "nss_turn_uv": 20.0, "nss_small_uv": 100.0, "zc_deadband_uv": 10.0, "welch_nperseg": 1000,
@@ -207,7 +209,8 @@ def test_library_resolution_uses_the_schema_defaults():
     assert external_settings({"external": {"seeds": [1, 2]}}) == {**OLD_EXTERNAL, "seeds": [1, 2]}
     assert external_settings({}) == OLD_EXTERNAL
     assert resolve_size({}) == {**PRESETS["paper"], "max_channels": None, "min_channels": None,
-                                "log_input_uv": None, "stem_pool_stride": 1, "rms_to_head": False}
+                                "log_input_uv": None, "stem_pool_stride": 1, "rms_to_head": False,
+                                "head_dropout": 0.0}
     with pytest.raises(ValueError, match="unknown key"):
         am_settings({"stepz": 3})
 

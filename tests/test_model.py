@@ -174,7 +174,7 @@ def test_cpu_preset_is_far_cheaper_per_segment_than_its_paper_layout():
 
 def test_presets_and_overrides():
     none = {"max_channels": None, "min_channels": None, "log_input_uv": None, "stem_pool_stride": 1,
-            "rms_to_head": False}
+            "rms_to_head": False, "head_dropout": 0.0}
     assert resolve_size({}) == {**PRESETS["paper"], **none} == {
         "width": 1.0, "head_width": 1.0, "deep_stride": 1, "head": "flatten", **none}
     assert resolve_size({"preset": "cpu"}) == {"width": 1 / 8, "head_width": 1 / 8, "deep_stride": 2, "head": "gap",
@@ -290,3 +290,34 @@ def test_rms_to_head_reads_the_waveform_at_unit_rms_and_passes_the_level_as_one_
         resolve_size({"rms_to_head": True, "log_input_uv": 20})
     with pytest.raises(ValueError, match="rms_to_head"):
         resolve_size({"rms_to_head": "yes"})
+
+
+@pytest.mark.parametrize("rms_to_head", [False, True])
+def test_head_dropout_drops_pooled_features_in_training_only_and_adds_no_weights(rms_to_head):
+    from nemg.model import model_from_size
+
+    size = resolve_size({"preset": "cpu", "head_dropout": 0.5, "rms_to_head": rms_to_head})
+    torch.manual_seed(0)
+    net = build_model(size)
+    plain = build_model({**size, "head_dropout": 0.0})
+    assert plain.head_dropout is None and net.head_dropout.p == 0.5
+    # no parameters or buffers of its own: checkpoints (a pretrained start, a bundle) load either way
+    assert net.state_dict().keys() == plain.state_dict().keys()
+    plain.load_state_dict(net.state_dict())
+    seg = torch.randn(4, 1, 4000) * 200
+    net.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.equal(net(seg), plain(seg))  # scoring is the network without dropout
+    net.train()
+    seen = {}
+    net.head[net._n_pool].register_forward_pre_hook(lambda m, args: seen.update(x=args[0].detach()))
+    net(seg)
+    dropped = seen["x"] == 0
+    assert 0.3 < dropped.float().mean() < 0.7  # about half of the first FC layer's inputs
+    assert not torch.equal(net(seg), net(seg))  # a fresh mask per pass
+    rebuilt = model_from_size(size, 4000)
+    assert rebuilt.head_dropout.p == 0.5
+    assert model_from_size({k: v for k, v in size.items() if k != "head_dropout"}, 4000).head_dropout is None
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="head_dropout"):
+            resolve_size({"preset": "cpu", "head_dropout": bad})

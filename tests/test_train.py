@@ -44,8 +44,9 @@ def toy(tmp_path_factory):
     return {"segments_npy": d / "segments.npy", "index_tsv": d / "segments_index.tsv", "folds_tsv": d / "folds.tsv"}
 
 
-def run(toy, out, run_id="nested_s0_o0_i0", **train_cfg):
-    return train_run(**toy, run_id=run_id, out_dir=out, model_cfg=TINY, train_cfg={**FAST, **train_cfg}, seed=None)
+def run(toy, out, run_id="nested_s0_o0_i0", model_cfg=TINY, **train_cfg):
+    return train_run(**toy, run_id=run_id, out_dir=out, model_cfg=model_cfg, train_cfg={**FAST, **train_cfg},
+                     seed=None)
 
 
 def test_class_weights_are_inverse_to_training_counts():
@@ -113,8 +114,11 @@ RECIPE = {"lr_schedule": "cosine", "train_hop_factor": 3, "val_hop_factor": 2, "
 
 
 @pytest.mark.parametrize("recipe, resumed_at", [({}, 20), (RECIPE, 20), ({"checkpoint_every": 2}, 16),
-                                               ({"bag_size": 4}, 20), ({"bf16_cpu": True}, 20)],
-                         ids=["paper_recipe", "cpu_recipe_options", "older_checkpoint", "bags", "bf16_cpu"])
+                                               ({"bag_size": 4}, 20), ({"bf16_cpu": True}, 20),
+                                               ({"augment": {"mixup": 0.4},
+                                                 "model_cfg": {**TINY, "head_dropout": 0.3}}, 20)],
+                         ids=["paper_recipe", "cpu_recipe_options", "older_checkpoint", "bags", "bf16_cpu",
+                              "mixup_and_head_dropout"])
 def test_killed_run_resumes_to_the_same_weights(toy, tmp_path, monkeypatch, recipe, resumed_at):
     # with the CPU recipe's options the epoch's window phase, the learning-rate schedule and the
     # augmentation stream must all be restored from last.pt for the resumed run to end identically;
@@ -337,7 +341,9 @@ def test_init_from_refuses_a_missing_file_or_another_network(toy, tmp_path):
 @pytest.mark.parametrize("bad", [{"train_hop_factor": 0}, {"val_hop_factor": 0}, {"weight_decay": -1},
                                  {"label_smoothing": 1.0}, {"augment": {"flip": 0.5}}, {"ema_decay": 1.0},
                                  {"ema_decay": -0.1}, {"bag_size": 0}, {"bag_size": 5},
-                                 {"bag_size": 4, "label_smoothing": 0.1}, {"select_on": "auc"}])
+                                 {"bag_size": 4, "label_smoothing": 0.1}, {"select_on": "auc"},
+                                 {"augment": {"mixup": 0.4}, "bag_size": 4},
+                                 {"augment": {"mixup": 0.4}, "label_smoothing": 0.1}])
 def test_recipe_options_are_validated(bad):
     with pytest.raises(ValueError):
         train_mod.resolve_train_cfg(bad)
@@ -383,3 +389,19 @@ def test_bf16_on_a_cpu_without_amx_warns_that_it_is_slower(toy, tmp_path, monkey
     run(toy, tmp_path / "b", max_epochs=1, bf16_cpu=True)
     run(toy, tmp_path / "c", max_epochs=1)
     assert "slower" not in caplog.text
+
+
+def test_mixup_loss_is_the_lam_weighted_pair_and_a_mixup_run_learns(toy, tmp_path):
+    torch.manual_seed(0)
+    net = torch.nn.Linear(5, 3)
+    x, y, y2 = torch.randn(8, 5), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]), torch.tensor([2, 2, 1, 1, 0, 0, 2, 2])
+    w = torch.tensor([1.0, 2.0, 0.5])
+    with torch.no_grad():
+        logits = net(x)
+        want = 0.3 * torch.nn.functional.cross_entropy(logits, y, weight=w) \
+            + 0.7 * torch.nn.functional.cross_entropy(logits, y2, weight=w)
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    got = train_mod._train_step(net, opt, x, y, w, False, mix=(y2, 0.3))
+    torch.testing.assert_close(got, want)
+    res = run(toy, tmp_path, max_epochs=8, augment={"mixup": 0.2}, model_cfg={**TINY, "head_dropout": 0.3})
+    assert res["best_val_acc"] >= 0.9

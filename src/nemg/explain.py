@@ -488,6 +488,8 @@ def structure_tables(model_cfg: dict | None, n_samples: int) -> pd.DataFrame:
             cap += f", stem pool stride {size['stem_pool_stride']}"
         if size["rms_to_head"]:
             cap += ", log RMS to the head"
+        if size["head_dropout"]:
+            cap += f", head dropout {size['head_dropout']:g}"
         if size["log_input_uv"] is not None:
             cap += f", log input above {size['log_input_uv']:g} µV"
         label = (f"{label} (width {size['width']:g}, head {size['head_width']:g}, deep stride {size['deep_stride']}, "

@@ -19,7 +19,8 @@ Class order everywhere: normal, myopathy, neuropathy.
 units each); ``width = head_width = 1`` is the paper's network. ``max_channels`` caps every convolution's
 channels and ``min_channels`` sets a floor under them (null = none, the paper); ``log_input_uv`` compresses
 the input's amplitude above that many µV (null = the raw signal, the paper); ``rms_to_head`` feeds the
-convolutions each segment at unit RMS and the head its log RMS as one more input (false = the paper).
+convolutions each segment at unit RMS and the head its log RMS as one more input (false = the paper);
+``head_dropout`` drops that share of the pooled features before the first FC layer while training (0 = the paper).
 ``deep_stride`` (max-pool stride of blocks 4-7), ``stem_pool_stride`` (block 1's max-pool stride: 2 halves every
 later map) and ``head`` (flatten | gap | gapmax) are nemg switches, off in the paper preset; the CPU preset uses
 deep stride 2 and global average pooling (docs/training.md, "The CPU recipe"). The residual unit has no
@@ -51,7 +52,7 @@ PRESETS = {
     "tiny": {"width": 1 / 64, "head_width": 1 / 16, "deep_stride": 1, "head": "flatten"},
 }
 MODEL_KEYS = ("preset", "width", "head_width", "deep_stride", "head", "max_channels", "min_channels",
-              "log_input_uv", "stem_pool_stride", "rms_to_head")
+              "log_input_uv", "stem_pool_stride", "rms_to_head", "head_dropout")
 HEADS = ("flatten", "gap", "gapmax")
 
 PAPER_CHANNELS = (64, 128, 256, 512, 1024)  # after block 3, 4, 5, 6, 7
@@ -199,9 +200,10 @@ def resolve_size(model_cfg: dict | None = None) -> dict:
     if preset not in PRESETS:
         raise ValueError(f"model config: unknown preset {preset!r}; known: {sorted(PRESETS)}")
     size = {"max_channels": None, "min_channels": None, "log_input_uv": None, "stem_pool_stride": 1,
-            "rms_to_head": False, **PRESETS[preset]}
+            "rms_to_head": False, "head_dropout": 0.0, **PRESETS[preset]}
     cast = {"width": float, "head_width": float, "deep_stride": int, "head": str, "max_channels": int,
-            "min_channels": int, "log_input_uv": float, "stem_pool_stride": int, "rms_to_head": bool}
+            "min_channels": int, "log_input_uv": float, "stem_pool_stride": int, "rms_to_head": bool,
+            "head_dropout": float}
     if cfg.get("rms_to_head") is not None and not isinstance(cfg["rms_to_head"], bool):
         raise ValueError(f"model config: rms_to_head must be true or false, got {cfg['rms_to_head']!r}")
     size.update({k: cast[k](cfg[k]) for k in cast if cfg.get(k) is not None})
@@ -223,6 +225,8 @@ def resolve_size(model_cfg: dict | None = None) -> dict:
         raise ValueError(f"model config: stem_pool_stride must be 1 (paper) or 2, got {size['stem_pool_stride']!r}")
     if size["head"] not in HEADS:
         raise ValueError(f"model config: head must be one of {HEADS}, got {size['head']!r}")
+    if not 0 <= size["head_dropout"] < 1:
+        raise ValueError(f"model config: head_dropout is a probability in [0, 1), got {size['head_dropout']!r}")
     return size
 
 
@@ -241,9 +245,12 @@ class NEMGNet(nn.Module):
     def __init__(self, n_samples: int = 4000, width: float = 1.0, head_width: float = 1.0,
                  n_classes: int = len(CLASSES), deep_stride: int = 1, head: str = "flatten",
                  max_channels: int | None = None, log_input_uv: float | None = None,
-                 min_channels: int | None = None, stem_pool_stride: int = 1, rms_to_head: bool = False):
+                 min_channels: int | None = None, stem_pool_stride: int = 1, rms_to_head: bool = False,
+                 head_dropout: float = 0.0):
         super().__init__()
         self.rms_to_head = bool(rms_to_head)
+        # no parameters: a checkpoint loads into the network with or without it
+        self.head_dropout = nn.Dropout(float(head_dropout)) if head_dropout else None
         self.log_input_uv = None if log_input_uv is None else float(log_input_uv)
         c = [max(1, round(ch * width)) for ch in PAPER_CHANNELS]
         if max_channels is not None:
@@ -295,11 +302,16 @@ class NEMGNet(nn.Module):
             x = x.unsqueeze(1)
         if self.log_input_uv is not None:
             x = log_compress(x, self.log_input_uv)
-        if not self.rms_to_head:
+        if not self.rms_to_head and self.head_dropout is None:
             return self.head(self.features(x))
-        x, log_rms = split_amplitude(x)
+        if self.rms_to_head:
+            x, log_rms = split_amplitude(x)
         pooled = self.head[:self._n_pool](self.features(x))
-        return self.head[self._n_pool:](torch.cat([pooled, log_rms.to(pooled.dtype)], dim=1))
+        if self.rms_to_head:
+            pooled = torch.cat([pooled, log_rms.to(pooled.dtype)], dim=1)
+        if self.head_dropout is not None:
+            pooled = self.head_dropout(pooled)
+        return self.head[self._n_pool:](pooled)
 
 
 def build_model(model_cfg: dict | None = None, n_samples: int = 4000) -> NEMGNet:
@@ -320,7 +332,8 @@ def model_from_size(size: dict, n_samples: int) -> NEMGNet:
                    min_channels=None if floor is None else int(floor),
                    log_input_uv=None if log_uv is None else float(log_uv),
                    stem_pool_stride=int(size.get("stem_pool_stride", 1)),
-                   rms_to_head=bool(size.get("rms_to_head", False)))
+                   rms_to_head=bool(size.get("rms_to_head", False)),
+                   head_dropout=float(size.get("head_dropout", 0.0)))
 
 
 def count_parameters(model: nn.Module) -> int:

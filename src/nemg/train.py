@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from nemg.augment import augment_batch, is_active, resolve_augment
+from nemg.augment import augment_batch, is_active, mixup_batch, resolve_augment
 from nemg.config import section_defaults
 from nemg.data import class_weights, iter_batches, probability_table, read_run, rows_by_role
 from nemg.labels import CLASSES
@@ -73,6 +73,9 @@ def resolve_train_cfg(train_cfg: dict | None) -> dict:
         raise ValueError("train config: label_smoothing applies to the per-window loss; it cannot be combined "
                          "with bag_size > 1")
     cfg["augment"] = resolve_augment(cfg["augment"])
+    if cfg["augment"]["mixup"] > 0 and (int(cfg["bag_size"]) > 1 or float(cfg["label_smoothing"]) > 0):
+        raise ValueError("train config: augment.mixup mixes the labels itself; it cannot be combined with "
+                         "bag_size > 1 or label_smoothing")
     return cfg
 
 
@@ -222,12 +225,18 @@ def use_bf16(cfg: dict, device: torch.device) -> bool:
 
 
 def _train_step(model, optimizer, x, y, weights, amp: bool, label_smoothing: float = 0.0,
-                bag_size: int = 1) -> torch.Tensor:
+                bag_size: int = 1, mix: tuple[torch.Tensor, float] | None = None) -> torch.Tensor:
+    """One optimiser step; ``mix = (y_other, lam)``: ``x`` is a mixup batch, its loss the lam-weighted pair."""
     optimizer.zero_grad(set_to_none=True)
     with autocast(x.device, amp):
         logits = model(x)
     if bag_size > 1:
         loss = bag_loss(logits, y, bag_size, weights)
+    elif mix is not None:
+        y_other, lam = mix
+        logits = logits.float()
+        loss = (lam * F.cross_entropy(logits, y, weight=weights)
+                + (1.0 - lam) * F.cross_entropy(logits, y_other, weight=weights))
     else:
         loss = F.cross_entropy(logits.float(), y, weight=weights, label_smoothing=label_smoothing)
     loss.backward()
@@ -501,10 +510,14 @@ class _Trainer:
         for x, y in iter_batches(self.data.store, todo, bs, self.device, prefetch=self.device.type == "cuda"):
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, st.update, self.total_updates)
+            mix = None
             if self.augment is not None:
                 x = augment_batch(x, self.augment, self.aug_rng)
+                if self.augment["mixup"] > 0:
+                    x, y_other, lam = mixup_batch(x, y, self.augment["mixup"], self.aug_rng)
+                    mix = (y_other, lam)
             self.loss_sum += _train_step(step_model, self.optimizer, x, y, self.weights, self.amp,
-                                         float(cfg["label_smoothing"]), self.bag_size)
+                                         float(cfg["label_smoothing"]), self.bag_size, mix)
             self.loss_n += 1
             st.update, st.batch = st.update + 1, st.batch + 1
             if self.average is not None:
