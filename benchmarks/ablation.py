@@ -72,9 +72,12 @@ def run_configs(model_json: str = "{}", train_json: str = "{}", cohort: str | No
     With pretrain.enabled (in config.yaml, or in a --configfile such as the one a DAG ran with) the runs start,
     as in the DAG, from the cohort's pretrained network (results/pretrain/<cohort>/best.pt, made by the DAG),
     unless the overrides set ``init_from`` themselves (``null``: a random initialisation)."""
+    from nemg.config import deep_merge
+
     cfg = _config()
     overrides = json.loads(train_json)
-    train = {**cfg["train"], **overrides}
+    # merged as the DAG merges config files: '{"augment": {"mixup": 0.4}}' changes one augmentation, not all
+    train = deep_merge(cfg["train"], overrides)
     if (cfg.get("pretrain") or {}).get("enabled") and "init_from" not in overrides and cohort is not None:
         best = ROOT / f"results/pretrain/{cohort}/best.pt"
         if not best.is_file():
@@ -82,7 +85,7 @@ def run_configs(model_json: str = "{}", train_json: str = "{}", cohort: str | No
                              f"`snakemake {best.relative_to(ROOT)} --configfile configs/<the cohort's config>.yaml`, "
                              f"or start from scratch with --train '{{\"init_from\": null}}'")
         train["init_from"] = str(best)
-    return {**(cfg.get("model") or {}), **json.loads(model_json)}, train
+    return deep_merge(cfg.get("model") or {}, json.loads(model_json)), train
 
 
 def claim(out_root: Path):

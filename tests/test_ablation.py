@@ -28,6 +28,10 @@ def test_a_variant_overrides_only_the_keys_it_names():
     model, train = ablation.run_configs('{"max_channels": 64}', '{"max_epochs": 16, "seed_offset": 2}')
     assert model == {**CONFIG["model"], "max_channels": 64}
     assert train == {**CONFIG["train"], "max_epochs": 16, "seed_offset": 2}
+    # a nested key changes that key only, as a config file on top would (a shallow merge once dropped the rest)
+    _, train = ablation.run_configs(train_json='{"augment": {"mixup": 0.4}}')
+    assert train["augment"] == {**CONFIG["train"]["augment"], "mixup": 0.4}
+    assert set(train["augment"]) > {"mixup"}
     model, _ = ablation.run_configs('{"preset": "tiny"}')
     assert resolve_size(model) == resolve_size({"preset": "tiny"})
 
