@@ -18,6 +18,9 @@ of every run (the DAG's ``results/baseline/<cohort>/rf/predictions.tsv``, kept f
 scored. ``--table T`` appends the summary row to T;
 
     python benchmarks/recipe_spread.py --markdown docs/results/recipe_spread.tsv   # the docs table
+
+``--ensemble`` instead averages the trainings' segment probabilities run by run and votes that once: what the
+recipe gives when each run is an ensemble of those networks (one pick, at the trainings' summed cost).
 """
 from __future__ import annotations
 
@@ -67,9 +70,8 @@ def summary(scored: pd.DataFrame) -> dict:
             "max_accuracy": round(float(acc.max()), 4), "mean_macro_f1": round(float(scored["macro_f1"].mean()), 4)}
 
 
-def load_patients(cohort: str, directory: str | Path, run_ids: list[str]) -> pd.DataFrame:
-    """The DAG's divide-and-vote (logreg stage 2, config.yaml's C and class weight) of one training's runs."""
-    from ablation import vote
+def load_predictions(cohort: str, directory: str | Path, run_ids: list[str]) -> pd.DataFrame:
+    """The segment predictions of one training's runs (a directory of runs, or one table of every run)."""
     from nemg.evaluate import read_predictions
 
     d = Path(directory)
@@ -78,16 +80,46 @@ def load_patients(cohort: str, directory: str | Path, run_ids: list[str]) -> pd.
         missing = sorted(set(run_ids) - set(preds["run_id"]))
         if missing:
             raise SystemExit(f"{d}: no predictions for {len(missing)} of {len(run_ids)} runs (e.g. {missing[0]})")
-    else:
-        if not d.is_dir():
-            d = ROOT / "results" / "ablation" / cohort / str(directory)
-        files = [d / r / "predictions.tsv" for r in run_ids]
-        missing = [f for f in files if not f.is_file()]
-        if missing:
-            raise SystemExit(f"{d}: {len(missing)} of {len(files)} runs have no predictions.tsv (e.g. {missing[0]}); "
-                             f"train them all with benchmarks/ablation.py --runs all")
-        preds = read_predictions(files)
-    return vote(cohort, preds)
+        return preds
+    if not d.is_dir():
+        d = ROOT / "results" / "ablation" / cohort / str(directory)
+    files = [d / r / "predictions.tsv" for r in run_ids]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise SystemExit(f"{d}: {len(missing)} of {len(files)} runs have no predictions.tsv (e.g. {missing[0]}); "
+                         f"train them all with benchmarks/ablation.py --runs all")
+    return read_predictions(files)
+
+
+def load_patients(cohort: str, directory: str | Path, run_ids: list[str]) -> pd.DataFrame:
+    """The DAG's divide-and-vote (logreg stage 2, config.yaml's C and class weight) of one training's runs."""
+    from ablation import vote
+
+    return vote(cohort, load_predictions(cohort, directory, run_ids))
+
+
+SEGMENT_KEY = ["run_id", "role", "subject_id", "recording_id", "segment"]
+
+
+def average_predictions(trainings: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Segment probabilities averaged over trainings of the same folds (an ensemble of their networks per run).
+
+    Every training must hold the same segments of the same runs and roles; the averaged table then goes through
+    the divide-and-vote like one training's, so its stage 2 is fitted on the ensemble's validation scores."""
+    names = list(trainings)
+    prob = [c for c in trainings[names[0]].columns if c.startswith("p_")]
+    tables = {n: t.sort_values(SEGMENT_KEY, kind="stable").reset_index(drop=True) for n, t in trainings.items()}
+    first = tables[names[0]]
+    for n in names[1:]:
+        t = tables[n]
+        if len(t) != len(first) or not t[SEGMENT_KEY].astype(str).equals(first[SEGMENT_KEY].astype(str)):
+            raise ValueError(f"{n}: its segment predictions are not those of {names[0]} (different runs, roles or "
+                             f"segments); an ensemble averages trainings of the same folds and segment store")
+        if sorted(c for c in t.columns if c.startswith("p_")) != sorted(prob):
+            raise ValueError(f"{n}: its classes differ from {names[0]}'s")
+    out = first.copy()
+    out[prob] = sum(tables[n][prob].to_numpy(float) for n in names) / len(names)
+    return out
 
 
 def markdown(tsv: str | Path) -> str:
@@ -112,12 +144,21 @@ def main(argv=None) -> int:
     ap.add_argument("--cohort", required=True)
     ap.add_argument("--label", default=None, help="name of the recipe in the printed row (default: the dirs)")
     ap.add_argument("--table", default=None, help="append the summary row to this TSV")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="average the trainings' segment probabilities per run and vote that once (one pick: "
+                         "what an ensemble of their networks gives, at their summed training cost)")
     ap.add_argument("trainings", nargs="+", help="ablation directories (names under results/ablation/<cohort>/)")
     args = ap.parse_args(argv)
     folds = pd.read_csv(ROOT / f"results/folds/{args.cohort}/folds.tsv", sep="\t",
                         dtype={"subject_id": str, "run_id": str})
     run_ids = sorted(folds["run_id"].unique())
-    patients = {str(t): load_patients(args.cohort, t, run_ids) for t in args.trainings}
+    if args.ensemble:
+        from ablation import vote
+
+        preds = {str(t): load_predictions(args.cohort, t, run_ids) for t in args.trainings}
+        patients = {"ensemble": vote(args.cohort, average_predictions(preds))}
+    else:
+        patients = {str(t): load_patients(args.cohort, t, run_ids) for t in args.trainings}
     row = {"cohort": args.cohort, "recipe": args.label or " ".join(map(str, args.trainings)),
            "trainings": " ".join(map(str, args.trainings)), **summary(picks(patients, folds))}
     print(pd.DataFrame([row]).to_string(index=False))

@@ -194,3 +194,22 @@ def test_a_second_call_with_the_same_variant_is_refused_while_the_first_runs(tmp
     ablation.claim(tmp_path / "w").close()  # another variant is free
     held.close()
     ablation.claim(tmp_path / "v").close()  # and this one once the first is done
+
+
+def test_recipe_spread_ensemble_averages_segment_probabilities_of_the_same_segments():
+    import numpy as np
+    import pandas as pd
+
+    seg = pd.DataFrame({"run_id": ["r1", "r1", "r2"], "segment": [3, 4, 3], "recording_id": ["x", "x", "x"],
+                        "subject_id": ["a", "a", "a"], "role": ["val", "val", "test"]})
+    a = seg.assign(p_normal=[0.8, 0.2, 0.6], p_myopathy=[0.1, 0.7, 0.2], p_neuropathy=[0.1, 0.1, 0.2])
+    # the same segments in another order, as another training's table may list them
+    b = seg.assign(p_normal=[0.2, 0.4, 0.0], p_myopathy=[0.1, 0.5, 0.2], p_neuropathy=[0.7, 0.1, 0.8]).iloc[::-1]
+    avg = recipe_spread.average_predictions({"a": a, "b": b}).set_index(["run_id", "segment"])
+    assert np.allclose(avg.loc[("r1", 3), ["p_normal", "p_myopathy", "p_neuropathy"]].to_numpy(float), [0.5, 0.1, 0.4])
+    assert np.allclose(avg.loc[("r1", 4), ["p_normal", "p_myopathy", "p_neuropathy"]].to_numpy(float), [0.3, 0.6, 0.1])
+    assert np.allclose(avg.loc[("r2", 3), ["p_normal", "p_myopathy", "p_neuropathy"]].to_numpy(float), [0.3, 0.2, 0.5])
+    with pytest.raises(ValueError, match="c: its segment predictions are not those of a"):
+        recipe_spread.average_predictions({"a": a, "c": a.iloc[:2]})
+    with pytest.raises(ValueError, match="d: its segment predictions are not those of a"):
+        recipe_spread.average_predictions({"a": a, "d": a.assign(role=["val", "test", "test"])})
