@@ -91,13 +91,6 @@ def load_predictions(cohort: str, directory: str | Path, run_ids: list[str]) -> 
     return read_predictions(files)
 
 
-def load_patients(cohort: str, directory: str | Path, run_ids: list[str]) -> pd.DataFrame:
-    """The DAG's divide-and-vote (logreg stage 2, config.yaml's C and class weight) of one training's runs."""
-    from ablation import vote
-
-    return vote(cohort, load_predictions(cohort, directory, run_ids))
-
-
 SEGMENT_KEY = ["run_id", "role", "subject_id", "recording_id", "segment"]
 
 
@@ -152,13 +145,12 @@ def main(argv=None) -> int:
     folds = pd.read_csv(ROOT / f"results/folds/{args.cohort}/folds.tsv", sep="\t",
                         dtype={"subject_id": str, "run_id": str})
     run_ids = sorted(folds["run_id"].unique())
-    if args.ensemble:
-        from ablation import vote
+    from ablation import vote  # the DAG's divide-and-vote (logreg stage 2, config.yaml's C and class weight)
 
-        preds = {str(t): load_predictions(args.cohort, t, run_ids) for t in args.trainings}
-        patients = {"ensemble": vote(args.cohort, average_predictions(preds))}
-    else:
-        patients = {str(t): load_patients(args.cohort, t, run_ids) for t in args.trainings}
+    preds = {str(t): load_predictions(args.cohort, t, run_ids) for t in args.trainings}
+    if args.ensemble:
+        preds = {"ensemble": average_predictions(preds)}
+    patients = {name: vote(args.cohort, p) for name, p in preds.items()}
     row = {"cohort": args.cohort, "recipe": args.label or " ".join(map(str, args.trainings)),
            "trainings": " ".join(map(str, args.trainings)), **summary(picks(patients, folds))}
     print(pd.DataFrame([row]).to_string(index=False))

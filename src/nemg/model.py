@@ -302,11 +302,11 @@ class NEMGNet(nn.Module):
             x = x.unsqueeze(1)
         if self.log_input_uv is not None:
             x = log_compress(x, self.log_input_uv)
-        if not self.rms_to_head:
-            pooled = self.head[:self._n_pool](self.features(x))
-        else:
+        log_rms = None
+        if self.rms_to_head:
             x, log_rms = split_amplitude(x)
-            pooled = self.head[:self._n_pool](self.features(x))
+        pooled = self.head[:self._n_pool](self.features(x))
+        if log_rms is not None:
             pooled = torch.cat([pooled, log_rms.to(pooled.dtype)], dim=1)
         if self.head_dropout is not None:
             pooled = self.head_dropout(pooled)
