@@ -150,7 +150,7 @@ OLD_TRAIN = {
     "checkpoint_every": 1,
     "keep_last": False, "deterministic": True, "progress": True, "predict_train": False, "lr_schedule": "constant",
     "weight_decay": 0.0, "label_smoothing": 0.0, "ema_decay": 0.0, "bag_size": 1, "select_on": "accuracy",
-    "init_from": None, "train_hop_factor": 1, "val_hop_factor": 1,
+    "init_from": None, "finetune_lr": None, "train_hop_factor": 1, "val_hop_factor": 1,
     "augment": {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0,
                 "mixup": 0.0},  # {} = AUGMENT_OFF
 }

@@ -317,6 +317,40 @@ def test_a_run_starts_from_the_weights_of_init_from(toy, tmp_path, monkeypatch):
     assert not torch.equal(first["features.0.0.weight"], pre["features.0.0.weight"])
 
 
+def test_finetune_lr_is_the_rate_of_a_pretrained_start_only(toy, tmp_path, monkeypatch):
+    """train.finetune_lr: the optimiser's rate when the run starts from init_from; from random weights it is unused
+    (the run is bit-identical to one without it), and a cosine schedule decays from it."""
+    rates = []
+    real_step = train_mod._train_step
+
+    def spy(model, optimizer, *args, **kwargs):
+        rates.append({g["lr"] for g in optimizer.param_groups})
+        return real_step(model, optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "_train_step", spy)
+    run(toy, tmp_path / "pre", max_epochs=2)
+    pre = str(tmp_path / "pre" / "best.pt")
+    rates.clear()
+    run(toy, tmp_path / "fine", max_epochs=1, init_from=pre, finetune_lr=3e-4)
+    assert rates and all(r == {3e-4} for r in rates)
+    rates.clear()
+    run(toy, tmp_path / "fine_lr", max_epochs=1, init_from=pre)  # null: the run's lr
+    assert rates and all(r == {1e-3} for r in rates)
+    rates.clear()
+    run(toy, tmp_path / "scratch", max_epochs=1, finetune_lr=3e-4)
+    assert rates and all(r == {1e-3} for r in rates)
+    run(toy, tmp_path / "scratch_plain", max_epochs=1)
+    a = torch.load(tmp_path / "scratch" / "best.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "scratch_plain" / "best.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    cfg = train_mod.resolve_train_cfg({"lr_schedule": "cosine", "init_from": pre, "finetune_lr": 4e-4})
+    assert train_mod.learning_rate(cfg, 0, 100) == pytest.approx(4e-4)
+    assert train_mod.learning_rate(cfg, 50, 100) == pytest.approx(2e-4)
+    for bad in (0, -1e-3):
+        with pytest.raises(ValueError, match="finetune_lr"):
+            train_mod.resolve_train_cfg({"finetune_lr": bad})
+
+
 def test_init_from_refuses_a_missing_file_or_another_network(toy, tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.pt"):
         run(toy, tmp_path / "a", max_epochs=1, init_from=str(tmp_path / "nothing.pt"))

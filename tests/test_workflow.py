@@ -105,6 +105,11 @@ def test_first_weights_of_every_network_are_an_input(tmp_path):
     res = snakemake(tmp_path, "-n", "--configfile", cfg)
     out = res.stdout + res.stderr
     assert res.returncode != 0 and "and pretrain.enabled both choose the first weights" in out, out[-2000:]
+    # train.finetune_lr is the rate of the networks that start from the pretraining, not of the pretraining
+    cfg.write_text(yaml.safe_dump({"pretrain": {"enabled": True, "train": {"finetune_lr": 1e-4}}}))
+    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "pretrain.train.finetune_lr: the pretraining stages learn at" in out, out[-2000:]
 
 
 def test_results_readme_is_per_cohort(tmp_path):
@@ -558,10 +563,14 @@ def check_pretraining(workdir):
     cv = torch.load(res / "train" / "ci" / "nested_s0_o0_i0" / "best.pt", weights_only=True)
     assert cv["train_cfg"]["init_from"] == "results/pretrain/ci/best.pt"
     assert cv["train_cfg"]["max_epochs"] == 16  # the run's own recipe
+    # the pretraining learns at train.lr, the networks that start from it at config.yaml's train.finetune_lr
+    assert pre["train_cfg"]["finetune_lr"] is None and cv["train_cfg"]["finetune_lr"] == 3e-4
     logs = [workdir / "logs" / "train" / "ci" / "nested_s0_o0_i0.log", workdir / "logs" / "external" / "ci" /
             "train_ext_s0.log"]
     for log in logs:
-        assert "initial weights from results/pretrain/ci/best.pt" in log.read_text(), log
+        text = log.read_text()
+        assert "initial weights from results/pretrain/ci/best.pt" in text, log
+        assert "fine-tuning at learning rate 0.0003 (train.finetune_lr)" in text, log
 
 
 def check_review_figures(workdir, fig, ev):

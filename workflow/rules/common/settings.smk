@@ -22,6 +22,11 @@ INIT_WEIGHTS = (
     else str(resolve_path(TRAIN_CFG["init_from"], REPO)) if TRAIN_CFG["init_from"] else None
 )
 TRAIN_LEARN.pop("init_from", None)
+# the pretraining stages learn at train.lr (below); finetune_lr is for the networks that start from a
+# pretrained network, and left out of the params when none does, so that it retrains nothing there
+_FINETUNE_LR = TRAIN_LEARN.pop("finetune_lr", None)
+if INIT_WEIGHTS:
+    TRAIN_LEARN["finetune_lr"] = _FINETUNE_LR
 # ... except for external networks when the pretraining saw one of their test cohorts (common.smk): they start
 # from the simulated first stage, when there is one that did not see them either, or else from random weights
 if not PRETRAINED_ON_TESTS:
@@ -38,8 +43,15 @@ if PRETRAINED_ON_TESTS:
         + ("the simulated first stage" if EXT_INIT_WEIGHTS else "random weights")
         + ", the cross-validation networks from the pretraining"
     )
-# the pretraining's recipe: the run's, with pretrain.train's keys changed
-PRETRAIN_TRAIN = {**TRAIN_LEARN, **PRETRAIN["train"]}
+# the pretraining's recipe: the run's, with pretrain.train's keys changed; both stages learn at train.lr (the
+# second stage too, though it starts from the first: finetune_lr is the rate of the networks that learn the run's
+# own cohort)
+if "finetune_lr" in PRETRAIN["train"]:
+    raise WorkflowError(
+        "pretrain.train.finetune_lr: the pretraining stages learn at their lr (set pretrain.train.lr); "
+        "train.finetune_lr is the rate of the networks that start from the pretraining"
+    )
+PRETRAIN_TRAIN = {**{k: v for k, v in TRAIN_LEARN.items() if k != "finetune_lr"}, **PRETRAIN["train"]}
 # unknown keys stop the run here; values are checked by the pretrain job (nemg.train.resolve_train_cfg), so that
 # parsing the workflow does not import torch
 _unknown_pretrain = sorted(set(PRETRAIN["train"]) - set(TRAIN_CFG))
