@@ -239,9 +239,11 @@ def test_model_card_numbers_are_the_runs_tables(run):
     assert f"{row['accuracy_consensus']:.3f} ({max(0, row['accuracy_boot_low']):.3f}-" in card
     assert "ci -> clinic" in card
     # configs/ci.yaml pretrains (as config.yaml does): the card and model.json say where the members started
-    assert "fine-tuned from `results/pretrain/ci/best.pt`, a network the pipeline trained on simulated" in card
+    assert ("fine-tuned from `results/pretrain/ci/best.pt` at learning rate 0.0003, a network the pipeline "
+            "trained on simulated") in card
     meta = json.loads((run["bundle"] / "model.json").read_text())
     assert {m["init_from"] for m in meta["members"]} == {"results/pretrain/ci/best.pt"}
+    assert {m["lr"] for m in meta["members"]} == {3e-4}  # config.yaml's train.finetune_lr
     assert all(m["trained_on"] == {"device": "cpu", "cpu": cpu_info()["label"]} for m in meta["members"])
     assert meta["pretraining"].startswith("simulated patients only (seed ")
 
@@ -255,6 +257,9 @@ def test_model_card_names_what_the_pretraining_learnt_from():
     assert "trained on simulated patients only" in _init_line(pre)  # bundles from before model.json said
     assert "random initialisation" in _init_line([{"init_from": None}])
     assert "(`train.init_from`)" in _init_line([{"init_from": "/elsewhere/best.pt"}])
+    # the rate the members were fine-tuned at (train.finetune_lr), when the bundle records it
+    assert "`/elsewhere/best.pt` at learning rate 0.0003 (`train.init_from`)" in _init_line(
+        [{"init_from": "/elsewhere/best.pt", "lr": 3e-4}])
 
 
 def test_model_card_says_when_the_external_figures_are_other_networks():

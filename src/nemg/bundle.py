@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .config import base_lr
 from .external import CALIBRATION_FRAME_S as FRAME_S
 from .external import level_range
 from .fileio import sha256_file, write_atomic
@@ -133,6 +134,8 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
             "sha256": sha256_file(weights), "best_val_acc": float(ck["best_val_acc"]),
             # where its training started: a pretrained network's best.pt (pretrain / train.init_from) or None
             "init_from": (ck.get("train_cfg") or {}).get("init_from"),
+            # the rate it learnt at (train.finetune_lr from a pretrained start; None for a checkpoint without one)
+            "lr": base_lr(ck["train_cfg"]) if (ck.get("train_cfg") or {}).get("lr") is not None else None,
             # the hardware that computed its weights (None for a checkpoint from before nemg recorded it)
             "trained_on": ck.get("trained_on"),
             "stage2": fit_member_stage2(preds, subjects, recordings, method=stage2["method"],

@@ -71,11 +71,13 @@ def _init_line(members, pretraining: str | None = None) -> str:
     starts = sorted({str(m.get("init_from")) for m in members if m.get("init_from")})
     if not starts:
         return "Each member was trained from a random initialisation."
+    rates = sorted({float(m["lr"]) for m in members if m.get("lr") is not None})
+    rate = f" at learning rate {', '.join(f'{r:g}' for r in rates)}" if rates else ""  # older bundles: unsaid
     if all("results/pretrain/" in s for s in starts):
-        return (f"Each member was fine-tuned from `{'`, `'.join(starts)}`, a network the pipeline trained on "
-                f"{pretraining or 'simulated patients only'} (the run's `pretrain:` section).")
-    return (f"Each member was fine-tuned from `{'`, `'.join(starts)}` (`train.init_from`): what that network was "
-            "trained on is part of this model's training data.")
+        return (f"Each member was fine-tuned from `{'`, `'.join(starts)}`{rate}, a network the pipeline trained "
+                f"on {pretraining or 'simulated patients only'} (the run's `pretrain:` section).")
+    return (f"Each member was fine-tuned from `{'`, `'.join(starts)}`{rate} (`train.init_from`): what that "
+            "network was trained on is part of this model's training data.")
 
 
 def _reference(meta: Mapping) -> str:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from nemg.augment import augment_batch, is_active, mixup_batch, resolve_augment
-from nemg.config import section_defaults
+from nemg.config import base_lr, section_defaults
 from nemg.data import class_weights, iter_batches, probability_table, read_run, rows_by_role
 from nemg.labels import CLASSES
 from nemg.manifest import cpu_info
@@ -79,18 +79,6 @@ def resolve_train_cfg(train_cfg: dict | None) -> dict:
         raise ValueError("train config: augment.mixup mixes the labels itself; it cannot be combined with "
                          "bag_size > 1 or label_smoothing")
     return cfg
-
-
-def base_lr(cfg: dict) -> float:
-    """The run's learning rate before any schedule: ``finetune_lr`` when the run starts from pretrained weights
-    (``init_from``) and it is set, else ``lr``.
-
-    A start that already reads motor-unit potentials is moved less far from them: at the paper's 1e-3 the kept
-    evaluation of a fine-tuned Messekher run came at a median update of 300-450 of ~600 and the three-seed
-    consensus stayed at random weights' level (docs/training.md, "Fine-tuning at a lower learning rate")."""
-    if cfg.get("init_from") and cfg.get("finetune_lr") is not None:
-        return float(cfg["finetune_lr"])
-    return float(cfg["lr"])
 
 
 def learning_rate(cfg: dict, update: int, total_updates: int) -> float:
