@@ -129,13 +129,14 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
         torch.save({k: v.contiguous() for k, v in ck["state_dict"].items()}, tmp)
         os.replace(tmp, weights)
         preds = read(predictions[run_id])
+        train_cfg = ck.get("train_cfg") or {}
         members.append({
             "run_id": run_id, "seed": int(ck["seed"]), "weights": f"{WEIGHTS_DIR}/{weights.name}",
             "sha256": sha256_file(weights), "best_val_acc": float(ck["best_val_acc"]),
             # where its training started: a pretrained network's best.pt (pretrain / train.init_from) or None
-            "init_from": (ck.get("train_cfg") or {}).get("init_from"),
+            "init_from": train_cfg.get("init_from"),
             # the rate it learnt at (train.finetune_lr from a pretrained start; None for a checkpoint without one)
-            "lr": base_lr(ck["train_cfg"]) if (ck.get("train_cfg") or {}).get("lr") is not None else None,
+            "lr": base_lr(train_cfg) if train_cfg.get("lr") is not None else None,
             # the hardware that computed its weights (None for a checkpoint from before nemg recorded it)
             "trained_on": ck.get("trained_on"),
             "stage2": fit_member_stage2(preds, subjects, recordings, method=stage2["method"],

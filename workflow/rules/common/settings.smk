@@ -22,11 +22,9 @@ INIT_WEIGHTS = (
     else str(resolve_path(TRAIN_CFG["init_from"], REPO)) if TRAIN_CFG["init_from"] else None
 )
 TRAIN_LEARN.pop("init_from", None)
-# the pretraining stages learn at train.lr (below); finetune_lr is for the networks that start from a
-# pretrained network, and left out of the params when none does, so that it retrains nothing there
+# finetune_lr is the rate of the networks that start from a pretrained network: not the pretraining's (below),
+# and left out of the params when no network starts from one, so that it retrains nothing there
 _FINETUNE_LR = TRAIN_LEARN.pop("finetune_lr", None)
-if INIT_WEIGHTS:
-    TRAIN_LEARN["finetune_lr"] = _FINETUNE_LR
 # ... except for external networks when the pretraining saw one of their test cohorts (common.smk): they start
 # from the simulated first stage, when there is one that did not see them either, or else from random weights
 if not PRETRAINED_ON_TESTS:
@@ -51,7 +49,9 @@ if "finetune_lr" in PRETRAIN["train"]:
         "pretrain.train.finetune_lr: the pretraining stages learn at their lr (set pretrain.train.lr); "
         "train.finetune_lr is the rate of the networks that start from the pretraining"
     )
-PRETRAIN_TRAIN = {**{k: v for k, v in TRAIN_LEARN.items() if k != "finetune_lr"}, **PRETRAIN["train"]}
+PRETRAIN_TRAIN = {**TRAIN_LEARN, **PRETRAIN["train"]}
+if INIT_WEIGHTS:
+    TRAIN_LEARN["finetune_lr"] = _FINETUNE_LR
 # unknown keys stop the run here; values are checked by the pretrain job (nemg.train.resolve_train_cfg), so that
 # parsing the workflow does not import torch
 _unknown_pretrain = sorted(set(PRETRAIN["train"]) - set(TRAIN_CFG))
