@@ -2,21 +2,27 @@
 
 Cross-validation estimates the recipe on networks trained on part of a cohort; the model bundle (`snakemake
 model`) and the external networks are trained on every patient with `external.val_fraction` held out for early
-stopping. This writes two configs that do the latter on a stratified part of the cohort and score the patients
+stopping. This writes configs that do the latter on a stratified part of the cohort and score the patients
 left out as an external test cohort, with the DAG's own external validation (the same split, stage 2, QEMG
 baselines and tables), once from each starting point a public config's external networks can have:
 
 * ``<out>/holdout_pretrained.yaml``: from the run's pretraining (``results/pretrain/<cohort>/best.pt``), as the
   cross-validation's networks, the bundle and every test cohort the pretraining did not see;
 * ``<out>/holdout_first_stage.yaml``: from its simulated first stage (``.../simulated/best.pt``), as the external
-  networks that score the cohort the pretraining saw (configs/messekher.yaml's N2001).
+  networks that score the cohort the pretraining saw (configs/messekher.yaml's N2001);
+* ``<out>/holdout_cv.yaml``: the first with the training part's cross-validation on too (``external.only:
+  false``), so that ``benchmarks/holdout_cv_ensemble.py`` can diagnose the held-out patients with the 15
+  cross-validation networks as well (docs/external.md, "The cross-validation's networks as the ensemble").
 
-Both reuse the pretraining networks of a finished DAG of ``--configfile`` (no pretraining is rerun) and share one
-cohort name, so the second run reuses the first's preprocessing and retrains only the networks (copy
-``results/external/<name>/`` away between the two runs):
+All reuse the pretraining networks of a finished DAG of ``--configfile`` (no pretraining is rerun) and share one
+cohort name, so a second run reuses the first's preprocessing and retrains only the networks (copy
+``results/external/<name>/`` away between two runs). holdout_cv.yaml trains the same external networks as
+holdout_pretrained.yaml, so run right after it, it adds only the cross-validation:
 
     python benchmarks/holdout_configs.py --configfile configs/messekher.yaml --seed 2026 --out holdout/
     snakemake --cores all --configfile holdout/holdout_pretrained.yaml
+    snakemake --cores all --configfile holdout/holdout_cv.yaml        # optional: + the 15 CV networks
+    python benchmarks/holdout_cv_ensemble.py --configfile holdout/holdout_cv.yaml
     cp -r results/external/messekher2023_holdout holdout/pretrained
     snakemake --cores all --configfile holdout/holdout_first_stage.yaml
 
@@ -92,6 +98,11 @@ def holdout_configs(configfiles: list[str], fraction: float, seed: int, root: Pa
         # a whole config already, so what a run would see on top of config.yaml is this one
         validate_config(run, source=f"holdout_{start}")
         out[start] = run
+    # the same networks and split, and the training part's own nested CV besides: one run gives both ensembles
+    cv = copy.deepcopy(out["pretrained"])
+    cv["external"]["only"] = False
+    validate_config(cv, source="holdout_cv")
+    out["cv"] = cv
     return out
 
 
@@ -100,7 +111,7 @@ def main(argv=None) -> int:
     ap.add_argument("--configfile", nargs="+", required=True, help="the finished DAG's config file(s)")
     ap.add_argument("--fraction", type=float, default=1 / 3, help="share of each diagnosis held out")
     ap.add_argument("--seed", type=int, default=2026, help="seed of the split")
-    ap.add_argument("--out", type=Path, required=True, help="folder for the two configs")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the configs")
     args = ap.parse_args(argv)
     try:
         configs = holdout_configs(args.configfile, args.fraction, args.seed)

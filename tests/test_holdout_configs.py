@@ -1,5 +1,6 @@
-"""benchmarks/holdout_configs.py: a stratified, seeded, disjoint split and two valid configs that differ only in
-where the networks start."""
+"""benchmarks/holdout_configs.py: a stratified, seeded, disjoint split and valid configs that differ only in
+where the networks start (and whether the training part is cross-validated too); benchmarks/holdout_cv_ensemble.py:
+the held-out patients voted by each network's own stage 2, fit on its validation patients only."""
 import importlib.util
 import subprocess
 import sys
@@ -15,6 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("holdout_configs", REPO / "benchmarks" / "holdout_configs.py")
 ho = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ho)
+spec = importlib.util.spec_from_file_location("holdout_cv_ensemble", REPO / "benchmarks" / "holdout_cv_ensemble.py")
+ce = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ce)
 
 
 def subjects(counts):
@@ -57,8 +61,11 @@ def _fake_run(root, name="mine"):
 def test_two_configs_differ_only_in_the_start_and_keep_the_runs_recipe(tmp_path):
     cfg = _fake_run(tmp_path)
     out = ho.holdout_configs([str(cfg)], 1 / 3, seed=0, root=tmp_path)
-    assert set(out) == {"pretrained", "first_stage"}
-    a, b = out["pretrained"], out["first_stage"]
+    assert set(out) == {"pretrained", "first_stage", "cv"}
+    a, b, cv = out["pretrained"], out["first_stage"], out["cv"]
+    # the cross-validated config trains the same external networks and cross-validates the training part
+    assert cv["external"].pop("only") is False and a["external"]["only"] is True
+    assert cv == {**a, "external": {k: v for k, v in a["external"].items() if k != "only"}}
     assert a["train"].pop("init_from") == "results/pretrain/mine/best.pt"
     assert b["train"].pop("init_from") == "results/pretrain/mine/simulated/best.pt"
     assert a == b
@@ -85,3 +92,47 @@ def test_missing_dag_outputs_are_named(tmp_path):
     res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "holdout_configs.py"), "--configfile", str(cfg),
                           "--out", str(tmp_path / "o")], capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 2 and "subjects.tsv: missing; run the DAG" in res.stderr
+
+
+def _scores(run_id, role, patients, probs):
+    """Two segments per patient's one recording, each with the patient's class probabilities."""
+    return pd.DataFrame([{"run_id": run_id, "segment": k, "recording_id": f"{p}_r", "subject_id": p, "role": role,
+                          "p_normal": q[0], "p_myopathy": q[1], "p_neuropathy": q[2]}
+                         for p, q in zip(patients, probs) for k in range(2)])
+
+
+def test_each_network_votes_with_its_own_stage2_fit_on_validation_patients_only():
+    classes = ["normal", "myopathy", "neuropathy"]
+    train = pd.DataFrame({"subject_id": [f"t{i}" for i in range(9)], "diagnosis": classes * 3})
+    test = pd.DataFrame({"subject_id": ["h0", "h1", "h2"], "diagnosis": classes})
+    recs = lambda s: pd.DataFrame({"recording_id": s["subject_id"] + "_r", "subject_id": s["subject_id"],  # noqa: E731
+                                   "location": "proximal"})
+    onehot = [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]
+    # run a: validation patients t0-t5 scored as their class; its CV test patients (t6-t8) scored as one class,
+    # which would wreck its stage 2 if they entered the fit
+    fit = pd.concat([_scores("a", "val", [f"t{i}" for i in range(6)], onehot * 2),
+                     _scores("a", "test", ["t6", "t7", "t8"], [onehot[0]] * 3),
+                     _scores("b", "val", [f"t{i}" for i in range(3, 9)], onehot * 2)])
+    held = pd.concat([_scores("a", "test", ["h0", "h1", "h2"], onehot),
+                      _scores("b", "test", ["h0", "h1", "h2"], [onehot[2], onehot[1], onehot[0]])])
+    stage2 = ce.stage2_settings(load_config(REPO / "config.yaml"))
+    assert stage2["methods"] == ["logreg"] and stage2["fit_on"] == "val"
+    pp = ce.ensemble_patients(fit, held, train, recs(train), test, recs(test), stage2)
+    assert sorted(pp["run_id"].unique()) == ["a", "b"] and set(pp["subject_id"]) == {"h0", "h1", "h2"}
+    by = pp.set_index(["run_id", "subject_id"])["predicted"]
+    assert [by["a", h] for h in ("h0", "h1", "h2")] == classes  # its own, class-faithful stage 2
+    assert [by["b", h] for h in ("h0", "h1", "h2")] == ["neuropathy", "myopathy", "normal"]
+    row = ce.consensus_row(pp, "two")
+    assert row["n_networks"] == 2 and row["n_patients"] == 3
+    mean = pp.groupby("subject_id")[["p_normal", "p_myopathy", "p_neuropathy"]].mean()
+    assert row["accuracy"] == pytest.approx(sum(mean.loc[h].to_numpy().argmax() == i
+                                                for i, h in enumerate(["h0", "h1", "h2"])) / 3)
+    assert ce.member_accuracy(pp) == pytest.approx((1 + 1 / 3) / 2)
+    # a held-out patient among the training patients, a network without validation patients: refused
+    with pytest.raises(ValueError, match="t0"):
+        ce.ensemble_patients(fit, pd.concat([held, _scores("a", "test", ["t0"], [onehot[0]])]), train,
+                             recs(train), pd.concat([test, train.head(1)]), pd.concat([recs(test), recs(train.head(1))]),
+                             stage2)
+    with pytest.raises(ce.EnsembleError, match=r"\['c'\] .* no val patients"):
+        ce.ensemble_patients(fit, pd.concat([held, _scores("c", "test", ["h0"], [onehot[0]])]), train,
+                             recs(train), test, recs(test), stage2)
