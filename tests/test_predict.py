@@ -157,6 +157,63 @@ def test_predict_equals_the_dags_divide_and_vote(run, tmp_path):
                                atol=1e-6)
 
 
+def test_a_bundle_of_the_cross_validation_networks(run, tmp_path):
+    """bundle.members: cv packs the nested CV's networks (no training of their own), each with the stage 2 of its
+    own inner-validation patients; nemg predict then votes them as the DAG's divide-and-vote would."""
+    from nemg.evaluate import external_patient_predictions, read_predictions
+    from nemg.predict import predict_cohort
+
+    work = tmp_path / "work"
+    shutil.copytree(run["work"], work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
+    shutil.rmtree(work / "results" / "model")  # the external ensemble's bundle: rebuilt from the CV's networks
+    overlay = work / "cv_members.yaml"
+    overlay.write_text(yaml.safe_dump({"bundle": {"members": "cv"}}))
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2", "model", "--configfile",
+           str(REPO / "configs" / "ci.yaml"), str(work / "fast.yaml"), str(overlay)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=work)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "train_fold" not in res.stdout + res.stderr  # the CV's networks are reused, not retrained
+    b = work / "results" / "model" / "ci"
+    meta = json.loads((b / "model.json").read_text())
+    cv_runs = [f"nested_s0_o{o}_i{i}" for o in range(2) for i in range(2)]  # configs/ci.yaml: nested 2 x 2
+    assert meta["members_kind"] == "cv" and [m["run_id"] for m in meta["members"]] == cv_runs
+    assert sorted(p.name for p in (b / "weights").iterdir()) == [f"{r}.pt" for r in cv_runs]
+    train = work / "results" / "train" / "ci"
+    for m in meta["members"]:
+        ck = torch.load(train / m["run_id"] / "best.pt", weights_only=True)
+        state = torch.load(b / m["weights"], weights_only=True)
+        assert all(torch.equal(ck["state_dict"][k], state[k]) for k in state)
+    # each member's split is its CV run's, its outer test fold included; every patient is in some member's training
+    folds = pd.read_csv(work / "results" / "folds" / "ci" / "folds.tsv", sep="\t")
+    for rid, split in meta["training_cohort"]["members"].items():
+        f = folds[folds["run_id"] == rid]
+        assert {role: sum(v.values()) for role, v in split.items()} == f["role"].value_counts().to_dict()
+    assert sum(meta["training_cohort"]["patients"].values()) == 12
+    card = (b / "MODEL_CARD.md").read_text()
+    assert "nested cross-validation's networks (nested_s0_o0_i0" in card
+    assert "not this bundle's members: the members are the cross-validation's networks" in card
+
+    # nemg predict: per patient the mean over the four networks of each one's own stage 2, the DAG's vote
+    out = tmp_path / "pred"
+    assert nemg_main(["predict", str(b), str(run["recordings"]), str(run["subjects"]), "--out", str(out),
+                      "--threads", "1"]) == 0
+    patients = pd.read_csv(out / "patient_predictions.tsv", sep="\t").set_index("subject_id")
+    seg = work / "results" / "segment" / "clinic_for_ci"
+    test = pd.concat([predict_cohort(train / r / "best.pt", seg / "segments.npy", seg / "segments_index.tsv",
+                                     device="cpu", num_threads=1) for r in cv_runs], ignore_index=True)
+    fit = read_predictions([train / r / "predictions.tsv" for r in cv_runs])
+    read = lambda p: pd.read_csv(p, sep="\t", dtype={"recording_id": str, "subject_id": str})  # noqa: E731
+    cohort = work / "results" / "cohort"
+    pp = external_patient_predictions(
+        pd.concat([fit[fit["role"] == "val"], test], ignore_index=True), read(cohort / "ci" / "subjects.tsv"),
+        read(cohort / "ci" / "recordings.tsv"), read(run["subjects"]), read(run["recordings"]), methods=["logreg"],
+        fit_on="val", seed=0, class_weight="balanced", c=10.0)
+    expected = pp[~pp["with_location"].astype(bool)].groupby("subject_id")[PROB_COLS].mean()
+    assert len(expected) == 3 and pp["run_id"].nunique() == 4
+    np.testing.assert_allclose(patients.loc[expected.index, PROB_COLS].to_numpy(), expected.to_numpy(),
+                               rtol=1e-4, atol=1e-5)
+
+
 def test_calibrate_is_the_dags_median_rms_calibration(run, tmp_path, capsys):
     """--calibrate on another amplifier chain's recordings: the DAG's calibrated external cohort (clinic.rms), the
     same factor and the same diagnoses; --gain with that factor the same again; too few patients refused."""

@@ -110,6 +110,17 @@ def test_first_weights_of_every_network_are_an_input(tmp_path):
     res = snakemake(tmp_path, "-n", "--configfile", cfg)
     out = res.stdout + res.stderr
     assert res.returncode != 0 and "pretrain.train.finetune_lr: the pretraining stages learn at" in out, out[-2000:]
+    # bundle.members: cv packs the CV's networks: `snakemake model` schedules no external training for them, and a
+    # run without a nested cross-validation is refused by name
+    cfg.write_text(yaml.safe_dump({"bundle": {"members": "cv"}}))
+    res = snakemake(tmp_path, "-n", "model", "--configfile", cfg)
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, flags=re.M))
+    assert res.returncode == 0 and jobs.get("train_fold") == "15" and "train_external" not in jobs, res.stdout[-2000:]
+    assert re.search(r"rule model_bundle:\n\s+input:.*results/train/simulated/nested_s0_o4_i2/best\.pt", res.stdout)
+    cfg.write_text(yaml.safe_dump({"bundle": {"members": "cv"}, "external": {"only": True}}))
+    res = snakemake(tmp_path, "-n", "model", "--configfile", cfg)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "bundle.members: cv takes the nested cross-validation's networks" in out, out[-2000:]
 
 
 def test_results_readme_is_per_cohort(tmp_path):

@@ -57,7 +57,9 @@ def cohort_summary(name: str, split: pd.DataFrame, segments_index: pd.DataFrame)
     recs = seg.drop_duplicates("recording_id")
     members = {}
     for rid, g in split.groupby("run_id", sort=True):
-        members[rid] = {role: _counts(g.loc[g["role"] == role, "diagnosis"]) for role in ("train", "val")}
+        # cross-validation members (bundle.members: cv) also have the outer fold they were tested on
+        roles = ("train", "val", "test") if (g["role"] == "test").any() else ("train", "val")
+        members[rid] = {role: _counts(g.loc[g["role"] == role, "diagnosis"]) for role in roles}
     patients = split.drop_duplicates("subject_id")
     return {"name": name, "patients": _counts(patients["diagnosis"]), "recordings": _counts(recs["diagnosis"]),
             "segments": _counts(seg["diagnosis"]), "members": members}
@@ -83,7 +85,7 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
                  preprocess: Mapping, stage2: Mapping, eval_batch_size: int, cohort_name: str,
                  git_commit: str, config_files: Sequence[str] = (), pretraining: str | None = None,
                  external_start: Mapping | None = None, amplitude_reference_uv: float | None = None,
-                 amplitude_levels_uv: Sequence[float | None] | None = None) -> dict:
+                 amplitude_levels_uv: Sequence[float | None] | None = None, members_kind: str = "external") -> dict:
     """Write weights/ and model.json under ``out_dir``; returns model.json's content.
 
     ``checkpoints`` / ``predictions``: run id -> the member's best.pt / predictions.tsv (nemg.train.train_run).
@@ -97,6 +99,8 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
     resampled signals), against which ``nemg predict --calibrate`` scales another site's recordings.
     ``amplitude_levels_uv``: every training recording's level (nemg.external.signal_store_levels); their
     ``nemg.external.LEVEL_QUANTILES`` are the range ``nemg predict`` checks new recordings against.
+    ``members_kind``: ``external`` (the external-validation ensemble; ``split_tsv`` its split.tsv) or ``cv`` (the
+    nested cross-validation's networks; ``split_tsv`` the folds table, of which only the members' runs count).
     """
     import torch
 
@@ -108,6 +112,12 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
     ids = {"recording_id": str, "subject_id": str, "run_id": str}
     read = lambda p: pd.read_csv(p, sep="\t", dtype=ids)  # noqa: E731
     subjects, recordings, split = read(subjects_tsv), read(recordings_tsv), read(split_tsv)
+    if members_kind not in ("external", "cv"):
+        raise BundleError(f"members_kind must be external or cv, got {members_kind!r}")
+    split = split[split["run_id"].isin(list(checkpoints))]
+    absent = sorted(set(checkpoints) - set(split["run_id"]))
+    if absent:
+        raise BundleError(f"{split_tsv}: no split for member(s) {absent}")
     seg_index, sig_index = read(segments_index_tsv), read(signals_index_tsv)
     if sorted(checkpoints) != sorted(predictions):
         raise BundleError(f"members with weights {sorted(checkpoints)} differ from those with predictions "
@@ -174,6 +184,7 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
                    "seed": int(stage2["seed"]),
                    "combine": COMBINE},
         "members": members,
+        "members_kind": members_kind,
         "training_cohort": cohort_summary(cohort_name, split, seg_index),
         "pretraining": pretraining,
         "external_networks_start": None if external_start is None else dict(external_start),

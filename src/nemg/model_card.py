@@ -30,10 +30,15 @@ def md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def cv_section(table2: pd.DataFrame | None, per_class: pd.DataFrame | None, method: str) -> str:
+def cv_section(table2: pd.DataFrame | None, per_class: pd.DataFrame | None, method: str,
+               members: str = "external") -> str:
+    """``members``: model.json's ``members_kind``; with ``cv`` the figures are the bundle's own networks'."""
     if table2 is None:
         return ("This run had no cross-validation (`external.only: true`): the procedure's accuracy on this cohort "
                 "was not estimated. Do not use this bundle without an evaluation of your own.")
+    own = ("the bundle's members are these networks, so each figure is theirs on patients they never trained on."
+           if members == "cv" else
+           "the bundle's own ensemble, trained on every patient, has no held-out estimate of its own.")
     t = table2[["metric", "model_mean_ci_runs", "model_consensus_bootstrap"]].rename(columns={
         "model_mean_ci_runs": "mean over runs (95 % CI)",
         "model_consensus_bootstrap": "consensus calls (patient bootstrap 95 % CI)"})
@@ -43,12 +48,12 @@ def cv_section(table2: pd.DataFrame | None, per_class: pd.DataFrame | None, meth
     pc.columns = ["class", "recall of the consensus calls (mean over replicates)", "SD over replicates"]
     return (f"Patient-level nested cross-validation of the same training recipe on this cohort (stage 2: "
             f"{method}, without muscle location; Table 2 of the run, `table2.tsv`). It estimates what the "
-            f"*procedure* does on unseen patients of this cohort; the bundle's own ensemble, trained on every "
-            f"patient, has no held-out estimate of its own.\n\n{md_table(t)}\n\n"
+            f"*procedure* does on unseen patients of this cohort; {own}\n\n{md_table(t)}\n\n"
             f"Per-class recall (`per_class_correct.tsv`):\n\n{md_table(pc)}")
 
 
-def external_section(external: pd.DataFrame | None, other_start: Mapping | None = None) -> str:
+def external_section(external: pd.DataFrame | None, other_start: Mapping | None = None,
+                     members: str = "external") -> str:
     """``other_start``: model.json's ``external_networks_start``, {"cohorts": [...], "start": "..."}, when the test
     cohorts named there were scored by networks that started elsewhere than this bundle's members."""
     if external is None:
@@ -56,6 +61,10 @@ def external_section(external: pd.DataFrame | None, other_start: Mapping | None 
     text = ("Trained on every patient of this cohort, tested on every patient of another cohort preprocessed with "
             "this bundle's settings (`external_validation.tsv`, docs/external.md):\n\n"
             + md_table(external_display_table(external)))
+    if members == "cv":
+        return text + ("\n\nThese rows are the external-validation networks' (one per `external.seeds` seed, "
+                       "trained on every patient of this cohort), not this bundle's members: the members are the "
+                       "cross-validation's networks (`bundle.members: cv`), which scored no other cohort.")
     if other_start:
         names = ", ".join(f"`{c}`" for c in other_start["cohorts"])
         text += (f"\n\nThe rows of {names} (amplitude-calibrated or not) are not this bundle's members': "
@@ -63,6 +72,24 @@ def external_section(external: pd.DataFrame | None, other_start: Mapping | None 
                  f"patients, split and seeds but started from {other_start['start']}. The members started from the "
                  "pretraining, as the cross-validation's networks did, and scored any other test cohort above.")
     return text
+
+
+def _members_line(kind: str, members) -> str:
+    ids = ", ".join(m["run_id"] for m in members)
+    if kind == "cv":
+        return (f"the nested cross-validation's networks ({ids}; `bundle.members: cv`), each trained on its "
+                "fold's training patients, early-stopped and with a stage 2 fit on its inner-validation patients, "
+                "and tested on its outer fold: every patient was in some members' training")
+    return f"one per seed ({ids})"
+
+
+def _data_line(kind: str) -> str:
+    if kind == "cv":
+        return ("Every patient of the cohort, split by the nested cross-validation: each member trained on its "
+                "fold's training patients, held out its inner-validation patients for early stopping and the "
+                "stage-2 fit, and its outer fold for testing.")
+    return ("Every patient of the cohort; each member holds out a stratified fraction of the\npatients for early "
+            "stopping and the stage-2 fit.")
 
 
 def _init_line(members, pretraining: str | None = None) -> str:
@@ -102,7 +129,9 @@ def render_card(meta: Mapping, *, source: str, table2: pd.DataFrame | None, per_
     members = meta["members"]
     counts = pd.DataFrame({"": ["patients", "recordings", "segments"],
                            **{c: [tc["patients"][c], tc["recordings"][c], tc["segments"][c]] for c in CLASSES}})
-    split = pd.DataFrame([{"member": rid, **{f"{role} {c}": v[role][c] for role in ("train", "val") for c in CLASSES}}
+    # older bundles: the external ensemble, whose members have no test patients
+    kind = meta.get("members_kind", "external")
+    split = pd.DataFrame([{"member": rid, **{f"{role} {c}": v[role][c] for role in v for c in CLASSES}}
                           for rid, v in tc["members"].items()])
     cfg = meta["model"]["config"]
     # nemg.model.preset_name would import torch into a Markdown renderer
@@ -124,7 +153,7 @@ patients. Its output is a class probability for normal / myopathy / neuropathy p
 ## Model
 
 - Ensemble of {len(members)} nEMGNets (1-D CNN; `{preset}` preset: width {cfg['width']},
-  head {cfg.get('head', 'flatten')}), one per seed ({', '.join(m['run_id'] for m in members)}); weights in
+  head {cfg.get('head', 'flatten')}), {_members_line(kind, members)}; weights in
   `weights/` (plain state dicts, sha256 in `model.json`). {_init_line(members, meta.get("pretraining"))}
 - Divide-and-vote: segment probabilities averaged per recording, recordings per patient; stage 2
   `{st2['method']}` {'with' if st2['with_location'] else 'without'} muscle location, fit per member on its
@@ -137,8 +166,7 @@ patients. Its output is a class probability for normal / myopathy / neuropathy p
 
 ## Training data
 
-{SOURCES.get(source, source)}. Every patient of the cohort; each member holds out a stratified fraction of the
-patients for early stopping and the stage-2 fit.
+{SOURCES.get(source, source)}. {_data_line(kind)}
 
 {md_table(counts)}
 
@@ -148,11 +176,11 @@ Split per member (patients):
 
 ## Cross-validation
 
-{cv_section(table2, per_class, st2['method'])}
+{cv_section(table2, per_class, st2['method'], kind)}
 
 ## External validation
 
-{external_section(external, meta.get("external_networks_start"))}
+{external_section(external, meta.get("external_networks_start"), kind)}
 
 ## Known confounders and limitations
 

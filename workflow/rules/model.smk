@@ -1,6 +1,7 @@
 # The model bundle (issue 14): the external-validation ensemble (external.smk: one nEMGNet per external.seeds
-# seed, trained on every patient of this cohort) with its fitted stage 2, preprocessing and model card, in one
-# self-contained folder that `nemg predict` reads. Library: nemg.bundle, nemg.model_card.
+# seed, trained on every patient of this cohort) or, with bundle.members: cv, the nested cross-validation's
+# networks, with their fitted stage 2, preprocessing and model card, in one self-contained folder that
+# `nemg predict` reads. Library: nemg.bundle, nemg.model_card.
 # Its networks start from the cross-validation's first weights: when the pretraining saw a test cohort, those of
 # rule train_external_pretrained (results/external/<cohort>/models_pretrained/), not the ones that score that cohort.
 #
@@ -13,9 +14,9 @@
 rule model_bundle:
     input:
         unpack(model_card_tables),
-        best=expand(f"{EXT_NETS_PRETRAINED}{{ext_run}}/best.pt", ext_run=EXT_RUN_IDS, allow_missing=True),
-        predictions=expand(f"{EXT_NETS_PRETRAINED}{{ext_run}}/predictions.tsv", ext_run=EXT_RUN_IDS, allow_missing=True),
-        split=f"{XV}split.tsv",
+        best=expand(f"{BUNDLE_NETS}{{member}}/best.pt", member=BUNDLE_RUN_IDS, allow_missing=True),
+        predictions=expand(f"{BUNDLE_NETS}{{member}}/predictions.tsv", member=BUNDLE_RUN_IDS, allow_missing=True),
+        split=BUNDLE_SPLIT,
         subjects=cohort_sheet("subjects"),
         recordings=cohort_sheet("recordings"),
         segments_index="results/segment/{cohort}/segments_index.tsv",
@@ -24,7 +25,7 @@ rule model_bundle:
     output:
         model_json=f"{MD}model.json",
         card=f"{MD}MODEL_CARD.md",
-        weights=expand(f"{MD}weights/{{ext_run}}.pt", ext_run=EXT_RUN_IDS, allow_missing=True),
+        weights=expand(f"{MD}weights/{{member}}.pt", member=BUNDLE_RUN_IDS, allow_missing=True),
     log:
         "logs/model/{cohort}/model_bundle.log",
     benchmark:
@@ -36,7 +37,8 @@ rule model_bundle:
         mem_mb=2000,
         runtime=10,
     params:
-        run_ids=EXT_RUN_IDS,
+        run_ids=BUNDLE_RUN_IDS,
+        members=BUNDLE["members"],
         preprocess=CFG["preprocess"],
         stage2=dict(method=EVAL["primary_method"], with_location=BUNDLE["with_location"], **STAGE2),
         eval_batch_size=TRAIN_CFG["eval_batch_size"],

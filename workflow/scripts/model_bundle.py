@@ -1,4 +1,5 @@
-"""Rule model_bundle: the external-validation ensemble, its stage 2 and model card as one bundle."""
+"""Rule model_bundle: the external-validation ensemble (or the CV's networks), its stage 2 and model card as one
+bundle."""
 import logging
 from pathlib import Path
 
@@ -22,6 +23,7 @@ meta = build_bundle(
     cohort_name=snakemake.wildcards.cohort, git_commit=par.git_commit, config_files=par.config_files,
     pretraining=par.pretraining, external_start=par.external_start,
     amplitude_reference_uv=median_of_levels(levels, inp.signals), amplitude_levels_uv=levels,
+    members_kind=par.members,
 )
 write_card(snakemake.output.card, meta, source=par.source, table2_tsv=inp.get("table2"),
            per_class_tsv=inp.get("per_class"), external_tsv=inp.get("external"))

@@ -185,6 +185,27 @@ EXT_OTHER_START = (
     else None
 )
 
+# The bundle's members (model.smk): the external ensemble (default), or with bundle.members: cv the nested
+# cross-validation's networks of the first folds.seeds seed, each with a stage 2 of its own inner-validation
+# patients: no training of their own, and the card's cross-validation figures are theirs.
+BUNDLE_CV = BUNDLE["members"] == "cv"
+if BUNDLE_CV and (EXTERNAL["only"] or "nested" not in _folds["schemes"]):
+    raise WorkflowError(
+        "bundle.members: cv takes the nested cross-validation's networks, but this run has none "
+        f"(external.only: {EXTERNAL['only']}, folds.schemes: {_folds['schemes']}); use bundle.members: external"
+    )
+BUNDLE_RUN_IDS = (
+    [
+        fold_run_id("nested", _folds["seeds"][0], 0, o, i)
+        for o in range(_folds["nested"]["outer"])
+        for i in range(_folds["nested"]["inner"])
+    ]
+    if BUNDLE_CV
+    else EXT_RUN_IDS
+)
+BUNDLE_NETS = "results/train/{cohort}/" if BUNDLE_CV else EXT_NETS_PRETRAINED
+BUNDLE_SPLIT = "results/folds/{cohort}/folds.tsv" if BUNDLE_CV else "results/external/{cohort}/split.tsv"
+
 ##### what a reviewer looks at next: review.smk #####
 REVIEW_BASELINES = list(BASELINE_CFG["models"]) if BASELINE_CFG["enabled"] else []
 REVIEW_NOTE = f"cohort {COHORT}" + (", SIMULATED physicians" if PHYSICIAN_NOTE else "")
