@@ -165,7 +165,9 @@ def test_a_bundle_of_the_cross_validation_networks(run, tmp_path):
 
     work = tmp_path / "work"
     shutil.copytree(run["work"], work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
-    shutil.rmtree(work / "results" / "model")  # the external ensemble's bundle: rebuilt from the CV's networks
+    # the external ensemble's bundle is rebuilt from the CV's networks, and its weights files do not stay behind
+    (work / "results" / "model" / "ci" / "model.json").unlink()
+    assert sorted(p.name for p in (work / "results" / "model" / "ci" / "weights").iterdir()) == ["ext_s0.pt", "ext_s1.pt"]
     overlay = work / "cv_members.yaml"
     overlay.write_text(yaml.safe_dump({"bundle": {"members": "cv"}}))
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2", "model", "--configfile",

@@ -189,6 +189,11 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
         "pretraining": pretraining,
         "external_networks_start": None if external_start is None else dict(external_start),
     }
+    # the folder holds exactly its members: weights of an earlier bundle with other members (bundle.members
+    # switched between external and cv) would otherwise sit beside them, unverified by any checksum
+    for stale in (out / WEIGHTS_DIR).glob("*.pt"):
+        if stale.stem not in checkpoints:
+            stale.unlink()
     write_atomic(out / MODEL_JSON, json.dumps(meta, indent=2) + "\n")
     return meta
 
