@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from nemg.baseline import baseline_external_predictions, classifier_params
-    from nemg.config import load_config
+    from nemg.config import load_config, stage2_settings
     from nemg.evaluate import evaluate_arm, external_patient_predictions, external_summary_row, read_predictions
     from nemg.external import SCHEME, cohort_key, median_frame_rms
     from nemg.features import extract_features, read_features
@@ -145,8 +145,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"run `snakemake external --configfile {args.configfile}` first; missing: {missing}")
     seg = cfg["preprocess"]["segment"]
     ev = cfg["evaluate"]
-    stage2 = dict(fit_on=ev["stage2_fit_on"], seed=ev["seed"], c=float(ev["stage2_c"]),
-                  class_weight=None if ev["stage2_class_weight"] == "none" else ev["stage2_class_weight"])
+    stage2 = stage2_settings(ev)
     read = lambda p: pd.read_csv(p, sep="\t", dtype={"recording_id": str, "subject_id": str})  # noqa: E731
     train_subjects, train_recordings = (read(res("cohort", train, f"{s}.tsv")) for s in ("subjects", "recordings"))
     test_subjects, test_recordings = (read(res("cohort", key, f"{s}.tsv")) for s in ("subjects", "recordings"))

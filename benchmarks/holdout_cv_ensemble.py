@@ -29,7 +29,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from nemg.config import load_config  # noqa: E402
+from nemg.config import load_config, stage2_settings  # noqa: E402
 from nemg.evaluate import external_patient_predictions, read_predictions  # noqa: E402
 from nemg.external import cohort_key  # noqa: E402
 from nemg.labels import CLASSES, PROB_COLS  # noqa: E402
@@ -40,12 +40,9 @@ class EnsembleError(ValueError):
     pass
 
 
-def stage2_settings(cfg: dict) -> dict:
-    """The keywords of nemg.evaluate.patient_predictions that the DAG's votes use (workflow STAGE2)."""
-    ev = cfg["evaluate"]
-    return {"methods": [ev["primary_method"]], "fit_on": ev["stage2_fit_on"], "seed": int(ev["seed"]),
-            "class_weight": None if ev["stage2_class_weight"] == "none" else "balanced",
-            "c": float(ev["stage2_c"])}
+def vote_settings(cfg: dict) -> dict:
+    """The keywords of nemg.evaluate.patient_predictions that the DAG's primary votes use (workflow STAGE2)."""
+    return {"methods": [cfg["evaluate"]["primary_method"]], **stage2_settings(cfg["evaluate"])}
 
 
 def ensemble_patients(fit: pd.DataFrame, test: pd.DataFrame, train_subjects: pd.DataFrame,
@@ -114,7 +111,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     s = {k: read(p) for k, p in sheets.items()}
-    stage2 = stage2_settings(cfg)
+    stage2 = vote_settings(cfg)
     test = pd.concat([predict_cohort(p, seg / "segments.npy", seg / "segments_index.tsv",
                                      batch_size=int(cfg["train"]["eval_batch_size"]), device="cpu",
                                      num_threads=args.threads) for p in cv_nets], ignore_index=True)

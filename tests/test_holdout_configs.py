@@ -115,7 +115,7 @@ def test_each_network_votes_with_its_own_stage2_fit_on_validation_patients_only(
                      _scores("b", "val", [f"t{i}" for i in range(3, 9)], onehot * 2)])
     held = pd.concat([_scores("a", "test", ["h0", "h1", "h2"], onehot),
                       _scores("b", "test", ["h0", "h1", "h2"], [onehot[2], onehot[1], onehot[0]])])
-    stage2 = ce.stage2_settings(load_config(REPO / "config.yaml"))
+    stage2 = ce.vote_settings(load_config(REPO / "config.yaml"))
     assert stage2["methods"] == ["logreg"] and stage2["fit_on"] == "val"
     pp = ce.ensemble_patients(fit, held, train, recs(train), test, recs(test), stage2)
     assert sorted(pp["run_id"].unique()) == ["a", "b"] and set(pp["subject_id"]) == {"h0", "h1", "h2"}

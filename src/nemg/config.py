@@ -112,6 +112,16 @@ def base_lr(cfg: Mapping) -> float:
     return float(cfg["lr"])
 
 
+def stage2_settings(evaluate: Mapping) -> dict:
+    """The stage-2 keywords of nemg.evaluate.patient_predictions (fit_on, seed, class_weight, c) that every
+    divide-and-vote of a run shares, from its ``evaluate:`` section: the workflow's votes and the benchmarks that
+    re-vote a run's scores read them here, so that they fit the same stage 2."""
+    return {"fit_on": evaluate["stage2_fit_on"], "seed": int(evaluate["seed"]),
+            # none: the released code's plain logistic regression; balanced: patients by inverse class frequency
+            "class_weight": None if evaluate["stage2_class_weight"] == "none" else "balanced",
+            "c": float(evaluate["stage2_c"])}
+
+
 def section_defaults(section: str) -> dict:
     """The defaults of one config section, by dotted name: ``section_defaults("train")``,
     ``section_defaults("baseline.features")``. A fresh dict on every call, safe to modify."""

@@ -20,7 +20,14 @@ from snakemake import __version__ as SNAKEMAKE_VERSION
 from snakemake.logging import logger
 
 from nemg.baseline import MODELS as BASELINE_MODELS, classifier_params
-from nemg.config import ConfigError, fill_defaults, resolve_path, split_train_runtime, validate_config
+from nemg.config import (
+    ConfigError,
+    fill_defaults,
+    resolve_path,
+    split_train_runtime,
+    stage2_settings,
+    validate_config,
+)
 from nemg.explain import AM_KEYS, select_runs
 from nemg.external import (
     cohort_key,

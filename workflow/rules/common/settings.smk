@@ -69,13 +69,18 @@ TRAIN_THREADS = int(TRAIN_CFG["num_threads"] or (4 if TRAIN_ON_GPU else 1))
 # Run ids come from the `folds:` config through nemg.folds.run_id, the function that writes them into folds.tsv,
 # so the DAG is known before the folds table exists (no checkpoint needed).
 _folds = CFG["folds"]
-TRAIN_RUN_IDS = [
-    fold_run_id("nested", seed, 0, o, i)
-    for seed in _folds["seeds"]
-    if "nested" in _folds["schemes"]
-    for o in range(_folds["nested"]["outer"])
-    for i in range(_folds["nested"]["inner"])
-] + [
+
+
+def nested_run_ids(seed):
+    """The nested cross-validation's runs of one folds seed (outer x inner)."""
+    return [
+        fold_run_id("nested", seed, 0, o, i)
+        for o in range(_folds["nested"]["outer"])
+        for i in range(_folds["nested"]["inner"])
+    ]
+
+
+TRAIN_RUN_IDS = [r for seed in _folds["seeds"] if "nested" in _folds["schemes"] for r in nested_run_ids(seed)] + [
     fold_run_id("repeated_kfold", seed, r, o, -1)
     for seed in _folds["seeds"]
     if "repeated_kfold" in _folds["schemes"]
@@ -94,15 +99,8 @@ if EVAL["primary_method"] not in EVAL["methods"]:
     raise WorkflowError(
         f"evaluate.primary_method {EVAL['primary_method']!r} is not in evaluate.methods " f"{EVAL['methods']}"
     )
-# none: the released code's plain logistic regression; balanced: weigh patients by inverse class frequency
-STAGE2_CLASS_WEIGHT = None if EVAL["stage2_class_weight"] == "none" else "balanced"
 # the stage-2 settings every divide-and-vote of this run shares: keywords of nemg.evaluate.patient_predictions
-STAGE2 = {
-    "fit_on": EVAL["stage2_fit_on"],
-    "seed": EVAL["seed"],
-    "class_weight": STAGE2_CLASS_WEIGHT,
-    "c": float(EVAL["stage2_c"]),
-}
+STAGE2 = stage2_settings(EVAL)
 # The physician arm needs a ratings sheet: evaluate.ratings = auto takes the simulated physicians of a simulated
 # cohort and none for the other sources; a path uses a real study's sheet (same format). Without ratings the
 # physician outputs are simply not part of the DAG.
@@ -194,15 +192,7 @@ if BUNDLE_CV and (EXTERNAL["only"] or "nested" not in _folds["schemes"]):
         "bundle.members: cv takes the nested cross-validation's networks, but this run has none "
         f"(external.only: {EXTERNAL['only']}, folds.schemes: {_folds['schemes']}); use bundle.members: external"
     )
-BUNDLE_RUN_IDS = (
-    [
-        fold_run_id("nested", _folds["seeds"][0], 0, o, i)
-        for o in range(_folds["nested"]["outer"])
-        for i in range(_folds["nested"]["inner"])
-    ]
-    if BUNDLE_CV
-    else EXT_RUN_IDS
-)
+BUNDLE_RUN_IDS = nested_run_ids(_folds["seeds"][0]) if BUNDLE_CV else EXT_RUN_IDS
 BUNDLE_NETS = "results/train/{cohort}/" if BUNDLE_CV else EXT_NETS_PRETRAINED
 BUNDLE_SPLIT = "results/folds/{cohort}/folds.tsv" if BUNDLE_CV else "results/external/{cohort}/split.tsv"
 
