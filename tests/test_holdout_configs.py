@@ -136,3 +136,56 @@ def test_each_network_votes_with_its_own_stage2_fit_on_validation_patients_only(
     with pytest.raises(ce.EnsembleError, match=r"\['c'\] .* no val patients"):
         ce.ensemble_patients(fit, pd.concat([held, _scores("c", "test", ["h0"], [onehot[0]])]), train,
                              recs(train), test, recs(test), stage2)
+
+
+spec = importlib.util.spec_from_file_location("ensemble_size", REPO / "benchmarks" / "ensemble_size.py")
+es = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(es)
+
+
+def _patient_probs(run, calls):
+    """Stage-2 rows of one network: test patient -> the class it calls with probability 0.6."""
+    rows = []
+    for sid, (truth, call) in calls.items():
+        p = {c: 0.2 for c in ("normal", "myopathy", "neuropathy")}
+        p[call] = 0.6
+        rows.append({"run_id": run, "subject_id": sid, "diagnosis": truth, "predicted": call,
+                     **{f"p_{c}": v for c, v in p.items()}})
+    return pd.DataFrame(rows)
+
+
+def test_ensemble_size_scores_every_subset_of_the_networks():
+    truth = {"h0": "normal", "h1": "myopathy", "h2": "neuropathy"}
+    right = {h: (d, d) for h, d in truth.items()}
+    # a and b are right on every patient; c calls everyone neuropathy (right on h2 only)
+    pp = pd.concat([_patient_probs("a", right), _patient_probs("b", right),
+                    _patient_probs("c", {h: (d, "neuropathy") for h, d in truth.items()})])
+    curve = es.size_curve(pp).set_index("k")
+    assert curve["n_subsets"].tolist() == [3, 3, 1]
+    assert curve.loc[1, "accuracy_mean"] == pytest.approx((1 + 1 + 1 / 3) / 3)
+    assert (curve.loc[1, "accuracy_min"], curve.loc[1, "accuracy_max"]) == (pytest.approx(1 / 3), 1.0)
+    # any two of them (a+c: 0.4 vs 0.4 on h0, h1 -> ties go to the first class) and all three
+    pairs = [es.consensus_row(pp[pp["run_id"].isin(s)], "")["accuracy"] for s in (("a", "b"), ("a", "c"), ("b", "c"))]
+    assert curve.loc[2, "accuracy_mean"] == pytest.approx(sum(pairs) / 3) and curve.loc[2, "accuracy_max"] == 1.0
+    assert curve.loc[3, "accuracy_mean"] == 1.0  # two right networks outvote one wrong one
+    # more subsets than asked for: a seeded draw of distinct ones
+    ids = [f"n{i}" for i in range(8)]
+    drawn = es.subsets(ids, 4, max_subsets=10, seed=0)
+    assert len(drawn) == len(set(drawn)) == 10 and drawn == es.subsets(ids, 4, 10, 0)
+    assert len(es.subsets(ids, 7, 10, 0)) == 8
+
+
+def test_ensemble_size_needs_to_know_which_networks_scored_the_test_cohort(tmp_path):
+    for d in ("models", "models_pretrained"):
+        for r in ("ext_s0", "ext_s1"):
+            (tmp_path / d / r).mkdir(parents=True)
+            (tmp_path / d / r / "predictions.tsv").write_text("")
+    with pytest.raises(es.SizeError, match="both models/ and models_pretrained/"):
+        es.fit_predictions(tmp_path, ["ext_s0", "ext_s1"], None)
+    assert es.fit_predictions(tmp_path, ["ext_s0"], "models_pretrained")[0].parent.parent.name == "models_pretrained"
+    (tmp_path / "models" / "ext_s1" / "predictions.tsv").unlink()
+    assert es.fit_predictions(tmp_path, ["ext_s0", "ext_s1"], None)[1].parts[-3] == "models_pretrained"
+    with pytest.raises(es.SizeError, match="no models"):
+        es.fit_predictions(tmp_path, ["ext_s9"], None)
+    with pytest.raises(es.SizeError, match="missing"):
+        es.fit_predictions(tmp_path, ["ext_s1"], "models")
