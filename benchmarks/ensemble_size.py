@@ -103,10 +103,7 @@ def main(argv=None) -> int:
     name, res = cfg["cohort"]["name"], args.root / "results"
     xv = res / "external" / name
     test_key = cohort_key(args.test.removesuffix(".rms"), name)
-    read = lambda p: pd.read_csv(p, sep="\t", dtype={"recording_id": str, "subject_id": str})  # noqa: E731
-    sheets = {k: res / "cohort" / c / f"{s}.tsv" for k, (c, s) in {
-        "train_subjects": (name, "subjects"), "train_recordings": (name, "recordings"),
-        "test_subjects": (test_key, "subjects"), "test_recordings": (test_key, "recordings")}.items()}
+    sheets = _ens.sheet_paths(res, name, test_key)
     test_files = sorted((xv / args.test / "nemgnet").glob("ext_s*_predictions.tsv"))
     try:
         absent = [str(p) for p in sheets.values() if not p.is_file()]
@@ -115,17 +112,14 @@ def main(argv=None) -> int:
                             f"of {' '.join(args.configfile)} first")
         run_ids = [p.name.removesuffix("_predictions.tsv") for p in test_files]
         fit = read_predictions(fit_predictions(xv, run_ids, args.models))
-        pp = ensemble_patients(fit, read_predictions(test_files), **{k: read(p) for k, p in sheets.items()},
+        pp = ensemble_patients(fit, read_predictions(test_files), **{k: _ens.read_tsv(p) for k, p in sheets.items()},
                                stage2=vote_settings(cfg))
     except (SizeError, _ens.EnsembleError) as exc:
         print(f"ensemble_size: {exc}", file=sys.stderr)
         return 2
     out = size_curve(pp, args.max_subsets)
     print(f"{name} -> {args.test}: {len(run_ids)} networks, {pp['subject_id'].nunique()} test patients")
-    print(out.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        out.to_csv(args.out, sep="\t", index=False, float_format="%.4g")
+    _ens.emit(out, args.out)
     return 0
 
 

@@ -76,6 +76,25 @@ def consensus_row(pp: pd.DataFrame, name: str) -> dict:
             **{f"recall_{k}": m[f"recall_{k}"] for k in CLASSES}}
 
 
+def read_tsv(path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype={"recording_id": str, "subject_id": str})
+
+
+def sheet_paths(results: Path, name: str, test_key: str) -> dict[str, Path]:
+    """The training cohort's and the test cohort's sheets in a run's results/, by ensemble_patients' keywords."""
+    return {k: results / "cohort" / c / f"{s}.tsv" for k, (c, s) in {
+        "train_subjects": (name, "subjects"), "train_recordings": (name, "recordings"),
+        "test_subjects": (test_key, "subjects"), "test_recordings": (test_key, "recordings")}.items()}
+
+
+def emit(table: pd.DataFrame, out: Path | None) -> None:
+    """Print the rows, and write them as TSV when asked."""
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, sep="\t", index=False, float_format="%.4g")
+
+
 def member_accuracy(pp: pd.DataFrame) -> float:
     return float(np.mean([(g["predicted"] == g["diagnosis"]).mean() for _, g in pp.groupby("run_id")]))
 
@@ -93,10 +112,7 @@ def main(argv=None) -> int:
     cfg = load_config(ROOT / "config.yaml", *args.configfile)
     name, res = cfg["cohort"]["name"], args.root / "results"
     test_key = cohort_key(args.test, name)
-    read = lambda p: pd.read_csv(p, sep="\t", dtype={"recording_id": str, "subject_id": str})  # noqa: E731
-    sheets = {k: res / "cohort" / c / f"{s}.tsv" for k, (c, s) in {
-        "train_subjects": (name, "subjects"), "train_recordings": (name, "recordings"),
-        "test_subjects": (test_key, "subjects"), "test_recordings": (test_key, "recordings")}.items()}
+    sheets = sheet_paths(res, name, test_key)
     cv_nets = sorted((res / "train" / name).glob("nested_*/best.pt"))
     xv = res / "external" / name
     ext_dir = xv / "models_pretrained" if (xv / "models_pretrained").is_dir() else xv / "models"
@@ -110,7 +126,7 @@ def main(argv=None) -> int:
               f"`snakemake --configfile {' '.join(args.configfile)}` (holdout_cv.yaml: external.only false) first",
               file=sys.stderr)
         return 2
-    s = {k: read(p) for k, p in sheets.items()}
+    s = {k: read_tsv(p) for k, p in sheets.items()}
     stage2 = vote_settings(cfg)
     test = pd.concat([predict_cohort(p, seg / "segments.npy", seg / "segments_index.tsv",
                                      batch_size=int(cfg["train"]["eval_batch_size"]), device="cpu",
@@ -134,11 +150,7 @@ def main(argv=None) -> int:
             rows.append({"ensemble": f"DAG: {r['model']}", "n_networks": int(r["n_models"]),
                          "n_patients": int(r["n_test_patients"]), "accuracy": r["accuracy_consensus"],
                          "macro_f1": r["f1_consensus"], **{f"recall_{k}": r[f"recall_{k}"] for k in CLASSES}})
-    out = pd.DataFrame(rows).astype({"n_patients": "Int64"})
-    print(out.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        out.to_csv(args.out, sep="\t", index=False, float_format="%.4g")
+    emit(pd.DataFrame(rows).astype({"n_patients": "Int64"}), args.out)
     return 0
 
 
