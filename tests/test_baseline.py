@@ -156,3 +156,22 @@ def test_single_class_training_set_predicts_that_class():
     out = run_predictions(np.random.default_rng(0).normal(size=(6, 4)), index, run, "logreg")
     assert set(out["role"]) == {"val", "test"}
     assert (out["p_neuropathy"] == 1.0).all() and (out["p_normal"] == 0.0).all()
+
+
+def test_a_bundled_logreg_scores_as_the_fitted_one():
+    """The model bundle's combined arm keeps the QEMG logistic regression as JSON numbers: applied with numpy it
+    gives the probabilities run_predictions wrote for the same run, and a wrong feature count is refused."""
+    x, index, folds, *_ = toy_cohort()
+    run = folds[folds["run_id"] == folds["run_id"].iloc[0]]
+    clf = bl.fit_run_logreg(x, index, run)
+    d = bl.logreg_to_dict(clf)
+    assert len(d["mean"]) == len(d["scale"]) == x.shape[1] and np.asarray(d["coef"]).shape == (3, x.shape[1])
+    written = bl.run_predictions(x, index, run, "logreg")
+    scored = index["segment"].isin(written["segment"]).to_numpy()
+    np.testing.assert_allclose(bl.logreg_probs(d, x[scored]), written[list(ev.PROB_COLS)].to_numpy(), rtol=1e-10,
+                               atol=1e-12)
+    with pytest.raises(ValueError, match="cannot score features of shape"):
+        bl.logreg_probs(d, x[:, :-1])
+    one_class = run.assign(role=np.where(run["subject_id"].str.startswith("nor"), "train", "val"))
+    with pytest.raises(ValueError, match="needs every class"):
+        bl.fit_run_logreg(x, index, one_class)

@@ -70,7 +70,8 @@ def run(tmp_path_factory):
     cfg.write_text(yaml.safe_dump({
         "folds": {"schemes": ["nested"]},
         "train": {"max_epochs": 1, "progress": False},
-        "baseline": {"enabled": False},
+        # the QEMG logistic regression only (the bundle's combined arm needs it; the forest is not bundled)
+        "baseline": {"models": ["logreg"], "combine": ["logreg"]},
         "evaluate": {"n_bootstrap": 200},
         "external": {"seeds": [0, 1], "val_fraction": 0.34, "amplitude_calibration": ["none", "median_rms"],
                      "cohorts": {"clinic": {"source": "sheets",
@@ -157,6 +158,49 @@ def test_predict_equals_the_dags_divide_and_vote(run, tmp_path):
                                atol=1e-6)
 
 
+def test_the_combined_arm_is_the_dags_and_stands_beside_the_networks_call(run, tmp_path):
+    """bundle.combined (config.yaml: on): each member carries its QEMG logistic regression and combined stage 2;
+    nemg predict computes the segments' QEMG features itself and gives the DAG's combined_logreg consensus of the
+    external test cohort in columns of its own, leaving nEMGNet's call as it was."""
+    from nemg.baseline import logreg_probs
+    from nemg.features import read_features
+
+    meta = json.loads((run["bundle"] / "model.json").read_text())
+    assert meta["combined"]["arm"] == "combined_logreg" and meta["combined"]["rate_hz"] == 10000.0
+    names = meta["combined"]["feature_names"]
+    feats, dag_names = read_features(run["work"] / "results" / "baseline" / "clinic_for_ci" / "features.npy",
+                                     run["work"] / "results" / "baseline" / "clinic_for_ci" / "feature_names.txt")
+    assert names == dag_names
+    for m in meta["members"]:
+        # the member's QEMG model is the DAG's external logistic regression of the same split: the same scores
+        dag = pd.read_csv(run["xv"] / "clinic" / "logreg" / "predictions.tsv", sep="\t")
+        dag = dag[(dag["run_id"] == m["run_id"]) & (dag["role"] == "test")].sort_values("segment")
+        assert len(dag) == len(feats)
+        np.testing.assert_allclose(logreg_probs(m["combined"]["qemg"], feats[dag["segment"].to_numpy()]),
+                                   dag[PROB_COLS].to_numpy(), rtol=1e-5, atol=1e-6)
+    out = tmp_path / "pred"
+    assert nemg_main(["predict", str(run["bundle"]), str(run["recordings"]), str(run["subjects"]), "--out", str(out),
+                      "--threads", "1"]) == 0
+    patients = pd.read_csv(out / "patient_predictions.tsv", sep="\t").set_index("subject_id")
+    pp = pd.read_csv(run["xv"] / "clinic" / "combined_logreg" / "patient_predictions.tsv", sep="\t")
+    pp = pp[(pp["method"] == "logreg") & (~pp["with_location"].astype(bool))]
+    dag = pp.groupby("subject_id")[PROB_COLS].mean()
+    assert len(dag) == 3 and pp["run_id"].nunique() == 2
+    combined = [f"combined_{c}" for c in PROB_COLS]
+    np.testing.assert_allclose(patients.loc[dag.index, combined].to_numpy(), dag.to_numpy(), rtol=1e-4, atol=1e-5)
+    assert (patients.loc[dag.index, "combined_predicted"] == dag.idxmax(axis=1).str[2:]).all()
+    # beside, never instead: nEMGNet's own columns are still the DAG's nEMGNet consensus
+    np.testing.assert_allclose(patients.loc[dag.index, PROB_COLS].to_numpy(), dag_consensus(run).loc[dag.index],
+                               rtol=1e-4, atol=1e-5)
+    assert "the combined arm `combined_logreg`" in (run["bundle"] / "MODEL_CARD.md").read_text()
+    # a model.json whose member lost its combined entry is refused by name
+    b = copy_bundle(run, tmp_path)
+    meta["members"][0].pop("combined")
+    (b / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="lacks the combined arm"):
+        load_bundle(b)
+
+
 def test_a_bundle_of_the_cross_validation_networks(run, tmp_path):
     """bundle.members: cv packs the nested CV's networks (no training of their own), each with the stage 2 of its
     own inner-validation patients; nemg predict then votes them as the DAG's divide-and-vote would."""
@@ -211,6 +255,7 @@ def test_a_bundle_of_the_cross_validation_networks(run, tmp_path):
         read(cohort / "ci" / "recordings.tsv"), read(run["subjects"]), read(run["recordings"]), methods=["logreg"],
         fit_on="val", seed=0, class_weight="balanced", c=10.0)
     expected = pp[~pp["with_location"].astype(bool)].groupby("subject_id")[PROB_COLS].mean()
+    assert patients["combined_predicted"].isin(["normal", "myopathy", "neuropathy"]).all()  # each CV member's own
     assert len(expected) == 3 and pp["run_id"].nunique() == 4
     np.testing.assert_allclose(patients.loc[expected.index, PROB_COLS].to_numpy(), expected.to_numpy(),
                                rtol=1e-4, atol=1e-5)

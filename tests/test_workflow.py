@@ -121,6 +121,22 @@ def test_first_weights_of_every_network_are_an_input(tmp_path):
     res = snakemake(tmp_path, "-n", "model", "--configfile", cfg)
     out = res.stdout + res.stderr
     assert res.returncode != 0 and "bundle.members: cv takes the nested cross-validation's networks" in out, out[-2000:]
+    # bundle.combined (config.yaml: on) reads the cohort's QEMG features; without the logistic regression it is
+    # refused by name, and off the bundle needs no QEMG job
+    cfg.write_text("{}")
+    res = snakemake(tmp_path, "-n", "model", "--configfile", cfg)
+    assert re.search(r"rule model_bundle:\n\s+input:.*results/baseline/simulated/features\.npy", res.stdout), \
+        (res.stdout + res.stderr)[-2000:]
+    cases = [({"baseline": {"enabled": False}}, True), ({"baseline": {"models": ["rf"], "combine": []}}, True),
+             ({"baseline": {"enabled": False}, "bundle": {"combined": False}}, False)]
+    for overlay, refused in cases:
+        cfg.write_text(yaml.safe_dump(overlay))
+        res = snakemake(tmp_path, "-n", "model", "--configfile", cfg)
+        out = res.stdout + res.stderr
+        if refused:
+            assert res.returncode != 0 and "bundle.combined: true packs the QEMG logistic regression" in out, out[-2000:]
+        else:
+            assert res.returncode == 0 and "baseline_features" not in job_stats(res.stdout), out[-2000:]
 
 
 def test_results_readme_is_per_cohort(tmp_path):

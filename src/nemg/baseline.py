@@ -30,7 +30,7 @@ from .labels import CLASSES, METRICS, PROB_COLS
 from .metrics import summarize_runs
 from .stats import mcnemar_paired, paired_bootstrap_diff
 from .tables import html_page, html_table
-from .vote import proba_in_class_order
+from .vote import proba_in_class_order, stage2_from_dict, stage2_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,46 @@ def make_classifier(model: str, seed: int, params: Mapping | None = None, n_jobs
     raise ValueError(f"unknown baseline model {model!r}; expected one of {', '.join(MODELS)}")
 
 
+def _fit(model: str, seed: int, params: Mapping, n_jobs: int, x: np.ndarray, y: np.ndarray):
+    # float64 whatever the store's dtype: on float32 features lbfgs stops at a point that depends on the
+    # number of OpenMP/BLAS threads (segment probabilities 0.03-0.05 apart between 1 and 2 threads)
+    clf = make_classifier(model, seed, params, n_jobs)
+    clf.fit(np.asarray(x, dtype=np.float64), y)
+    return clf
+
+
+def fit_run_logreg(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame, *,
+                   params: Mapping | None = None):
+    """The QEMG logistic regression :func:`run_predictions` fits for ``run`` (its train patients' segments), for
+    the model bundle's combined arm; ``index`` is the segment store's index (rows of ``features``)."""
+    p = classifier_params(params)
+    run_id = run["run_id"].iloc[0]
+    train = (index["subject_id"].map(run.set_index("subject_id")["role"]) == "train").to_numpy()
+    y = index.loc[train, "diagnosis"].to_numpy()
+    if len(set(y)) < len(CLASSES):
+        raise ValueError(f"run {run_id}: training segments of {sorted(set(y))} only; the QEMG logistic regression "
+                         f"of a bundle needs every class {list(CLASSES)}")
+    return _fit("logreg", int(run["seed"].iloc[0]) + int(p["seed_offset"]), p, 1, features[train], y)
+
+
+def logreg_to_dict(clf) -> dict:
+    """A fitted QEMG logistic regression (:func:`make_classifier` ``logreg``) as plain JSON numbers: the z-scoring
+    of log1p features and the multinomial coefficients (no pickle: a bundle cannot run code)."""
+    scaler, lr = clf[1], clf[2]
+    return {"transform": "log1p_nonneg", "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(),
+            **stage2_to_dict(lr)}
+
+
+def logreg_probs(d: Mapping, features: np.ndarray) -> np.ndarray:
+    """Class probabilities (CLASSES order) of segments' features under a :func:`logreg_to_dict` model."""
+    mean, scale = np.asarray(d["mean"], dtype=float), np.asarray(d["scale"], dtype=float)
+    x = np.asarray(features, dtype=np.float64)
+    if d.get("transform") != "log1p_nonneg" or x.ndim != 2 or x.shape[1] != len(mean) or scale.shape != mean.shape:
+        raise ValueError(f"QEMG logistic regression for {len(mean)} features ({d.get('transform')!r}) cannot score "
+                         f"features of shape {x.shape}")
+    return proba_in_class_order(stage2_from_dict(d), (_log1p_nonneg(x) - mean) / scale)
+
+
 def run_predictions(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame, model: str, *,
                     params: Mapping | None = None, n_jobs: int = 1, predict_train: bool = False) -> pd.DataFrame:
     """Segment-level probabilities of one run (``run``: that run's rows of the folds table)."""
@@ -96,10 +136,7 @@ def run_predictions(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame
         probs = np.zeros((int(score.sum()), len(PROB_COLS)))
         probs[:, [c.removeprefix("p_") for c in PROB_COLS].index(y[0])] = 1.0
     else:
-        # float64 whatever the store's dtype: on float32 features lbfgs stops at a point that depends on the
-        # number of OpenMP/BLAS threads (segment probabilities 0.03-0.05 apart between 1 and 2 threads)
-        clf = make_classifier(model, seed, p, n_jobs)
-        clf.fit(np.asarray(features[train], dtype=np.float64), y)
+        clf = _fit(model, seed, p, n_jobs, features[train], y)
         probs = proba_in_class_order(clf, np.asarray(features[score], dtype=np.float64))
     out = index.loc[score, ["segment", "recording_id", "subject_id"]].copy()
     out.insert(0, "run_id", run_id)

@@ -28,9 +28,8 @@ from .config import base_lr
 from .external import CALIBRATION_FRAME_S as FRAME_S
 from .external import level_range
 from .fileio import sha256_file, write_atomic
-from .labels import CLASSES
-from .vote import (feature_columns, fit_run_stage2, patient_features, signal_scores, stage2_from_dict,
-                   stage2_to_dict)
+from .labels import CLASSES, PROB_COLS
+from .vote import combined_features, feature_columns, fit_run_stage2, stage2_from_dict, stage2_to_dict
 
 BUNDLE_FORMAT = 1
 MODEL_JSON = "model.json"
@@ -67,16 +66,45 @@ def cohort_summary(name: str, split: pd.DataFrame, segments_index: pd.DataFrame)
 
 def fit_member_stage2(predictions: pd.DataFrame, subjects: pd.DataFrame, recordings: pd.DataFrame, *,
                       method: str, fit_on: str, with_location: bool, seed: int,
-                      class_weight: str | None, c: float = 1.0) -> dict | None:
-    """One member's stage 2 as JSON (None for the argmax method, which has nothing to fit)."""
+                      class_weight: str | None, c: float = 1.0,
+                      extra: Mapping[str, pd.DataFrame] | None = None) -> dict | None:
+    """One member's stage 2 as JSON (None for the argmax method, which has nothing to fit); ``extra``: another
+    model's segment scores of the same patients, seen beside the network's (the combined arm)."""
     if method == "argmax":
         return None
     run_id = str(predictions["run_id"].iloc[0])
-    feats = patient_features(signal_scores(predictions), recordings.set_index("recording_id")["location"],
-                             with_location)
+    feats = combined_features(predictions, dict(extra) if extra else None,
+                              recordings.set_index("recording_id")["location"], with_location)
     model = fit_run_stage2(feats, subjects.set_index("subject_id")["diagnosis"], fit_on=fit_on, seed=seed,
                            class_weight=class_weight, c=c, run_id=run_id)
     return {**stage2_to_dict(model), "features": feature_columns(feats)}
+
+
+#: the combined arm a bundle can carry: nEMGNet's and the QEMG logistic regression's patient scores in one stage 2
+COMBINED_ARM = "combined_logreg"
+
+
+def fit_member_combined(features: np.ndarray, segments_index: pd.DataFrame, member_split: pd.DataFrame,
+                        predictions: pd.DataFrame, subjects: pd.DataFrame, recordings: pd.DataFrame, *,
+                        classifier_params: Mapping | None, stage2: Mapping) -> dict:
+    """A member's combined arm as JSON, as the DAG's ``combined_logreg`` vote fits it for the same split: the QEMG
+    logistic regression of its training patients' segments, and a stage 2 on the network's and that model's
+    patient scores of its stage-2 fit patients."""
+    from .baseline import fit_run_logreg, logreg_probs, logreg_to_dict
+
+    run_id = str(member_split["run_id"].iloc[0])
+    qemg = logreg_to_dict(fit_run_logreg(features, segments_index, member_split, params=classifier_params))
+    role = segments_index["subject_id"].map(member_split.set_index("subject_id")["role"])
+    rows = (role == stage2["fit_on"]).to_numpy()
+    scores = segments_index.loc[rows, ["segment", "recording_id", "subject_id"]].assign(run_id=run_id,
+                                                                                        role=stage2["fit_on"])
+    scores[PROB_COLS] = logreg_probs(qemg, features[rows])
+    # only the fit patients have QEMG scores here (a CV member's own test patients have nothing to fit)
+    fit = predictions[predictions["role"] == stage2["fit_on"]]
+    s2 = fit_member_stage2(fit, subjects, recordings, method="logreg", fit_on=stage2["fit_on"],
+                           with_location=bool(stage2["with_location"]), seed=int(stage2["seed"]),
+                           class_weight=stage2["class_weight"], c=float(stage2["c"]), extra={"logreg": scores})
+    return {"qemg": qemg, "stage2": s2}
 
 
 def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
@@ -85,7 +113,8 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
                  preprocess: Mapping, stage2: Mapping, eval_batch_size: int, cohort_name: str,
                  git_commit: str, config_files: Sequence[str] = (), pretraining: str | None = None,
                  external_start: Mapping | None = None, amplitude_reference_uv: float | None = None,
-                 amplitude_levels_uv: Sequence[float | None] | None = None, members_kind: str = "external") -> dict:
+                 amplitude_levels_uv: Sequence[float | None] | None = None, members_kind: str = "external",
+                 combined: Mapping | None = None) -> dict:
     """Write weights/ and model.json under ``out_dir``; returns model.json's content.
 
     ``checkpoints`` / ``predictions``: run id -> the member's best.pt / predictions.tsv (nemg.train.train_run).
@@ -101,6 +130,9 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
     ``nemg.external.LEVEL_QUANTILES`` are the range ``nemg predict`` checks new recordings against.
     ``members_kind``: ``external`` (the external-validation ensemble; ``split_tsv`` its split.tsv) or ``cv`` (the
     nested cross-validation's networks; ``split_tsv`` the folds table, of which only the members' runs count).
+    ``combined``: also the combined arm (:data:`COMBINED_ARM`, reported beside the network's call): {"features":
+    the cohort's QEMG features .npy (rows = ``segments_index_tsv``), "names": its feature_names.txt,
+    "feature_params": baseline.features, "classifier_params": the baseline section}; None: the network alone.
     """
     import torch
 
@@ -125,6 +157,15 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
     rate = float(preprocess["resample"]["rate_hz"])
     window_s, hop_s = float(preprocess["segment"]["window_s"]), float(preprocess["segment"]["hop_s"])
     window = samples_of(window_s, rate, "preprocess.segment.window_s")
+    if combined is not None:
+        from .features import read_features
+
+        if stage2["method"] != "logreg":
+            raise BundleError(f"the combined arm needs the logreg stage 2, not {stage2['method']!r}")
+        qemg_x, qemg_names = read_features(combined["features"], combined["names"])
+        if len(qemg_x) != len(seg_index):
+            raise BundleError(f"{combined['features']}: {len(qemg_x)} feature rows for {len(seg_index)} segments in "
+                              f"{segments_index_tsv}")
     members, model_cfg = [], None
     for run_id in sorted(checkpoints):
         ck = torch.load(checkpoints[run_id], map_location="cpu", weights_only=True)
@@ -154,6 +195,10 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
                                         seed=int(stage2["seed"]), class_weight=stage2["class_weight"],
                                         c=float(stage2["c"])),
         })
+        if combined is not None:
+            members[-1]["combined"] = fit_member_combined(
+                qemg_x, seg_index, split[split["run_id"] == run_id], preds, subjects, recordings,
+                classifier_params=combined["classifier_params"], stage2=stage2)
     trim = asdict(TrimParams.from_config(preprocess["trim"]))
     meta = {
         "format": BUNDLE_FORMAT,
@@ -185,6 +230,11 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
                    "combine": COMBINE},
         "members": members,
         "members_kind": members_kind,
+        # the combined arm: each member's "combined" entry holds its QEMG model and stage 2; predict scores the
+        # same segments' features (nemg.features.segment_features with these settings) beside the network
+        "combined": None if combined is None else {
+            "arm": COMBINED_ARM, "qemg_model": "logreg", "feature_names": qemg_names,
+            "feature_params": dict(combined["feature_params"]), "rate_hz": rate},
         "training_cohort": cohort_summary(cohort_name, split, seg_index),
         "pretraining": pretraining,
         "external_networks_start": None if external_start is None else dict(external_start),
@@ -230,6 +280,15 @@ class Bundle:
             nets[m["run_id"]] = net.to(device).eval()
         return nets
 
+    @property
+    def combined(self) -> dict | None:
+        """The combined arm's settings (None: the bundle has the network's call only)."""
+        return self.meta.get("combined")
+
+    def combined_models(self) -> dict[str, Any]:
+        """run id -> the member's combined-arm stage 2 (the bundle must have a combined arm)."""
+        return {m["run_id"]: stage2_from_dict(m["combined"]["stage2"]) for m in self.meta["members"]}
+
     def stage2_models(self) -> dict[str, Any]:
         """run id -> the member's fitted logistic regression (None for argmax)."""
         return {m["run_id"]: None if m["stage2"] is None else stage2_from_dict(m["stage2"])
@@ -239,21 +298,29 @@ class Bundle:
 MEMBER_KEYS = ("run_id", "weights", "sha256", "stage2")
 
 
-def _check_member(mj: Path, i: int, m: Any) -> None:
+def _check_member(mj: Path, i: int, m: Any, combined: bool = False) -> None:
     """One entry of model.json's members: its keys, and a stage 2 of finite numbers (JSON allows NaN, and the
     members' mean would skip a NaN member's probabilities without a word)."""
     missing = [k for k in MEMBER_KEYS if k not in m] if isinstance(m, dict) else list(MEMBER_KEYS)
     if missing:
         raise BundleError(f"{mj}: member {i + 1} lacks {', '.join(missing)}")
     s2 = m["stage2"]
-    if s2 is not None:
-        try:
-            ok = all(np.isfinite(np.asarray(s2[k], dtype=float)).all() for k in ("coef", "intercept"))
-        except (KeyError, TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise BundleError(f"{mj}: stage 2 of member {m['run_id']} is not coefficients and intercepts of finite "
-                              f"numbers")
+    if s2 is not None and not _finite(s2, ("coef", "intercept")):
+        raise BundleError(f"{mj}: stage 2 of member {m['run_id']} is not coefficients and intercepts of finite "
+                          f"numbers")
+    if combined:
+        c = m.get("combined") if isinstance(m.get("combined"), dict) else {}
+        if not (_finite(c.get("qemg"), ("mean", "scale", "coef", "intercept"))
+                and _finite(c.get("stage2"), ("coef", "intercept"))):
+            raise BundleError(f"{mj}: member {m['run_id']} lacks the combined arm's QEMG model and stage 2 as finite "
+                              f"numbers, which model.json's `combined` entry says every member has")
+
+
+def _finite(d: Any, keys: Sequence[str]) -> bool:
+    try:
+        return all(np.isfinite(np.asarray(d[k], dtype=float)).all() for k in keys)
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 # the entries of model.json that preprocessing, the networks and the vote read (beyond the top-level keys)
@@ -323,7 +390,7 @@ def load_bundle(model_dir: str | Path, *, check_version: bool = True) -> Bundle:
     if not isinstance(meta["members"], list) or not meta["members"]:
         raise BundleError(f"{mj}: no ensemble members")
     for i, m in enumerate(meta["members"]):
-        _check_member(mj, i, m)
+        _check_member(mj, i, m, combined=bool(meta.get("combined")))
         w = path / m["weights"]
         if not w.is_file():
             raise BundleError(f"{w}: weights file of member {m['run_id']} is missing")

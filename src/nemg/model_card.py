@@ -120,6 +120,17 @@ def _reference(meta: Mapping) -> str:
     return text
 
 
+def _combined_line(meta: Mapping) -> str:
+    comb = meta.get("combined")
+    if not comb:
+        return ""
+    return (f"\n- Beside it, never instead of it: the combined arm `{comb['arm']}` (`nemg predict`'s `combined_*` "
+            f"columns): per member a QEMG logistic regression on {len(comb['feature_names'])} features of the same "
+            "windows, fit on the member's training patients, and a stage 2 on both models' patient scores, fit on "
+            "the same patients as the network's; the members' mean, as above. Its figures are the `combined_logreg` "
+            "rows of the run's tables.")
+
+
 def render_card(meta: Mapping, *, source: str, table2: pd.DataFrame | None, per_class: pd.DataFrame | None,
                 external: pd.DataFrame | None) -> str:
     """The card's Markdown. ``meta``: model.json's content; ``source``: the cohort's ``cohort.source``."""
@@ -157,7 +168,7 @@ patients. Its output is a class probability for normal / myopathy / neuropathy p
   `weights/` (plain state dicts, sha256 in `model.json`). {_init_line(members, meta.get("pretraining"))}
 - Divide-and-vote: segment probabilities averaged per recording, recordings per patient; stage 2
   `{st2['method']}` {'with' if st2['with_location'] else 'without'} muscle location, fit per member on its
-  `{st2['fit_on']}` patients (class weight: {st2['class_weight'] or 'none'}); {st2['combine']}.
+  `{st2['fit_on']}` patients (class weight: {st2['class_weight'] or 'none'}); {st2['combine']}.{_combined_line(meta)}
 - Preprocessing: recordings read as {pre['units']}; edge-artifact trimming (automatic: {tr['auto']},
   envelope factor {tr['envelope_factor']}, baseline factor {tr['baseline_factor']}, minimum kept
   {tr['min_duration_s']} s); resampled to {rs['rate_hz']:g} Hz ({rs['method']}); windows of {sg['window_s']} s

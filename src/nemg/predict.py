@@ -34,7 +34,7 @@ import pandas as pd
 from .bundle import Bundle
 from .external import LEVEL_QUANTILES
 from .labels import CLASSES, LOCATIONS, PROB_COLS
-from .vote import patient_features, signal_scores, stage2_probs
+from .vote import combined_features, signal_scores, stage2_probs
 
 RECORDING_FILE = "recording_predictions.tsv"
 PATIENT_FILE = "patient_predictions.tsv"
@@ -280,20 +280,59 @@ def predict_cohort(checkpoint: str | Path, segments_npy: str | Path, index_tsv: 
     return probability_table(store.index, meta["run_id"], "test", torch.softmax(logits, 1).numpy())
 
 
-def diagnose(bundle: Bundle, predictions: pd.DataFrame, recordings: pd.DataFrame,
-             subjects: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(per recording, per patient)``: divide-and-vote per member, then the members' mean probabilities."""
+def _member_votes(bundle: Bundle, predictions: pd.DataFrame, recordings: pd.DataFrame, models: dict,
+                  extra: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Each member's stage-2 probabilities per patient (nemg.vote's features; ``extra``: the combined arm's other
+    model's segment scores, seen beside the network's)."""
     st2 = bundle.meta["stage2"]
-    models = bundle.stage2_models()
     locations = recordings.set_index("recording_id")["location"]
-    signals = signal_scores(predictions)
     per_run = []
-    for run_id, sig in signals.groupby("run_id", sort=True):
-        feats = patient_features(sig, locations, st2["with_location"])
+    for run_id, run in predictions.groupby("run_id", sort=True):
+        other = None if extra is None else {k: v[v["run_id"] == run_id] for k, v in extra.items()}
+        feats = combined_features(run, other, locations, st2["with_location"])
         probs = stage2_probs(feats, st2["method"], models[run_id])
         per_run.append(pd.DataFrame(probs, columns=PROB_COLS).assign(subject_id=feats["subject_id"].to_numpy(),
                                                                     run_id=run_id))
-    pp = pd.concat(per_run, ignore_index=True)
+    return pd.concat(per_run, ignore_index=True)
+
+
+def qemg_scores(bundle: Bundle, segments: np.ndarray, index: pd.DataFrame, chunk: int = 2048) -> pd.DataFrame:
+    """The combined arm's QEMG logistic-regression probabilities of every segment under each member, in the
+    training predictions' format: the features of nemg.features.segment_features with the bundle's settings,
+    stored as float32 as the DAG's feature store keeps them."""
+    from .baseline import logreg_probs
+    from .data import probability_table
+    from .features import segment_features
+
+    comb = bundle.combined
+    if comb is None:
+        raise PredictError(f"{bundle.path}: this bundle has no combined arm (build it with bundle.combined: true)")
+    feats = np.concatenate([segment_features(np.asarray(segments[i:i + chunk]), float(comb["rate_hz"]),
+                                             comb["feature_params"]).astype(np.float32)
+                            for i in range(0, len(segments), chunk)])
+    if not np.isfinite(feats).all():
+        raise PredictError("non-finite QEMG features of the input segments")
+    return pd.concat([probability_table(index, m["run_id"], "test", logreg_probs(m["combined"]["qemg"], feats))
+                      for m in bundle.meta["members"]], ignore_index=True)
+
+
+def diagnose_combined(bundle: Bundle, predictions: pd.DataFrame, qemg: pd.DataFrame,
+                      recordings: pd.DataFrame) -> pd.DataFrame:
+    """Per patient, the combined arm's call and probabilities (``combined_predicted``, ``combined_p_<class>``):
+    each member's combined stage 2 on the network's and the QEMG model's patient scores, then their mean."""
+    pp = _member_votes(bundle, predictions, recordings, bundle.combined_models(), extra={"logreg": qemg})
+    order = list(dict.fromkeys(recordings["subject_id"]))
+    out = pp.groupby("subject_id")[PROB_COLS].mean().loc[order]
+    out.insert(0, "predicted", np.array(CLASSES)[out[PROB_COLS].to_numpy().argmax(axis=1)])
+    return out.add_prefix("combined_").reset_index()
+
+
+def diagnose(bundle: Bundle, predictions: pd.DataFrame, recordings: pd.DataFrame,
+             subjects: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(per recording, per patient)``: divide-and-vote per member, then the members' mean probabilities."""
+    locations = recordings.set_index("recording_id")["location"]
+    signals = signal_scores(predictions)
+    pp = _member_votes(bundle, predictions, recordings, bundle.stage2_models())
     order = list(dict.fromkeys(recordings["subject_id"]))
     patients = pp.groupby("subject_id")[PROB_COLS].mean().loc[order].reset_index()
     patients.insert(1, "predicted", np.array(CLASSES)[patients[PROB_COLS].to_numpy().argmax(axis=1)])
@@ -392,6 +431,9 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
     scores = score_segments(bundle, segments, index, num_threads=num_threads, device=device, networks=networks)
     _check_finite(scores, recordings)
     per_recording, per_patient = diagnose(bundle, scores, recordings, subjects)
+    if bundle.combined is not None:  # beside the network's call, never instead of it
+        combined = diagnose_combined(bundle, scores, qemg_scores(bundle, segments, index), recordings)
+        per_patient = per_patient.merge(combined, on="subject_id", how="left", validate="one_to_one")
     per_recording = per_recording.merge(level_table.drop(columns="subject_id"), on="recording_id", how="left")
     per_patient.attrs["amplitude_check"] = check
     if check:  # beside the diagnosis it concerns: the patient table is what a reader opens first
@@ -500,12 +542,12 @@ def write_predictions(out_dir: str | Path, per_recording: pd.DataFrame, per_pati
 def format_patients(per_patient: pd.DataFrame) -> str:
     """The per-patient table for the terminal."""
     show = per_patient.copy()
-    for c in PROB_COLS:
+    for c in [c for c in show.columns if c.removeprefix("combined_") in PROB_COLS]:
         show[c] = show[c].map(lambda v: f"{v:.3f}")
     return show.rename(columns={f"p_{c}": c for c in CLASSES}).to_string(index=False)
 
 
 __all__ = ["AmplitudeOutOfRange", "MIN_CALIBRATION_PATIENTS", "PATIENT_FILE", "PredictError", "RECORDING_FILE",
            "SKIPPED_COLUMNS", "SKIPPED_FILE", "UnusableRecording", "amplitude_check", "calibration_gain", "diagnose",
-           "format_patients", "predict", "predict_cohort", "prepare", "read_input", "recording_segments",
-           "recordings_from_files", "score_segments", "write_predictions"]
+           "diagnose_combined", "format_patients", "predict", "predict_cohort", "prepare", "qemg_scores",
+           "read_input", "recording_segments", "recordings_from_files", "score_segments", "write_predictions"]

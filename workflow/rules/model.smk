@@ -22,6 +22,7 @@ rule model_bundle:
         segments_index="results/segment/{cohort}/segments_index.tsv",
         signals="results/resample/{cohort}/signals.npy",  # its median frame RMS: nemg predict --calibrate's reference
         signals_index="results/resample/{cohort}/signals_index.tsv",
+        qemg=[f"{BL}features.npy", f"{BL}feature_names.txt"] if BUNDLE["combined"] else [],
     output:
         model_json=f"{MD}model.json",
         card=f"{MD}MODEL_CARD.md",
@@ -47,6 +48,9 @@ rule model_bundle:
         config_files=[str(f) for f in workflow.configfiles],
         pretraining=PRETRAINING_DESCRIPTION,
         external_start=EXT_OTHER_START,
+        combined=(
+            dict(feature_params=BASELINE_FEATURES, classifier_params=BASELINE_CLF) if BUNDLE["combined"] else None
+        ),
     script:
         "../scripts/model_bundle.py"
 

@@ -24,6 +24,8 @@ meta = build_bundle(
     pretraining=par.pretraining, external_start=par.external_start,
     amplitude_reference_uv=median_of_levels(levels, inp.signals), amplitude_levels_uv=levels,
     members_kind=par.members,
+    combined=None if par.combined is None else {
+        "features": inp.qemg[0], "names": inp.qemg[1], **par.combined},
 )
 write_card(snakemake.output.card, meta, source=par.source, table2_tsv=inp.get("table2"),
            per_class_tsv=inp.get("per_class"), external_tsv=inp.get("external"))
