@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from nemg.bundle import load_bundle  # noqa: E402
-from nemg.predict import predict, prepare, read_input  # noqa: E402
+from nemg.predict import predict, prepare, qemg_scores, read_input  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "predict.md"
@@ -96,8 +96,10 @@ def main(argv=None) -> int:
         # the default config's bundle has one member (external.seeds: [0]); each further seed adds one network
         warm = {k: timed(lambda: predict(bundle, recordings, num_threads=1, networks=dict(list(nets.items())[:k])),
                          args.repeats) for k in range(1, len(nets) + 1)}
-        segments, _ = prepare(bundle, recordings)
+        segments, index = prepare(bundle, recordings)
         pre = timed(lambda: prepare(bundle, recordings), args.repeats)
+        # the combined arm (bundle.combined): the windows' QEMG features and each member's logistic regression
+        qemg = timed(lambda: qemg_scores(bundle, segments, index), args.repeats) if bundle.combined else None
         # the command as a user runs it: a new process (inherits the one-core affinity and thread settings)
         import subprocess
 
@@ -142,11 +144,16 @@ def main(argv=None) -> int:
         "| what | wall time / throughput | CPU time |",
         "|---|---|---|",
     ]
+    arm = " + the combined arm" if bundle.combined else ""
     for k, (w, c) in warm.items():
         lines.append(f"| one patient, 10 recordings x 5 s at 48 kHz from WFDB files ({n_seg} segments): load + trim + "
-                     f"resample + segment + {k} network{'s' if k > 1 else ''} + stage 2 | **{w:.2f} s** | {c:.2f} s |")
-    lines += [f"| ... of which load + trim + resample + segment | {pre[0]:.2f} s | {pre[1]:.2f} s |",
-              f"| first patient after start-up ({n_members} networks), including opening the bundle (sha256) and "
+                     f"resample + segment + {k} network{'s' if k > 1 else ''} + stage 2{arm} | **{w:.2f} s** | "
+                     f"{c:.2f} s |")
+    lines += [f"| ... of which load + trim + resample + segment | {pre[0]:.2f} s | {pre[1]:.2f} s |"]
+    if qemg is not None:
+        lines += [f"| ... of which the combined arm's QEMG features and logistic regressions ({n_members}) | "
+                  f"{qemg[0]:.2f} s | {qemg[1]:.2f} s |"]
+    lines += [f"| first patient after start-up ({n_members} networks), including opening the bundle (sha256) and "
               f"building the networks | {cold:.2f} s | |",
               f"| `nemg predict` of that patient as a new process ({n_members} networks): library imports, bundle, "
               f"diagnosis, output files | {fresh:.2f} s | |"]
