@@ -199,6 +199,11 @@ def test_the_combined_arm_is_the_dags_and_stands_beside_the_networks_call(run, t
     (b / "model.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="lacks the combined arm"):
         load_bundle(b)
+    meta = json.loads((run["bundle"] / "model.json").read_text())
+    del meta["combined"]["feature_params"]
+    (b / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="combined arm's entry lacks feature_params"):
+        load_bundle(b)
 
 
 def test_a_bundle_of_the_cross_validation_networks(run, tmp_path):

@@ -387,6 +387,12 @@ def load_bundle(model_dir: str | Path, *, check_version: bool = True) -> Bundle:
     if list(meta["classes"]) != list(CLASSES):
         raise BundleError(f"{mj}: classes {meta['classes']}, this nemg knows {list(CLASSES)}")
     _check_structure(mj, meta)
+    comb = meta.get("combined")
+    if comb is not None:
+        missing = [k for k in ("arm", "feature_names", "feature_params", "rate_hz")
+                   if not isinstance(comb, dict) or k not in comb]
+        if missing:
+            raise BundleError(f"{mj}: the combined arm's entry lacks {', '.join(missing)}")
     if not isinstance(meta["members"], list) or not meta["members"]:
         raise BundleError(f"{mj}: no ensemble members")
     for i, m in enumerate(meta["members"]):
