@@ -72,10 +72,16 @@ def make_classifier(model: str, seed: int, params: Mapping | None = None, n_jobs
     raise ValueError(f"unknown baseline model {model!r}; expected one of {', '.join(MODELS)}")
 
 
-def _fit(model: str, seed: int, params: Mapping, n_jobs: int, x: np.ndarray, y: np.ndarray):
+def segment_roles(index: pd.DataFrame, run: pd.DataFrame) -> pd.Series:
+    """Each segment's role in ``run`` (train / val / test; NaN for patients the run does not use)."""
+    return index["subject_id"].map(run.set_index("subject_id")["role"])
+
+
+def _fit(model: str, run: pd.DataFrame, params: Mapping, n_jobs: int, x: np.ndarray, y: np.ndarray):
+    """The run's classifier (random_state: its folds seed + ``seed_offset``) fit on ``x``, ``y``."""
     # float64 whatever the store's dtype: on float32 features lbfgs stops at a point that depends on the
     # number of OpenMP/BLAS threads (segment probabilities 0.03-0.05 apart between 1 and 2 threads)
-    clf = make_classifier(model, seed, params, n_jobs)
+    clf = make_classifier(model, int(run["seed"].iloc[0]) + int(params["seed_offset"]), params, n_jobs)
     clf.fit(np.asarray(x, dtype=np.float64), y)
     return clf
 
@@ -86,12 +92,12 @@ def fit_run_logreg(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame,
     the model bundle's combined arm; ``index`` is the segment store's index (rows of ``features``)."""
     p = classifier_params(params)
     run_id = run["run_id"].iloc[0]
-    train = (index["subject_id"].map(run.set_index("subject_id")["role"]) == "train").to_numpy()
+    train = (segment_roles(index, run) == "train").to_numpy()
     y = index.loc[train, "diagnosis"].to_numpy()
     if len(set(y)) < len(CLASSES):
         raise ValueError(f"run {run_id}: training segments of {sorted(set(y))} only; the QEMG logistic regression "
                          f"of a bundle needs every class {list(CLASSES)}")
-    return _fit("logreg", int(run["seed"].iloc[0]) + int(p["seed_offset"]), p, 1, features[train], y)
+    return _fit("logreg", run, p, 1, features[train], y)
 
 
 def logreg_to_dict(clf) -> dict:
@@ -117,8 +123,7 @@ def run_predictions(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame
     """Segment-level probabilities of one run (``run``: that run's rows of the folds table)."""
     p = classifier_params(params)
     run_id = run["run_id"].iloc[0]
-    role = run.set_index("subject_id")["role"]
-    seg_role = index["subject_id"].map(role)
+    seg_role = segment_roles(index, run)
     train = (seg_role == "train").to_numpy()
     scored_roles = ["val", "test"] + (["train"] if predict_train else [])
     score = seg_role.isin(scored_roles).to_numpy()
@@ -127,7 +132,6 @@ def run_predictions(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame
     leaked = set(index.loc[train, "subject_id"]) & set(run.loc[run["role"] == "test", "subject_id"])
     if leaked:
         raise AssertionError(f"run {run_id}: test patients {sorted(leaked)} in the baseline's fit set")
-    seed = int(run["seed"].iloc[0]) + int(p["seed_offset"])
     y = index.loc[train, "diagnosis"].to_numpy()
     if len(set(y)) < 2:
         # tiny cohorts: a training set of one class can only ever predict that class (the CNN trained on the
@@ -136,7 +140,7 @@ def run_predictions(features: np.ndarray, index: pd.DataFrame, run: pd.DataFrame
         probs = np.zeros((int(score.sum()), len(PROB_COLS)))
         probs[:, [c.removeprefix("p_") for c in PROB_COLS].index(y[0])] = 1.0
     else:
-        clf = _fit(model, seed, p, n_jobs, features[train], y)
+        clf = _fit(model, run, p, n_jobs, features[train], y)
         probs = proba_in_class_order(clf, np.asarray(features[score], dtype=np.float64))
     out = index.loc[score, ["segment", "recording_id", "subject_id"]].copy()
     out.insert(0, "run_id", run_id)

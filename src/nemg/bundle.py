@@ -90,12 +90,11 @@ def fit_member_combined(features: np.ndarray, segments_index: pd.DataFrame, memb
     """A member's combined arm as JSON, as the DAG's ``combined_logreg`` vote fits it for the same split: the QEMG
     logistic regression of its training patients' segments, and a stage 2 on the network's and that model's
     patient scores of its stage-2 fit patients."""
-    from .baseline import fit_run_logreg, logreg_probs, logreg_to_dict
+    from .baseline import fit_run_logreg, logreg_probs, logreg_to_dict, segment_roles
 
     run_id = str(member_split["run_id"].iloc[0])
     qemg = logreg_to_dict(fit_run_logreg(features, segments_index, member_split, params=classifier_params))
-    role = segments_index["subject_id"].map(member_split.set_index("subject_id")["role"])
-    rows = (role == stage2["fit_on"]).to_numpy()
+    rows = (segment_roles(segments_index, member_split) == stage2["fit_on"]).to_numpy()
     scores = segments_index.loc[rows, ["segment", "recording_id", "subject_id"]].assign(run_id=run_id,
                                                                                         role=stage2["fit_on"])
     scores[PROB_COLS] = logreg_probs(qemg, features[rows])
@@ -353,6 +352,12 @@ def _check_structure(mj: Path, meta: dict) -> None:
     if not window == expected == net_window:
         raise BundleError(f"{mj}: windows disagree: the network takes {net_window} samples, preprocessing cuts "
                           f"{window} ({pre['segment']['window_s']} s at {pre['resample']['rate_hz']} Hz is {expected})")
+    comb = meta.get("combined")
+    if comb is not None:
+        absent = [k for k in ("arm", "feature_names", "feature_params", "rate_hz")
+                  if not isinstance(comb, dict) or k not in comb]
+        if absent:
+            raise BundleError(f"{mj}: the combined arm's entry lacks {', '.join(absent)}")
     rng = (pre.get("amplitude_reference") or {}).get("recording_range_uv")
     if rng is not None:
         try:
@@ -387,16 +392,10 @@ def load_bundle(model_dir: str | Path, *, check_version: bool = True) -> Bundle:
     if list(meta["classes"]) != list(CLASSES):
         raise BundleError(f"{mj}: classes {meta['classes']}, this nemg knows {list(CLASSES)}")
     _check_structure(mj, meta)
-    comb = meta.get("combined")
-    if comb is not None:
-        missing = [k for k in ("arm", "feature_names", "feature_params", "rate_hz")
-                   if not isinstance(comb, dict) or k not in comb]
-        if missing:
-            raise BundleError(f"{mj}: the combined arm's entry lacks {', '.join(missing)}")
     if not isinstance(meta["members"], list) or not meta["members"]:
         raise BundleError(f"{mj}: no ensemble members")
     for i, m in enumerate(meta["members"]):
-        _check_member(mj, i, m, combined=bool(meta.get("combined")))
+        _check_member(mj, i, m, combined=meta.get("combined") is not None)
         w = path / m["weights"]
         if not w.is_file():
             raise BundleError(f"{w}: weights file of member {m['run_id']} is missing")

@@ -197,17 +197,18 @@ BUNDLE_NETS = "results/train/{cohort}/" if BUNDLE_CV else EXT_NETS_PRETRAINED
 BUNDLE_SPLIT = "results/folds/{cohort}/folds.tsv" if BUNDLE_CV else "results/external/{cohort}/split.tsv"
 # bundle.combined: the members also carry the combined arm's QEMG logistic regression and stage 2 (nemg.bundle),
 # fit on the cohort's QEMG features (baseline.smk's store) and the baseline's settings
-if BUNDLE["combined"] and not (BASELINE_CFG["enabled"] and "logreg" in BASELINE_CFG["models"]):
-    raise WorkflowError(
-        "bundle.combined: true packs the QEMG logistic regression beside the networks, but this run has "
-        f"baseline.enabled: {BASELINE_CFG['enabled']}, baseline.models: {BASELINE_CFG['models']}; enable the "
-        "baseline with logreg, or set bundle.combined: false"
-    )
-if BUNDLE["combined"] and EVAL["primary_method"] != "logreg":
-    raise WorkflowError(
-        f"bundle.combined: true needs evaluate.primary_method: logreg (the combined arm is a fitted stage 2), "
-        f"not {EVAL['primary_method']!r}"
-    )
+if BUNDLE["combined"]:
+    if not (BASELINE_CFG["enabled"] and "logreg" in BASELINE_CFG["models"]):
+        raise WorkflowError(
+            "bundle.combined: true packs the QEMG logistic regression beside the networks, but this run has "
+            f"baseline.enabled: {BASELINE_CFG['enabled']}, baseline.models: {BASELINE_CFG['models']}; enable the "
+            "baseline with logreg, or set bundle.combined: false"
+        )
+    if EVAL["primary_method"] != "logreg":
+        raise WorkflowError(
+            f"bundle.combined: true needs evaluate.primary_method: logreg (the combined arm is a fitted stage 2), "
+            f"not {EVAL['primary_method']!r}"
+        )
 
 ##### what a reviewer looks at next: review.smk #####
 REVIEW_BASELINES = list(BASELINE_CFG["models"]) if BASELINE_CFG["enabled"] else []
