@@ -4,7 +4,7 @@ import torch
 
 from nemg.augment import augment_batch, is_active, mixup_batch, resolve_augment
 
-OFF = {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0, "mixup": 0.0}
+OFF = {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0, "mixup": 0.0, "spectral_tilt": 0.0}
 
 
 def batch(b=64, n=400):
@@ -19,7 +19,8 @@ def gen(seed=1):
 def test_off_by_default_and_validated():
     assert resolve_augment(None) == OFF and not is_active(resolve_augment({}))
     assert is_active(resolve_augment({"noise": 0.1}))
-    for bad in ({"flip": 0.5}, {"polarity_flip": 1.5}, {"gain_jitter": -0.1}, {"shift": 2}, {"mixup": -1}):
+    for bad in ({"flip": 0.5}, {"polarity_flip": 1.5}, {"gain_jitter": -0.1}, {"shift": 2}, {"mixup": -1},
+                {"spectral_tilt": -1}):
         with pytest.raises(ValueError):
             resolve_augment(bad)
 
@@ -75,3 +76,27 @@ def test_mixup_blends_each_window_with_another_and_its_label_with_it():
     lams = torch.tensor([mixup_batch(x[:4], y[:4], 0.1, g)[2] for _ in range(200)])
     assert ((lams < 0.1) | (lams > 0.9)).float().mean() > 0.5
     assert is_active(resolve_augment({"mixup": 0.2}))
+
+
+def test_spectral_tilt_reshapes_the_spectrum_and_keeps_each_segments_rms():
+    from nemg.augment import TILT_BAND, spectral_tilt, tilt_gains
+    x = batch(b=256, n=4000)
+    y = augment_batch(x, resolve_augment({"spectral_tilt": 2.0}), gen())
+    rms_x, rms_y = x.pow(2).mean(dim=2).sqrt(), y.pow(2).mean(dim=2).sqrt()
+    torch.testing.assert_close(rms_y, rms_x, rtol=1e-4, atol=0)  # the amplitude cue is untouched
+    # the slope is what changes: high over low band power moves by the drawn dB/octave, both ways
+    spec_x, spec_y = torch.fft.rfft(x, dim=2).abs().pow(2), torch.fft.rfft(y, dim=2).abs().pow(2)
+    f = torch.fft.rfftfreq(4000)
+    low, high = (f > 0.01) & (f < 0.02), (f > 0.1) & (f < 0.2)  # 100-200 Hz and 1-2 kHz at 10 kHz
+    change_db = 10 * torch.log10((spec_y[..., high].sum(-1) / spec_y[..., low].sum(-1))
+                                 / (spec_x[..., high].sum(-1) / spec_x[..., low].sum(-1))).flatten()
+    slopes = change_db / 3.32  # the two bands' centres are log2(10) octaves apart
+    assert (slopes > 0.5).any() and (slopes < -0.5).any()
+    assert slopes.abs().max() <= 4.0 + 0.3 and 1.4 < slopes.std() < 2.6  # clipped at 2 SD, SD about 2
+    # flat outside the band; unit gain at the pivot; reproducible draws
+    g = tilt_gains(torch.tensor([3.0]), 4000)[0]
+    assert torch.all(g[f <= TILT_BAND[0]] == g[0]) and torch.all(g[f >= TILT_BAND[1]] == g[-1])
+    pivot = int(torch.argmin((f - (TILT_BAND[0] * TILT_BAND[1]) ** 0.5).abs()))
+    assert abs(float(g[pivot]) - 1.0) < 0.01
+    assert torch.equal(spectral_tilt(x, 2.0, gen(3)), spectral_tilt(x, 2.0, gen(3)))
+    assert torch.equal(augment_batch(x, resolve_augment({}), gen()), x)

@@ -152,7 +152,7 @@ OLD_TRAIN = {
     "weight_decay": 0.0, "label_smoothing": 0.0, "ema_decay": 0.0, "bag_size": 1, "select_on": "accuracy",
     "init_from": None, "finetune_lr": None, "train_hop_factor": 1, "val_hop_factor": 1,
     "augment": {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0,
-                "mixup": 0.0},  # {} = AUGMENT_OFF
+                "mixup": 0.0, "spectral_tilt": 0.0},  # {} = AUGMENT_OFF
 }
 OLD_FEATURES = {
     "turn_uv": 100.0, "nss_turn_uv": 20.0, "nss_small_uv": 100.0, "zc_deadband_uv": 10.0, "welch_nperseg": 1000,
