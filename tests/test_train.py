@@ -110,7 +110,7 @@ def test_early_stopping_stops(toy, tmp_path):
 
 RECIPE = {"lr_schedule": "cosine", "train_hop_factor": 3, "val_hop_factor": 2, "weight_decay": 0.01,
           "label_smoothing": 0.1, "ema_decay": 0.9,
-          "augment": {"polarity_flip": 0.5, "gain_jitter": 0.1, "noise": 0.05, "shift": 0.5}}
+          "augment": {"polarity_flip": 0.5, "gain_jitter": 0.1, "noise": 0.05, "shift": 0.5, "spectral_tilt": 1.0}}
 
 
 @pytest.mark.parametrize("recipe, resumed_at", [({}, 20), (RECIPE, 20), ({"checkpoint_every": 2}, 16),
