@@ -17,6 +17,11 @@ per-class recall (the table holds the whole external_validation.tsv row, CIs inc
 
     python benchmarks/external_equalise.py --configfile configs/messekher.yaml --test n2001
 
+``--gains 1 2 3`` also scores the test cohort scaled by each fixed factor (calibrations ``gain_1``, ...): how
+far every model's calls move with the one number the median-RMS calibration estimates. A diagnostic, not a
+calibration: a factor picked from such a table would be picked on the test patients. ``--no-spectrum`` skips
+the equaliser.
+
 Writes its stores under results/ablation/external_equalise/<train>_<test>/ (not read by the DAG) and appends
 its rows to results/ablation/external_equalise.tsv.
 """
@@ -115,12 +120,28 @@ def equalise_store(signals, index, taps: np.ndarray, out_signals, out_index) -> 
                               out_signals, out_index)
 
 
+def calibration_plan(gains, spectrum: bool = True) -> list[tuple[str, float | None]]:
+    """(calibration name, fixed factor or None) of every variant to score: the DAG's median-RMS factor (always:
+    it checks the run against the DAG's table), the equaliser, then each fixed factor as ``gain_<factor>``."""
+    plan = [("median_rms", None)] + ([("spectrum", None)] if spectrum else [])
+    for g in gains:
+        if not (np.isfinite(g) and g > 0):
+            raise SystemExit(f"--gains: a factor must be positive and finite, got {g}")
+        name = f"gain_{g:g}"
+        if name not in dict(plan):
+            plan.append((name, float(g)))
+    return plan
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--configfile", required=True, help="the training run's config, applied on top of config.yaml")
     ap.add_argument("--test", required=True, help="an external.cohorts name of that config")
     ap.add_argument("--table", default=str(ROOT / "results/ablation/external_equalise.tsv"))
+    ap.add_argument("--gains", nargs="*", type=float, default=[], help="fixed factors to score the test cohort at")
+    ap.add_argument("--no-spectrum", action="store_true", help="leave out the spectral equaliser")
     args = ap.parse_args(argv)
+    plan = calibration_plan(args.gains, spectrum=not args.no_spectrum)
 
     from nemg.baseline import baseline_external_predictions, classifier_params
     from nemg.config import load_config, stage2_settings
@@ -167,10 +188,12 @@ def main(argv=None) -> int:
     work = ROOT / "results/ablation/external_equalise" / f"{train}_{args.test}"
     work.mkdir(parents=True, exist_ok=True)
     rows = []
-    for calibration in ("median_rms", "spectrum"):
+    for calibration, fixed in plan:
         d = work / calibration
         d.mkdir(exist_ok=True)
-        if calibration == "spectrum":
+        if fixed is not None:
+            signals, gain = test_sig, fixed
+        elif calibration == "spectrum":
             equalise_store(*test_sig, fir_from_response(f, amp, fs), d / "signals.npy", d / "signals_index.tsv")
             signals, gain = (d / "signals.npy", d / "signals_index.tsv"), 1.0
         else:
@@ -200,14 +223,18 @@ def main(argv=None) -> int:
             tables = evaluate_arm(pp, SCHEME, n_boot=int(ev["n_bootstrap"]), seed=int(ev["seed"]))
             rows.append(external_summary_row(train, args.test, model, tables, ev["primary_method"],
                                              calibration=calibration, gain=gain))
+        if fixed is not None:  # a sweep's stores are 290 MB each for N2001 and read by nothing else
+            for name in ("segments.npy", "features.npy"):
+                (d / name).unlink(missing_ok=True)
     out = pd.DataFrame(rows)
     shown = ["calibration", "gain", "model", "accuracy_consensus", "f1_consensus"] + \
         [c for c in out.columns if c.startswith("recall_")]
     print(out[shown].round(4).to_string(index=False))
     table = Path(args.table)
     old = pd.read_csv(table, sep="\t") if table.exists() else pd.DataFrame()
-    if len(old):
-        old = old[~((old["train_cohort"] == train) & (old["test_cohort"] == args.test))]
+    if len(old):  # a rerun replaces its own calibrations' rows and keeps the others
+        old = old[~((old["train_cohort"] == train) & (old["test_cohort"] == args.test)
+                    & old["calibration"].isin(out["calibration"]))]
     pd.concat([old, out], ignore_index=True).to_csv(table, sep="\t", index=False)
     return 0
 

@@ -91,3 +91,12 @@ def test_class_spectra_sees_a_low_pass_as_a_lower_centroid_and_steeper_roll_off(
     white, low = eq.class_spectra(*ref).loc["normal"], eq.class_spectra(*other).loc["normal"]
     assert low["centroid_hz"] < white["centroid_hz"] / 2
     assert low["db_2khz"] < white["db_2khz"] - 10
+
+
+def test_calibration_plan_checks_the_dag_then_adds_each_fixed_gain_once():
+    assert eq.calibration_plan([]) == [("median_rms", None), ("spectrum", None)]
+    assert eq.calibration_plan([3, 0.5, 3.0], spectrum=False) == [("median_rms", None), ("gain_3", 3.0),
+                                                                  ("gain_0.5", 0.5)]
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(SystemExit, match="positive"):
+            eq.calibration_plan([bad])
