@@ -296,17 +296,18 @@ def _member_votes(bundle: Bundle, predictions: pd.DataFrame, recordings: pd.Data
     return pd.concat(per_run, ignore_index=True)
 
 
-def qemg_scores(bundle: Bundle, segments: np.ndarray, index: pd.DataFrame, chunk: int = 2048) -> pd.DataFrame:
+def qemg_scores(bundle: Bundle, segments: np.ndarray, index: pd.DataFrame) -> pd.DataFrame:
     """The combined arm's QEMG logistic-regression probabilities of every segment under each member, in the
     training predictions' format: the features of nemg.features.segment_features with the bundle's settings,
     stored as float32 as the DAG's feature store keeps them."""
     from .baseline import logreg_probs
     from .data import probability_table
-    from .features import segment_features
+    from .features import feature_params, segment_features
 
     comb = bundle.combined
     if comb is None:
         raise PredictError(f"{bundle.path}: this bundle has no combined arm (build it with bundle.combined: true)")
+    chunk = max(1, int(feature_params(comb["feature_params"])["chunk"]))  # the DAG's own bound on memory
     feats = np.concatenate([segment_features(np.asarray(segments[i:i + chunk]), float(comb["rate_hz"]),
                                              comb["feature_params"]).astype(np.float32)
                             for i in range(0, len(segments), chunk)])
