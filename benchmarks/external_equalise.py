@@ -18,7 +18,8 @@ per-class recall (the table holds the whole external_validation.tsv row, CIs inc
     python benchmarks/external_equalise.py --configfile configs/messekher.yaml --test n2001
 
 ``--gains 1 2 3`` also scores the test cohort scaled by each fixed factor (calibrations ``gain_1``, ...): how
-far every model's calls move with the one number the median-RMS calibration estimates. A diagnostic, not a
+far every model's calls move with the one number the median-RMS calibration estimates (a negative factor also
+inverts the test cohort's polarity). A diagnostic, not a
 calibration: a factor picked from such a table would be picked on the test patients. ``--no-spectrum`` skips
 the equaliser.
 
@@ -125,8 +126,8 @@ def calibration_plan(gains, spectrum: bool = True) -> list[tuple[str, float | No
     it checks the run against the DAG's table), the equaliser, then each fixed factor as ``gain_<factor>``."""
     plan = [("median_rms", None)] + ([("spectrum", None)] if spectrum else [])
     for g in gains:
-        if not (np.isfinite(g) and g > 0):
-            raise SystemExit(f"--gains: a factor must be positive and finite, got {g}")
+        if not (np.isfinite(g) and g != 0):  # a negative factor also inverts the polarity
+            raise SystemExit(f"--gains: a factor must be finite and non-zero, got {g}")
         name = f"gain_{g:g}"
         if name not in dict(plan):
             plan.append((name, float(g)))

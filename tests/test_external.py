@@ -279,7 +279,8 @@ def test_amplitude_gain_and_calibrated_segments(tmp_path):
     test = signal_store(tmp_path / "test", [400, 500, 600], seed=1)
     g = amplitude_gain(*train, *test)
     assert list(g.columns) == ["calibration", "train_median_rms_uv", "test_median_rms_uv", "gain", "train_range_low_uv",
-                               "train_range_high_uv", "test_outside_range_recorded", "test_outside_range_calibrated"]
+                               "train_range_high_uv", "test_outside_range_recorded", "test_outside_range_calibrated",
+                               "train_negative_share", "test_negative_share", "polarity"]
     assert g["gain"].iloc[0] == pytest.approx(0.1, rel=0.03)
     # ten times louder than every training recording; brought to the training cohort's median, the middle one is in
     assert g["train_range_low_uv"].iloc[0] == pytest.approx(40, rel=0.05)
@@ -290,11 +291,90 @@ def test_amplitude_gain_and_calibrated_segments(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "c.npy"), np.load(tmp_path / "p.npy") * g["gain"].iloc[0],
                                rtol=1e-5)
     assert len(plain) == 3 * 7
-    with pytest.raises(ValueError, match="gain must be a positive finite number"):
+    segment_store(*test, 0.4, 0.1, tmp_path / "n.npy", tmp_path / "n.tsv", gain=-2.0)  # polarity inverted too
+    np.testing.assert_allclose(np.load(tmp_path / "n.npy"), np.load(tmp_path / "p.npy") * -2.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="gain must be a finite non-zero number"):
         segment_store(*test, 0.4, 0.1, tmp_path / "x.npy", tmp_path / "x.tsv", gain=0.0)
     silent = signal_store(tmp_path / "silent", [0, 0], offset=7.0, drift=0.0)  # a flat line
     with pytest.raises(ValueError, match="non-zero amplitude"):
         amplitude_gain(*train, *silent)
+
+
+def spike_store(d, signs, fs=10_000.0, seconds=2.0, rms=50.0, seed=0):
+    """One recording per sign: motor-unit-like spikes (main phase of that sign, 10 Hz) on Gaussian noise, with a
+    DC offset and a drift that must not matter."""
+    from nemg.store import write_signal_store
+
+    rng = np.random.default_rng(seed)
+    n = int(fs * seconds)
+    t = np.arange(n) / fs
+    arrays = []
+    for sign in signs:
+        x = rng.normal(0, 0.3 * rms, n)
+        for start in rng.integers(0, n - 40, int(10 * seconds)):
+            x[start:start + 40] += sign * 8 * rms * np.hanning(40) - sign * 2 * rms * np.hanning(40)[::-1] ** 4
+        arrays.append((x + 200.0 + 30 * t).astype(np.float32))
+    idx = pd.DataFrame({"recording_id": [f"r{i}" for i in range(len(arrays))],
+                        "subject_id": [f"s{i}" for i in range(len(arrays))], "diagnosis": "normal",
+                        "location": "proximal", "muscle": "biceps", "fs_hz": fs})
+    d.mkdir(parents=True, exist_ok=True)
+    write_signal_store(arrays, idx, d / "signals.npy", d / "signals_index.tsv")
+    return d / "signals.npy", d / "signals_index.tsv"
+
+
+def test_recording_skewness_reads_which_way_the_spikes_point():
+    from nemg.external import recording_skewness
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 10, 20_000)
+    x[::500] -= 200  # negative spikes, 20 per second
+    drift = 1000 + np.linspace(0, 300, len(x))  # offset and drift, removed frame by frame
+    neg = recording_skewness(x + drift, 10_000.0)
+    assert neg < -2
+    assert recording_skewness(-(x + drift), 10_000.0) == pytest.approx(-neg, rel=1e-9)
+    assert abs(recording_skewness(rng.normal(0, 10, 20_000), 10_000.0)) < 0.1  # symmetric noise
+    assert recording_skewness(x[:999], 10_000.0) is None  # shorter than a 0.1 s frame
+    assert recording_skewness(np.full(5000, 7.0), 10_000.0) is None  # flat
+
+
+def test_cohort_polarity_is_the_clear_majority_and_flips_only_clear_opposites():
+    from nemg.external import POLARITY_MARGIN, cohort_polarity, polarity_factor
+
+    assert POLARITY_MARGIN == 0.1
+    assert cohort_polarity([-1.0, -0.5, -2.0, 0.3]) == {"negative_share": 0.75, "polarity": -1, "n_recordings": 4}
+    assert cohort_polarity([1.0, 0.5, -2.0, None]) == {"negative_share": pytest.approx(1 / 3), "polarity": 1,
+                                                       "n_recordings": 3}
+    assert cohort_polarity([1.0, -1.0, 2.0, -0.1])["polarity"] == 0  # half negative: unclear
+    assert cohort_polarity([-1.0, -1.0, -1.0, 1.0, 1.0])["polarity"] == -1  # 60 %: clear
+    assert cohort_polarity([1.0, -1.0, 2.0, -0.1, 0.2])["polarity"] == 1  # 40 %: clear
+    empty = cohort_polarity([None])
+    assert empty["polarity"] == 0 and empty["n_recordings"] == 0 and np.isnan(empty["negative_share"])
+    assert polarity_factor(-1, 1) == polarity_factor(1, -1) == -1
+    assert polarity_factor(-1, -1) == polarity_factor(1, 1) == polarity_factor(-1, 0) == polarity_factor(0, 1) == 1
+
+
+def test_median_rms_polarity_inverts_a_cohort_recorded_the_other_way_up(tmp_path):
+    from nemg.external import amplitude_gain
+    from nemg.segment import segment_store
+
+    train = spike_store(tmp_path / "train", [-1, -1, -1, 1], rms=50.0)
+    inverted = spike_store(tmp_path / "inverted", [1, 1, -1, 1, 1], rms=500.0, seed=1)
+    same = spike_store(tmp_path / "same", [-1, -1, 1, -1], rms=500.0, seed=2)
+    rms = amplitude_gain(*train, *inverted)
+    pol = amplitude_gain(*train, *inverted, calibration="median_rms_polarity")
+    assert rms["gain"].iloc[0] == pytest.approx(0.1, rel=0.1)
+    assert pol["gain"].iloc[0] == pytest.approx(-rms["gain"].iloc[0])
+    for g in (rms, pol):  # both report the polarities; only median_rms_polarity acts on them
+        assert g[["train_negative_share", "test_negative_share", "polarity"]].iloc[0].tolist() == [0.75, 0.2, -1]
+    assert pol["test_outside_range_calibrated"].iloc[0] == rms["test_outside_range_calibrated"].iloc[0]
+    kept = amplitude_gain(*train, *same, calibration="median_rms_polarity")
+    assert kept["polarity"].iloc[0] == 1 and kept["gain"].iloc[0] > 0
+    # the calibrated segments of the inverted cohort point the training cohort's way
+    segment_store(*inverted, 0.4, 0.1, tmp_path / "c.npy", tmp_path / "c.tsv", gain=float(pol["gain"].iloc[0]))
+    from scipy.stats import skew
+    assert np.median(skew(np.load(tmp_path / "c.npy"), axis=1)) < 0
+    with pytest.raises(ValueError, match="unknown calibration"):
+        amplitude_gain(*train, *same, calibration="zscore")
 
 
 def test_external_test_ids():
@@ -302,6 +382,7 @@ def test_external_test_ids():
 
     assert external_test_ids(["m", "n"], ["none", "median_rms"]) == {
         "m": ("m", "none"), "m.rms": ("m", "median_rms"), "n": ("n", "none"), "n.rms": ("n", "median_rms")}
+    assert external_test_ids(["m"], ["median_rms_polarity"]) == {"m.rmsp": ("m", "median_rms_polarity")}
     with pytest.raises(ValueError, match="unknown external.amplitude_calibration 'zscore'"):
         external_test_ids(["m"], ["zscore"])
 

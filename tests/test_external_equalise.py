@@ -97,6 +97,7 @@ def test_calibration_plan_checks_the_dag_then_adds_each_fixed_gain_once():
     assert eq.calibration_plan([]) == [("median_rms", None), ("spectrum", None)]
     assert eq.calibration_plan([3, 0.5, 3.0], spectrum=False) == [("median_rms", None), ("gain_3", 3.0),
                                                                   ("gain_0.5", 0.5)]
-    for bad in (0.0, -1.0, float("nan")):
-        with pytest.raises(SystemExit, match="positive"):
+    assert eq.calibration_plan([-8.4], spectrum=False)[1] == ("gain_-8.4", -8.4)  # polarity inverted too
+    for bad in (0.0, float("inf"), float("nan")):
+        with pytest.raises(SystemExit, match="non-zero"):
             eq.calibration_plan([bad])

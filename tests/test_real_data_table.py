@@ -564,3 +564,17 @@ def test_tables_of_another_checkouts_run_name_the_tsv_as_the_readme_sees_it(root
     text = (here / "README.md").read_text()
     assert "from `docs/results/real_data.tsv` (stage 2" in text and str(tmp_path) not in text
     assert not (root / "docs/results/real_data.tsv").exists()
+
+
+def test_variant_labels_name_the_calibration_factor_and_the_polarity():
+    from nemg.results_table import _fmt_variant
+
+    nan = float("nan")
+    assert _fmt_variant({"variant": "cv", "amplitude_gain": nan}) == "within-set CV"
+    assert _fmt_variant({"variant": "external:n2001", "amplitude_gain": nan}) == "external → n2001"
+    assert _fmt_variant({"variant": "external:n2001.rms", "amplitude_gain": 8.4}) == \
+        "external → n2001.rms (amplitude × 8.4)"
+    assert _fmt_variant({"variant": "external:n2001.rmsp", "amplitude_gain": -8.4}) == \
+        "external → n2001.rmsp (amplitude × 8.4, polarity inverted)"
+    assert _fmt_variant({"variant": "external:n2001.rmsp", "amplitude_gain": 8.4}) == \
+        "external → n2001.rmsp (amplitude × 8.4, polarity kept)"

@@ -33,7 +33,7 @@ from .folds import FOLD_COLUMNS, FoldError, external_run_id, stratified_folds
 
 log = logging.getLogger(__name__)
 #: amplitude calibration -> suffix of the test id (``<name>.<suffix>``); "none" keeps the plain name
-CALIBRATIONS = {"none": "", "median_rms": "rms"}
+CALIBRATIONS = {"none": "", "median_rms": "rms", "median_rms_polarity": "rmsp"}
 
 
 def cohort_key(test: str, train: str) -> str:
@@ -264,29 +264,91 @@ def median_frame_rms(signals: str | Path, index: str | Path, frame_s: float = CA
     return median_of_levels(signal_store_levels(signals, index, frame_s), str(signals), frame_s)
 
 
-def amplitude_gain(train_signals, train_index, test_signals, test_index) -> pd.DataFrame:
-    """The factor that brings the test cohort's typical amplitude to the training cohort's (``median_rms``).
+# ---------------------------------------------------------------------------------------------- polarity
+# A recording's polarity is the sign of its skewness: a needle's motor-unit potentials are spikes on a quiet
+# baseline, so their main phase sets the sign of the third moment. Recordings of one site mostly agree (needle
+# position turns some over), but sites need not: an amplifier or a file format that stores the clinical display's
+# "negative up" inverts every recording. A cohort's polarity is its majority, called only when at least
+# 0.5 + POLARITY_MARGIN of its recordings agree.
+POLARITY_MARGIN = 0.1
+
+
+def recording_skewness(x: np.ndarray, fs_hz: float, frame_s: float = CALIBRATION_FRAME_S) -> float | None:
+    """Skewness of one recording with each ``frame_s`` frame's mean removed (offset and drift ignored, as by
+    :func:`recording_frame_rms`); None if shorter than a frame or flat."""
+    n = int(round(frame_s * float(fs_hz)))
+    k = len(x) // n
+    if k == 0:
+        return None
+    frames = np.asarray(x[:k * n], dtype=np.float64).reshape(k, n)
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    m2 = float((frames ** 2).mean())
+    return float((frames ** 3).mean() / m2 ** 1.5) if m2 > 0 else None
+
+
+def cohort_polarity(skews: Sequence[float | None]) -> dict:
+    """``{"negative_share", "polarity", "n_recordings"}`` of a cohort from its recordings' skewness: polarity -1
+    when at least 0.5 + POLARITY_MARGIN of them skew negative, +1 when at most 0.5 - POLARITY_MARGIN do, 0
+    (unclear) otherwise or without recordings."""
+    kept = np.array([v for v in skews if v is not None], dtype=float)
+    if not len(kept):
+        return {"negative_share": float("nan"), "polarity": 0, "n_recordings": 0}
+    share = float((kept < 0).mean())
+    polarity = -1 if share >= 0.5 + POLARITY_MARGIN else 1 if share <= 0.5 - POLARITY_MARGIN else 0
+    return {"negative_share": share, "polarity": polarity, "n_recordings": int(len(kept))}
+
+
+def polarity_factor(train: int, test: int) -> int:
+    """-1 when both cohorts' polarities are clear and opposite (the test cohort is inverted), else 1."""
+    return -1 if train * test < 0 else 1
+
+
+def signal_store_skewness(signals: str | Path, index: str | Path,
+                          frame_s: float = CALIBRATION_FRAME_S) -> list[float | None]:
+    """:func:`recording_skewness` of every recording of a resampled signal store, in the store's order."""
+    from .store import iter_signals, read_signal_store
+
+    arr, idx = read_signal_store(signals, index)
+    return [recording_skewness(x, float(row["fs_hz"]), frame_s) for row, x in iter_signals(arr, idx)]
+
+
+def amplitude_gain(train_signals, train_index, test_signals, test_index,
+                   calibration: str = "median_rms") -> pd.DataFrame:
+    """The factor that brings the test cohort's typical amplitude to the training cohort's (``median_rms``), and
+    with ``median_rms_polarity`` its polarity to the training cohort's as well (the factor is then negative where
+    the two cohorts' polarities are clear and opposite).
 
     One scalar per test cohort, from unlabelled signals only (no diagnosis is used): what a site would do by
     matching its amplifier chain to the reference lab's. It cannot undo differences in the class mix or in the
-    contraction protocol, and it changes absolute amplitudes, the cue the diagnosis rests on.
+    contraction protocol, and it changes absolute amplitudes, the cue the diagnosis rests on. Both cohorts'
+    polarities are reported with either calibration.
     """
+    if calibration not in ("median_rms", "median_rms_polarity"):
+        raise ValueError(f"amplitude_gain: unknown calibration {calibration!r}")
     train = signal_store_levels(train_signals, train_index)
     test = signal_store_levels(test_signals, test_index)
     train_rms = median_of_levels(train, str(train_signals))
     test_rms = median_of_levels(test, str(test_signals))
-    gain = train_rms / test_rms
+    train_pol = cohort_polarity(signal_store_skewness(train_signals, train_index))
+    test_pol = cohort_polarity(signal_store_skewness(test_signals, test_index))
+    flip = polarity_factor(train_pol["polarity"], test_pol["polarity"])
+    scale = train_rms / test_rms
     # how far the test cohort lies outside what the training recordings span, before and after the factor
     # (the range nemg predict checks each recording against; docs/external.md, "Amplitude calibration")
     low, high = level_range(train)["recording_range_uv"]
     levels = np.array([v for v in test if v is not None])
     outside = lambda x: float(np.mean((x < low) | (x > high)))  # noqa: E731
-    return pd.DataFrame([{"calibration": "median_rms", "train_median_rms_uv": train_rms,
-                          "test_median_rms_uv": test_rms, "gain": gain, "train_range_low_uv": low,
-                          "train_range_high_uv": high, "test_outside_range_recorded": outside(levels),
-                          "test_outside_range_calibrated": outside(levels * gain)}])
+    return pd.DataFrame([{"calibration": calibration, "train_median_rms_uv": train_rms,
+                          "test_median_rms_uv": test_rms,
+                          "gain": scale * flip if calibration == "median_rms_polarity" else scale,
+                          "train_range_low_uv": low, "train_range_high_uv": high,
+                          "test_outside_range_recorded": outside(levels),
+                          "test_outside_range_calibrated": outside(levels * scale),
+                          "train_negative_share": train_pol["negative_share"],
+                          "test_negative_share": test_pol["negative_share"], "polarity": flip}])
 
 
-__all__ = ["CALIBRATIONS", "CALIBRATION_FRAME_S", "LEVEL_QUANTILES", "SCHEME", "amplitude_gain", "check_disjoint",
-           "cohort_key", "external_cohorts", "external_settings", "external_split", "external_test_ids",
-           "level_range", "median_frame_rms", "median_of_levels", "recording_frame_rms", "signal_store_levels"]
+__all__ = ["CALIBRATIONS", "CALIBRATION_FRAME_S", "LEVEL_QUANTILES", "POLARITY_MARGIN", "SCHEME", "amplitude_gain",
+           "check_disjoint", "cohort_key", "cohort_polarity", "external_cohorts", "external_settings", "external_split",
+           "external_test_ids", "level_range", "median_frame_rms", "median_of_levels", "polarity_factor",
+           "recording_frame_rms", "recording_skewness", "signal_store_levels", "signal_store_skewness"]

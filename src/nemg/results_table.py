@@ -418,7 +418,11 @@ def _fmt_variant(r) -> str:
         return "within-set CV"
     test = r["variant"].removeprefix("external:")
     gain = r["amplitude_gain"]
-    scaled = f" (amplitude × {gain:.3g})" if np.isfinite(gain) and test.endswith(".rms") else ""
+    scaled = ""
+    if np.isfinite(gain) and test.endswith(".rmsp"):  # a negative factor: the polarity inverted too
+        scaled = f" (amplitude × {abs(gain):.3g}{', polarity inverted' if gain < 0 else ', polarity kept'})"
+    elif np.isfinite(gain) and test.endswith(".rms"):
+        scaled = f" (amplitude × {gain:.3g})"
     return f"external → {test}{scaled}"
 
 

@@ -182,6 +182,8 @@ rule external_gain:
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        calibration=lambda wc: EXT_TEST_IDS[wc.test][1],
     script:
         "../scripts/external_gain.py"
 
