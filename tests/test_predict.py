@@ -23,7 +23,7 @@ from scipy.io import wavfile
 from nemg.bundle import BundleError, load_bundle
 from nemg.cli import main as nemg_main
 from nemg.io import load_recording
-from nemg.predict import AmplitudeOutOfRange, PredictError, predict, prepare, read_input, recordings_from_files, score_segments
+from nemg.predict import AmplitudeOutOfRange, PredictError, calibration_gain, predict, prepare, read_input, recordings_from_files, score_segments
 from nemg.simulate import simulate_cohort
 from nemg.labels import PROB_COLS
 from nemg.manifest import cpu_info
@@ -266,7 +266,7 @@ def test_a_bundle_of_the_cross_validation_networks(run, tmp_path):
                                rtol=1e-4, atol=1e-5)
 
 
-def test_calibrate_is_the_dags_median_rms_calibration(run, tmp_path, capsys):
+def test_calibrate_is_the_dags_median_rms_calibration(run, tmp_path, capsys, monkeypatch):
     """--calibrate on another amplifier chain's recordings: the DAG's calibrated external cohort (clinic.rms), the
     same factor and the same diagnoses; --gain with that factor the same again; too few patients refused."""
     bundle = load_bundle(run["bundle"])
@@ -280,6 +280,30 @@ def test_calibrate_is_the_dags_median_rms_calibration(run, tmp_path, capsys):
     assert cal["gain"] == pytest.approx(dag_gain["gain"], rel=1e-5)
     assert 2 < cal["gain"] < 8  # the recordings are at a quarter of the training cohort's amplitude
     assert cal["n_patients"] == 3 and cal["n_recordings"] == len(recordings)
+    # which way the spikes point, as the DAG's amplitude_gain.tsv reports it: both shares and the verdict
+    assert ref["polarity"]["negative_share"] == pytest.approx(dag_gain["train_negative_share"], rel=1e-5)
+    assert cal["reference_negative_share"] == pytest.approx(dag_gain["train_negative_share"], rel=1e-5)
+    assert cal["site_negative_share"] == pytest.approx(dag_gain["test_negative_share"], rel=1e-5)
+    assert cal["polarity"] == dag_gain["polarity"] == 1
+    # a site whose every recording points the other way from a clear training majority is reported as opposite
+    assert ref["polarity"]["polarity"] == -1  # simulated needle potentials: main phase negative
+    levels = {r: 10.0 for r in recordings["recording_id"]}
+    inverted = calibration_gain(bundle, recordings, levels, min_patients=3,
+                                skews={r: 1.5 for r in recordings["recording_id"]})
+    assert inverted["polarity"] == -1 and inverted["site_negative_share"] == 0.0
+    assert inverted["gain"] == pytest.approx(ref["median_frame_rms_uv"] / 10.0)  # reported, not applied
+
+    def inverted_site(*args, **kwargs):  # the command line's report of such a site (three patients allowed here)
+        rec, pat = predict(*args, **{**kwargs, "min_calibration_patients": 3})
+        pat.attrs["calibration"].update(polarity=-1, site_negative_share=0.2, reference_negative_share=0.7)
+        return rec, pat
+
+    monkeypatch.setattr("nemg.predict.predict", inverted_site)
+    assert nemg_main(["predict", str(run["bundle"]), str(run["recordings"]), "--calibrate", "--threads", "1",
+                      "--out", str(tmp_path / "inv")]) == 0
+    assert "spikes point the other way from the training cohort's (20 % of them skew negative, 70 % of the " \
+           "training recordings)" in capsys.readouterr().out
+    monkeypatch.undo()
     assert (per_pat["amplitude_gain"] == cal["gain"]).all() and (per_rec["amplitude_gain"] == cal["gain"]).all()
     pp = pd.read_csv(run["xv"] / "clinic.rms" / "nemgnet" / "patient_predictions.tsv", sep="\t")
     dag = pp[(pp["method"] == "logreg") & (~pp["with_location"].astype(bool))].groupby("subject_id")[PROB_COLS].mean()
@@ -336,6 +360,7 @@ def test_model_card_numbers_are_the_runs_tables(run):
     assert "not a medical device" in card and "SIMULATED" in card
     ref = json.loads((run["bundle"] / "model.json").read_text())["preprocessing"]["amplitude_reference"]
     assert f"median frame RMS ({ref['median_frame_rms_uv']:.4g} uV)" in card  # what --calibrate scales to
+    assert f"{100 * ref['polarity']['negative_share']:.0f} % of the training recordings skew negative" in card
     ev = run["work"] / "results" / "evaluate" / "ci"
     t2 = pd.read_csv(ev / "table2.tsv", sep="\t")
     for r in t2.itertuples():

@@ -26,7 +26,7 @@ import pandas as pd
 from . import __version__
 from .config import base_lr
 from .external import CALIBRATION_FRAME_S as FRAME_S
-from .external import level_range
+from .external import cohort_polarity, level_range
 from .fileio import sha256_file, write_atomic
 from .labels import CLASSES, PROB_COLS
 from .vote import combined_features, feature_columns, fit_run_stage2, stage2_from_dict, stage2_to_dict
@@ -113,7 +113,7 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
                  git_commit: str, config_files: Sequence[str] = (), pretraining: str | None = None,
                  external_start: Mapping | None = None, amplitude_reference_uv: float | None = None,
                  amplitude_levels_uv: Sequence[float | None] | None = None, members_kind: str = "external",
-                 combined: Mapping | None = None) -> dict:
+                 combined: Mapping | None = None, amplitude_skewness: Sequence[float | None] | None = None) -> dict:
     """Write weights/ and model.json under ``out_dir``; returns model.json's content.
 
     ``checkpoints`` / ``predictions``: run id -> the member's best.pt / predictions.tsv (nemg.train.train_run).
@@ -127,6 +127,8 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
     resampled signals), against which ``nemg predict --calibrate`` scales another site's recordings.
     ``amplitude_levels_uv``: every training recording's level (nemg.external.signal_store_levels); their
     ``nemg.external.LEVEL_QUANTILES`` are the range ``nemg predict`` checks new recordings against.
+    ``amplitude_skewness``: every training recording's skewness (nemg.external.signal_store_skewness): the
+    cohort's polarity (nemg.external.cohort_polarity), which ``nemg predict --calibrate`` compares a site's with.
     ``members_kind``: ``external`` (the external-validation ensemble; ``split_tsv`` its split.tsv) or ``cv`` (the
     nested cross-validation's networks; ``split_tsv`` the folds table, of which only the members' runs count).
     ``combined``: also the combined arm (:data:`COMBINED_ARM`, reported beside the network's call): {"features":
@@ -219,7 +221,8 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
             # amplifier chain: their median frame RMS is scaled to this one
             "amplitude_reference": None if amplitude_reference_uv is None else {
                 "method": "median_rms", "median_frame_rms_uv": float(amplitude_reference_uv), "frame_s": FRAME_S,
-                **level_range(amplitude_levels_uv)},
+                **level_range(amplitude_levels_uv),
+                **({} if amplitude_skewness is None else {"polarity": cohort_polarity(amplitude_skewness)})},
         },
         "model": {"architecture": "nEMGNet (nemg.model.NEMGNet)", "config": model_cfg, "window_samples": window,
                   "eval_batch_size": int(eval_batch_size)},

@@ -159,6 +159,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
               f"{cal['reference_median_rms_uv']:.4g} uV over these {cal['n_recordings']} recordings' "
               f"{cal['site_median_rms_uv']:.4g} uV ({cal['n_patients']} patients; reuse with --gain "
               f"{cal['gain']:.6g})\n")
+        if cal.get("polarity") == -1:
+            print(f"NOTE: these recordings' spikes point the other way from the training cohort's "
+                  f"({100 * cal['site_negative_share']:.0f} % of them skew negative, "
+                  f"{100 * cal['reference_negative_share']:.0f} % of the training recordings): an amplifier or file "
+                  f"that stores the display's negative-up inverts a whole site. Reported, not corrected: turning "
+                  f"N2001 over did not change a Messekher model's calls (docs/external.md, \"Polarity\")\n")
     elif cal:
         print(f"amplitudes x {cal['gain']:.6g} (--gain)\n")
     check = per_patient.attrs.get("amplitude_check") or {}

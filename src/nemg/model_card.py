@@ -117,6 +117,9 @@ def _reference(meta: Mapping) -> str:
         text += (f"; `nemg predict` flags every recording whose level lies outside the training recordings' "
                  f"{low:.4g}-{high:.4g} uV (their percentiles {100 * q0:g}-{100 * q1:g}), and with "
                  f"`--strict-amplitude` refuses to diagnose it")
+    if ref.get("polarity"):
+        text += (f"; {100 * ref['polarity']['negative_share']:.0f} % of the training recordings skew negative "
+                 f"(which way their spikes point: `--calibrate` reports a site's share beside it)")
     return text
 
 

@@ -192,15 +192,16 @@ def _windows(bundle: Bundle, row: dict, x: np.ndarray) -> np.ndarray:
 
 
 def prepare(bundle: Bundle, recordings: pd.DataFrame, *, levels: dict | None = None,
-            skipped: list | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+            skipped: list | None = None, skews: dict | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """Segments of every recording, in the sheet's order, and their index (the segment-store columns).
 
     ``levels``: a dict to fill with recording id -> median frame RMS (µV) of its resampled signal
-    (nemg.external.recording_frame_rms, as the DAG's calibration computes it), for :func:`calibration_gain`.
+    (nemg.external.recording_frame_rms, as the DAG's calibration computes it), for :func:`calibration_gain`;
+    ``skews`` likewise with its skewness (nemg.external.recording_skewness: which way its spikes point).
     ``skipped``: a list to append an :class:`UnusableRecording` to (a dict of ``SKIPPED_COLUMNS``) instead of
     raising it; None raises. Recordings that none is usable of are an error either way.
     """
-    from .external import CALIBRATION_FRAME_S, recording_frame_rms
+    from .external import CALIBRATION_FRAME_S, recording_frame_rms, recording_skewness
 
     if bundle.with_location:
         bad = recordings[~recordings["location"].isin(LOCATIONS)]
@@ -223,6 +224,8 @@ def prepare(bundle: Bundle, recordings: pd.DataFrame, *, levels: dict | None = N
             continue
         if levels is not None:
             levels[row["recording_id"]] = recording_frame_rms(x, rate, frame_s)
+        if skews is not None:
+            skews[row["recording_id"]] = recording_skewness(x, rate, frame_s)
         hop = int(bundle.preprocessing["segment"]["hop_samples"])
         for j in range(len(seg)):
             rows.append((row["recording_id"], row["subject_id"], row.get("location"), j * hop))
@@ -354,18 +357,29 @@ def diagnose(bundle: Bundle, predictions: pd.DataFrame, recordings: pd.DataFrame
 
 
 def calibration_gain(bundle: Bundle, recordings: pd.DataFrame, levels: dict, *,
-                     min_patients: int = MIN_CALIBRATION_PATIENTS) -> dict:
+                     min_patients: int = MIN_CALIBRATION_PATIENTS, skews: dict | None = None) -> dict:
     """The median-RMS calibration of the external validation for these recordings: the bundle's training-cohort
-    median frame RMS over theirs (``levels`` from :func:`prepare`). No diagnosis is used."""
-    from .external import median_of_levels
+    median frame RMS over theirs (``levels`` from :func:`prepare`). No diagnosis is used.
+
+    With ``skews`` (from :func:`prepare`) and a bundle that records its training cohort's polarity, also both
+    cohorts' share of recordings skewing negative and ``polarity`` (-1: the two clearly point opposite ways, as
+    the DAG's amplitude_gain.tsv reports it). Reported, not applied: turning a site over did not change a
+    Messekher model's calls on N2001 (docs/external.md, "Polarity")."""
+    from .external import cohort_polarity, median_of_levels, polarity_factor
 
     ref = _calibration_reference(bundle, recordings, min_patients)
     site = median_of_levels([levels[r] for r in recordings["recording_id"]], str(recordings["path"].iloc[0]),
                             float(ref["frame_s"]))
     reference = float(ref["median_frame_rms_uv"])
-    return {"calibration": "median_rms", "gain": reference / site, "reference_median_rms_uv": reference,
-            "site_median_rms_uv": site, "n_recordings": len(recordings),
-            "n_patients": int(recordings["subject_id"].nunique())}
+    out = {"calibration": "median_rms", "gain": reference / site, "reference_median_rms_uv": reference,
+           "site_median_rms_uv": site, "n_recordings": len(recordings),
+           "n_patients": int(recordings["subject_id"].nunique())}
+    if skews is not None and ref.get("polarity"):
+        site_pol = cohort_polarity([skews[r] for r in recordings["recording_id"]])
+        out.update(reference_negative_share=float(ref["polarity"]["negative_share"]),
+                   site_negative_share=site_pol["negative_share"],
+                   polarity=polarity_factor(int(ref["polarity"]["polarity"]), site_pol["polarity"]))
+    return out
 
 
 def _calibration_reference(bundle: Bundle, recordings: pd.DataFrame, min_patients: int) -> dict:
@@ -412,13 +426,15 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
     if calibrate:  # before minutes of loading and resampling: a bundle or a sheet that cannot calibrate
         _calibration_reference(bundle, recordings, min_calibration_patients)
     levels: dict = {}
+    skews: dict = {}
     skipped = [] if skip_unusable else None
-    segments, index = prepare(bundle, recordings, levels=levels, skipped=skipped)
+    segments, index = prepare(bundle, recordings, levels=levels, skipped=skipped, skews=skews)
     if skipped:
         recordings = recordings[~recordings["recording_id"].isin({s["recording_id"] for s in skipped})]
     calibration = None
     if calibrate:
-        calibration = calibration_gain(bundle, recordings, levels, min_patients=min_calibration_patients)
+        calibration = calibration_gain(bundle, recordings, levels, min_patients=min_calibration_patients,
+                                       skews=skews)
         gain = calibration["gain"]
     elif gain is not None:
         calibration = {"calibration": "given", "gain": float(gain)}

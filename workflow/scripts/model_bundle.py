@@ -8,11 +8,12 @@ from nemg.logs import log_to_file
 log_to_file(snakemake.log[0])
 
 from nemg.bundle import build_bundle
-from nemg.external import median_of_levels, signal_store_levels
+from nemg.external import median_of_levels, signal_store_levels, signal_store_skewness
 from nemg.model_card import write_card
 
 inp, par = snakemake.input, snakemake.params
 levels = signal_store_levels(inp.signals, inp.signals_index)
+skewness = signal_store_skewness(inp.signals, inp.signals_index)
 meta = build_bundle(
     Path(snakemake.output.model_json).parent,
     checkpoints=dict(zip(par.run_ids, inp.best)),
@@ -23,6 +24,7 @@ meta = build_bundle(
     cohort_name=snakemake.wildcards.cohort, git_commit=par.git_commit, config_files=par.config_files,
     pretraining=par.pretraining, external_start=par.external_start,
     amplitude_reference_uv=median_of_levels(levels, inp.signals), amplitude_levels_uv=levels,
+    amplitude_skewness=skewness,
     members_kind=par.members,
     combined=None if par.combined is None else {
         "features": inp.qemg[0], "names": inp.qemg[1], **par.combined},
