@@ -303,9 +303,12 @@ def test_n2001_subset_whole_dag_with_external_validation(tmp_path):
     assert (tmp_path / "results" / "evaluate" / "n2001_small" / "model_comparison.tsv").is_file()
     table = check_external(tmp_path, "n2001_small", ["messekher2023", "messekher2023.rms"], 2)
     # the calibrated variant: the same segments, times one gain that brings Messekher's RMS to N2001's
-    gain = pd.read_csv(tmp_path / "results" / "external" / "n2001_small" / "messekher2023.rms" / "amplitude_gain.tsv",
-                       sep="\t")["gain"].iloc[0]
+    gain_row = pd.read_csv(tmp_path / "results" / "external" / "n2001_small" / "messekher2023.rms" /
+                           "amplitude_gain.tsv", sep="\t").iloc[0]
+    gain = gain_row["gain"]
     assert 0.01 < gain < 0.5  # Messekher is recorded several times louder than N2001
+    # ... and the other way up: most N2001 recordings skew positive, most Messekher ones negative
+    assert gain_row["train_negative_share"] < 0.5 < gain_row["test_negative_share"]
     seg = tmp_path / "results" / "segment"
     plain = np.load(seg / "messekher2023_for_n2001_small" / "segments.npy", mmap_mode="r")
     scaled = np.load(seg / "messekher2023.rms_for_n2001_small" / "segments.npy", mmap_mode="r")
