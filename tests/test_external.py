@@ -251,11 +251,16 @@ def test_combined_external_arm_reads_the_extra_models_scores(cohorts):
 # ------------------------------------------------------------------------------------- amplitude calibration
 def signal_store(d, amplitudes, fs=10_000.0, seconds=1.0, offset=0.0, drift=50.0, seed=0):
     """One recording per amplitude: Gaussian noise of that RMS plus a DC offset and a slow drift."""
-    from nemg.store import write_signal_store
-
     rng = np.random.default_rng(seed)
     t = np.arange(int(fs * seconds)) / fs
-    arrays = [(rng.normal(0, a, len(t)) + offset + drift * t).astype(np.float32) for a in amplitudes]
+    return write_recordings(d, [(rng.normal(0, a, len(t)) + offset + drift * t).astype(np.float32)
+                                for a in amplitudes], fs)
+
+
+def write_recordings(d, arrays, fs):
+    """A resampled signal store of one recording (and patient) per array."""
+    from nemg.store import write_signal_store
+
     idx = pd.DataFrame({"recording_id": [f"r{i}" for i in range(len(arrays))],
                         "subject_id": [f"s{i}" for i in range(len(arrays))], "diagnosis": "normal",
                         "location": "proximal", "muscle": "biceps", "fs_hz": fs})
@@ -303,8 +308,6 @@ def test_amplitude_gain_and_calibrated_segments(tmp_path):
 def spike_store(d, signs, fs=10_000.0, seconds=2.0, rms=50.0, seed=0):
     """One recording per sign: motor-unit-like spikes (main phase of that sign, 10 Hz) on Gaussian noise, with a
     DC offset and a drift that must not matter."""
-    from nemg.store import write_signal_store
-
     rng = np.random.default_rng(seed)
     n = int(fs * seconds)
     t = np.arange(n) / fs
@@ -314,12 +317,7 @@ def spike_store(d, signs, fs=10_000.0, seconds=2.0, rms=50.0, seed=0):
         for start in rng.integers(0, n - 40, int(10 * seconds)):
             x[start:start + 40] += sign * 8 * rms * np.hanning(40) - sign * 2 * rms * np.hanning(40)[::-1] ** 4
         arrays.append((x + 200.0 + 30 * t).astype(np.float32))
-    idx = pd.DataFrame({"recording_id": [f"r{i}" for i in range(len(arrays))],
-                        "subject_id": [f"s{i}" for i in range(len(arrays))], "diagnosis": "normal",
-                        "location": "proximal", "muscle": "biceps", "fs_hz": fs})
-    d.mkdir(parents=True, exist_ok=True)
-    write_signal_store(arrays, idx, d / "signals.npy", d / "signals_index.tsv")
-    return d / "signals.npy", d / "signals_index.tsv"
+    return write_recordings(d, arrays, fs)
 
 
 def test_recording_skewness_reads_which_way_the_spikes_point():

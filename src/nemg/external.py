@@ -211,15 +211,21 @@ def check_disjoint(train_subjects: pd.DataFrame, test_subjects: pd.DataFrame, tr
 CALIBRATION_FRAME_S = 0.1  # frames of the median-RMS calibration's level: ~10 motor-unit discharges at 10 Hz
 
 
-def recording_frame_rms(x: np.ndarray, fs_hz: float, frame_s: float = CALIBRATION_FRAME_S) -> float | None:
-    """One recording's median RMS in ``frame_s`` frames, each frame's mean removed; None if shorter than a frame."""
+def _centred_frames(x: np.ndarray, fs_hz: float, frame_s: float) -> np.ndarray | None:
+    """[frames, samples] of ``frame_s`` frames, each frame's mean removed (offset and slow drift ignored); None if
+    shorter than a frame."""
     n = int(round(frame_s * float(fs_hz)))
     k = len(x) // n
     if k == 0:
         return None
     frames = np.asarray(x[:k * n], dtype=np.float64).reshape(k, n)
-    frames = frames - frames.mean(axis=1, keepdims=True)
-    return float(np.median(np.sqrt((frames ** 2).mean(axis=1))))
+    return frames - frames.mean(axis=1, keepdims=True)
+
+
+def recording_frame_rms(x: np.ndarray, fs_hz: float, frame_s: float = CALIBRATION_FRAME_S) -> float | None:
+    """One recording's median RMS in ``frame_s`` frames, each frame's mean removed; None if shorter than a frame."""
+    frames = _centred_frames(x, fs_hz, frame_s)
+    return None if frames is None else float(np.median(np.sqrt((frames ** 2).mean(axis=1))))
 
 
 # The training recordings' levels a new recording is checked against: wide enough that 2 % of the training
@@ -276,12 +282,9 @@ POLARITY_MARGIN = 0.1
 def recording_skewness(x: np.ndarray, fs_hz: float, frame_s: float = CALIBRATION_FRAME_S) -> float | None:
     """Skewness of one recording with each ``frame_s`` frame's mean removed (offset and drift ignored, as by
     :func:`recording_frame_rms`); None if shorter than a frame or flat."""
-    n = int(round(frame_s * float(fs_hz)))
-    k = len(x) // n
-    if k == 0:
+    frames = _centred_frames(x, fs_hz, frame_s)
+    if frames is None:
         return None
-    frames = np.asarray(x[:k * n], dtype=np.float64).reshape(k, n)
-    frames = frames - frames.mean(axis=1, keepdims=True)
     m2 = float((frames ** 2).mean())
     return float((frames ** 3).mean() / m2 ** 1.5) if m2 > 0 else None
 

@@ -61,7 +61,8 @@ def segment_store(signals: str | Path, index: str | Path, window_s: float, hop_s
 
     All recordings must share one sampling rate. Recordings shorter than one window give no segment and are
     logged by name. ``gain`` multiplies every sample (amplitude calibration of an external test cohort, negative
-    where its polarity is inverted too; 1 for everything else). ``rebuild`` as for :func:`nemg.store.write_signal_store`. Returns the segment index.
+    where its polarity is inverted too; 1 for everything else). ``rebuild`` as for
+    :func:`nemg.store.write_signal_store`. Returns the segment index.
     """
     if not (np.isfinite(gain) and gain != 0):
         raise ValueError(f"{signals}: amplitude gain must be a finite non-zero number, got {gain}")

@@ -64,7 +64,8 @@ try:
     EXTERNAL_COHORTS = external_cohorts(CFG, REPO, base_cohort=_base_cohort)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
-# test id -> (external cohort, amplitude calibration): "<name>" as recorded, "<name>.rms" amplitude-calibrated
+# test id -> (external cohort, amplitude calibration): "<name>" as recorded, "<name>.rms" amplitude-calibrated,
+# "<name>.rmsp" amplitude- and polarity-calibrated
 EXT_TEST_IDS = external_test_ids(EXTERNAL_COHORTS, EXTERNAL["amplitude_calibration"])
 # Pretraining (pretrain.enabled; workflow/rules/train.smk): a simulated cohort of its own, results/<stage>/
 # pretrain_for_<cohort>/, preprocessed with this run's settings like a test cohort and simulated with the pretrain

@@ -7,7 +7,7 @@
 # results/external/<cohort>/models_pretrained/ext_s<seed>/ the same from the pretraining, when models/ cannot start there
 # results/external/<cohort>/<test>/<model>/                segment and patient predictions of the test cohort
 # results/external/<cohort>/<test>/                        per-run metrics, consensus, bootstrap CIs, paired tests
-# (<test> = <name>, or <name>.rms for the amplitude-calibrated variant: segments x amplitude_gain.tsv's gain)
+# (<test> = <name>, or <name>.rms / <name>.rmsp for the amplitude-calibrated variants: segments x amplitude_gain.tsv)
 # results/external/<cohort>/external_validation.{tsv,html} the table (in the report)
 # The test cohort itself is preprocessed under results/<stage>/<test>_for_<cohort>/ with THIS run's settings; the
 # calibrated variant has only its own segment store and features (results/{segment,baseline}/<test>.rms_for_<cohort>/).
