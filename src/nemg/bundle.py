@@ -127,8 +127,8 @@ def build_bundle(out_dir: str | Path, *, checkpoints: Mapping[str, str | Path],
     resampled signals), against which ``nemg predict --calibrate`` scales another site's recordings.
     ``amplitude_levels_uv``: every training recording's level (nemg.external.signal_store_levels); their
     ``nemg.external.LEVEL_QUANTILES`` are the range ``nemg predict`` checks new recordings against.
-    ``amplitude_skewness``: every training recording's skewness (nemg.external.signal_store_skewness): the
-    cohort's polarity (nemg.external.cohort_polarity), which ``nemg predict --calibrate`` compares a site's with.
+    ``amplitude_skewness``: every training recording's skewness (nemg.external.signal_store_levels_and_skewness):
+    the cohort's polarity (nemg.external.cohort_polarity), which ``nemg predict --calibrate`` compares a site's with.
     ``members_kind``: ``external`` (the external-validation ensemble; ``split_tsv`` its split.tsv) or ``cv`` (the
     nested cross-validation's networks; ``split_tsv`` the folds table, of which only the members' runs count).
     ``combined``: also the combined arm (:data:`COMBINED_ARM`, reported beside the network's call): {"features":

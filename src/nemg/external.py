@@ -279,14 +279,21 @@ def median_frame_rms(signals: str | Path, index: str | Path, frame_s: float = CA
 POLARITY_MARGIN = 0.1
 
 
+def recording_level_and_skewness(x: np.ndarray, fs_hz: float,
+                                 frame_s: float = CALIBRATION_FRAME_S) -> tuple[float | None, float | None]:
+    """:func:`recording_frame_rms` and :func:`recording_skewness` of one recording from one framing."""
+    frames = _centred_frames(x, fs_hz, frame_s)
+    if frames is None:
+        return None, None
+    m2 = float((frames ** 2).mean())
+    skew = float((frames ** 3).mean() / m2 ** 1.5) if m2 > 0 else None
+    return float(np.median(np.sqrt((frames ** 2).mean(axis=1)))), skew
+
+
 def recording_skewness(x: np.ndarray, fs_hz: float, frame_s: float = CALIBRATION_FRAME_S) -> float | None:
     """Skewness of one recording with each ``frame_s`` frame's mean removed (offset and drift ignored, as by
     :func:`recording_frame_rms`); None if shorter than a frame or flat."""
-    frames = _centred_frames(x, fs_hz, frame_s)
-    if frames is None:
-        return None
-    m2 = float((frames ** 2).mean())
-    return float((frames ** 3).mean() / m2 ** 1.5) if m2 > 0 else None
+    return recording_level_and_skewness(x, fs_hz, frame_s)[1]
 
 
 def cohort_polarity(skews: Sequence[float | None]) -> dict:
@@ -306,13 +313,15 @@ def polarity_factor(train: int, test: int) -> int:
     return -1 if train * test < 0 else 1
 
 
-def signal_store_skewness(signals: str | Path, index: str | Path,
-                          frame_s: float = CALIBRATION_FRAME_S) -> list[float | None]:
-    """:func:`recording_skewness` of every recording of a resampled signal store, in the store's order."""
+def signal_store_levels_and_skewness(signals: str | Path, index: str | Path, frame_s: float = CALIBRATION_FRAME_S
+                                     ) -> tuple[list[float | None], list[float | None]]:
+    """:func:`recording_frame_rms` and :func:`recording_skewness` of every recording of a resampled signal store,
+    in the store's order, from one read of it."""
     from .store import iter_signals, read_signal_store
 
     arr, idx = read_signal_store(signals, index)
-    return [recording_skewness(x, float(row["fs_hz"]), frame_s) for row, x in iter_signals(arr, idx)]
+    pairs = [recording_level_and_skewness(x, float(row["fs_hz"]), frame_s) for row, x in iter_signals(arr, idx)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def amplitude_gain(train_signals, train_index, test_signals, test_index,
@@ -328,12 +337,12 @@ def amplitude_gain(train_signals, train_index, test_signals, test_index,
     """
     if calibration not in ("median_rms", "median_rms_polarity"):
         raise ValueError(f"amplitude_gain: unknown calibration {calibration!r}")
-    train = signal_store_levels(train_signals, train_index)
-    test = signal_store_levels(test_signals, test_index)
+    train, train_skews = signal_store_levels_and_skewness(train_signals, train_index)
+    test, test_skews = signal_store_levels_and_skewness(test_signals, test_index)
     train_rms = median_of_levels(train, str(train_signals))
     test_rms = median_of_levels(test, str(test_signals))
-    train_pol = cohort_polarity(signal_store_skewness(train_signals, train_index))
-    test_pol = cohort_polarity(signal_store_skewness(test_signals, test_index))
+    train_pol = cohort_polarity(train_skews)
+    test_pol = cohort_polarity(test_skews)
     flip = polarity_factor(train_pol["polarity"], test_pol["polarity"])
     scale = train_rms / test_rms
     # how far the test cohort lies outside what the training recordings span, before and after the factor
@@ -354,4 +363,5 @@ def amplitude_gain(train_signals, train_index, test_signals, test_index,
 __all__ = ["CALIBRATIONS", "CALIBRATION_FRAME_S", "LEVEL_QUANTILES", "POLARITY_MARGIN", "SCHEME", "amplitude_gain",
            "check_disjoint", "cohort_key", "cohort_polarity", "external_cohorts", "external_settings", "external_split",
            "external_test_ids", "level_range", "median_frame_rms", "median_of_levels", "polarity_factor",
-           "recording_frame_rms", "recording_skewness", "signal_store_levels", "signal_store_skewness"]
+           "recording_frame_rms", "recording_level_and_skewness", "recording_skewness", "signal_store_levels",
+           "signal_store_levels_and_skewness"]

@@ -201,7 +201,7 @@ def prepare(bundle: Bundle, recordings: pd.DataFrame, *, levels: dict | None = N
     ``skipped``: a list to append an :class:`UnusableRecording` to (a dict of ``SKIPPED_COLUMNS``) instead of
     raising it; None raises. Recordings that none is usable of are an error either way.
     """
-    from .external import CALIBRATION_FRAME_S, recording_frame_rms, recording_skewness
+    from .external import CALIBRATION_FRAME_S, recording_level_and_skewness
 
     if bundle.with_location:
         bad = recordings[~recordings["location"].isin(LOCATIONS)]
@@ -222,10 +222,12 @@ def prepare(bundle: Bundle, recordings: pd.DataFrame, *, levels: dict | None = N
             skipped.append({"recording_id": row["recording_id"], "subject_id": row["subject_id"],
                             "path": row["path"], "reason": str(exc).removeprefix(f"{row['path']}: ")})
             continue
-        if levels is not None:
-            levels[row["recording_id"]] = recording_frame_rms(x, rate, frame_s)
-        if skews is not None:
-            skews[row["recording_id"]] = recording_skewness(x, rate, frame_s)
+        if levels is not None or skews is not None:
+            level, skew = recording_level_and_skewness(x, rate, frame_s)
+            if levels is not None:
+                levels[row["recording_id"]] = level
+            if skews is not None:
+                skews[row["recording_id"]] = skew
         hop = int(bundle.preprocessing["segment"]["hop_samples"])
         for j in range(len(seg)):
             rows.append((row["recording_id"], row["subject_id"], row.get("location"), j * hop))

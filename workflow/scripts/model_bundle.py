@@ -8,12 +8,11 @@ from nemg.logs import log_to_file
 log_to_file(snakemake.log[0])
 
 from nemg.bundle import build_bundle
-from nemg.external import median_of_levels, signal_store_levels, signal_store_skewness
+from nemg.external import median_of_levels, signal_store_levels_and_skewness
 from nemg.model_card import write_card
 
 inp, par = snakemake.input, snakemake.params
-levels = signal_store_levels(inp.signals, inp.signals_index)
-skewness = signal_store_skewness(inp.signals, inp.signals_index)
+levels, skewness = signal_store_levels_and_skewness(inp.signals, inp.signals_index)
 meta = build_bundle(
     Path(snakemake.output.model_json).parent,
     checkpoints=dict(zip(par.run_ids, inp.best)),
