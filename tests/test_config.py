@@ -153,6 +153,7 @@ OLD_TRAIN = {
     "init_from": None, "finetune_lr": None, "train_hop_factor": 1, "val_hop_factor": 1,
     "augment": {"polarity_flip": 0.0, "gain_jitter": 0.0, "noise": 0.0, "shift": 0.0,
                 "mixup": 0.0, "spectral_tilt": 0.0},  # {} = AUGMENT_OFF
+    "aux_qemg": 0.0, "aux_features": None,
 }
 OLD_FEATURES = {
     "turn_uv": 100.0, "nss_turn_uv": 20.0, "nss_small_uv": 100.0, "zc_deadband_uv": 10.0, "welch_nperseg": 1000,

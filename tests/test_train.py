@@ -37,6 +37,10 @@ def toy(tmp_path_factory):
             folds.append(("nested", 0, 0, 0, 0, "nested_s0_o0_i0", sid, cls, roles[k]))
             folds.append(("repeated_kfold", 0, 0, 0, -1, "rkfold_s0_r0_o0", sid, cls, "test" if k == 3 else "train"))
     np.save(d / "segments.npy", np.asarray(x, dtype=np.float32))
+    # QEMG-like features for train.aux_qemg (outside the returned dict, which is train_run's keywords)
+    xs = np.asarray(x)
+    np.save(d / "features.npy", np.stack([np.sqrt((xs ** 2).mean(1)), np.abs(np.diff(np.sign(xs), axis=1)).sum(1),
+                                          np.ptp(xs, axis=1)], 1).astype(np.float32))
     pd.DataFrame(index, columns=["segment", "recording_id", "subject_id", "diagnosis", "location", "muscle",
                                  "offset_samples"]).to_csv(d / "segments_index.tsv", sep="\t", index=False)
     pd.DataFrame(folds, columns=["scheme", "seed", "repeat", "outer", "inner", "run_id", "subject_id", "diagnosis",
@@ -116,14 +120,17 @@ RECIPE = {"lr_schedule": "cosine", "train_hop_factor": 3, "val_hop_factor": 2, "
 @pytest.mark.parametrize("recipe, resumed_at", [({}, 20), (RECIPE, 20), ({"checkpoint_every": 2}, 16),
                                                ({"bag_size": 4}, 20), ({"bf16_cpu": True}, 20),
                                                ({"augment": {"mixup": 0.4},
-                                                 "model_cfg": {**TINY, "head_dropout": 0.3}}, 20)],
+                                                 "model_cfg": {**TINY, "head_dropout": 0.3}}, 20),
+                                               ({"aux_qemg": 0.5, "aux_features": "TOY"}, 20)],
                          ids=["paper_recipe", "cpu_recipe_options", "older_checkpoint", "bags", "bf16_cpu",
-                              "mixup_and_head_dropout"])
+                              "mixup_and_head_dropout", "aux_qemg"])
 def test_killed_run_resumes_to_the_same_weights(toy, tmp_path, monkeypatch, recipe, resumed_at):
     # with the CPU recipe's options the epoch's window phase, the learning-rate schedule and the
     # augmentation stream must all be restored from last.pt for the resumed run to end identically;
     # with a checkpoint every 2nd evaluation the evaluation at update 20 is lost and redone
     cfg = {"max_epochs": 12 if "augment" in recipe else 4, "keep_last": True, **recipe}
+    if cfg.get("aux_features") == "TOY":
+        cfg["aux_features"] = str(toy["segments_npy"].parent / "features.npy")
     ref = run(toy, tmp_path / "ref", **cfg)
 
     real_step, calls = train_mod._train_step, {"n": 0}
@@ -377,7 +384,9 @@ def test_init_from_refuses_a_missing_file_or_another_network(toy, tmp_path):
                                  {"ema_decay": -0.1}, {"bag_size": 0}, {"bag_size": 5},
                                  {"bag_size": 4, "label_smoothing": 0.1}, {"select_on": "auc"},
                                  {"augment": {"mixup": 0.4}, "bag_size": 4},
-                                 {"augment": {"mixup": 0.4}, "label_smoothing": 0.1}])
+                                 {"augment": {"mixup": 0.4}, "label_smoothing": 0.1}, {"aux_qemg": -0.5},
+                                 {"aux_qemg": 0.5}, {"aux_qemg": 0.5, "aux_features": "f.npy", "bag_size": 4},
+                                 {"aux_qemg": 0.5, "aux_features": "f.npy", "augment": {"mixup": 0.4}}])
 def test_recipe_options_are_validated(bad):
     with pytest.raises(ValueError):
         train_mod.resolve_train_cfg(bad)
@@ -439,3 +448,74 @@ def test_mixup_loss_is_the_lam_weighted_pair_and_a_mixup_run_learns(toy, tmp_pat
     torch.testing.assert_close(got, want)
     res = run(toy, tmp_path, max_epochs=8, augment={"mixup": 0.2}, model_cfg={**TINY, "head_dropout": 0.3})
     assert res["best_val_acc"] >= 0.9
+
+
+def test_qemg_targets_are_log_features_standardised_on_the_training_rows_only(tmp_path):
+    rng = np.random.default_rng(1)
+    f = rng.lognormal(3.0, 1.0, (40, 5)).astype(np.float32)
+    f[0, 0] = 0.0  # a window without detected potentials: a zero feature is a valid value
+    np.save(tmp_path / "f.npy", f)
+    train_rows = np.arange(0, 40, 2)
+    z = train_mod.qemg_targets(tmp_path / "f.npy", 40, train_rows).numpy()
+    np.testing.assert_allclose(z[train_rows].mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z[train_rows].std(0), 1.0, atol=1e-4)
+    logf = np.log1p(f.astype(np.float64))
+    np.testing.assert_allclose(z[1], (logf[1] - logf[train_rows].mean(0)) / logf[train_rows].std(0), rtol=1e-4)
+    # a validation or test window's features never move the targets of the others
+    f2 = f.copy()
+    f2[1] *= 1000
+    np.save(tmp_path / "f2.npy", f2)
+    z2 = train_mod.qemg_targets(tmp_path / "f2.npy", 40, train_rows).numpy()
+    np.testing.assert_allclose(np.delete(z2, 1, 0), np.delete(z, 1, 0), rtol=1e-6)
+
+
+def test_qemg_targets_name_a_missing_misshapen_or_non_finite_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.npy"):
+        train_mod.qemg_targets(tmp_path / "nope.npy", 4, np.arange(2))
+    np.save(tmp_path / "short.npy", np.ones((3, 2), np.float32))
+    with pytest.raises(ValueError, match=r"short.npy.*\(3, 2\).*\(4\)"):
+        train_mod.qemg_targets(tmp_path / "short.npy", 4, np.arange(2))
+    bad = np.ones((4, 2), np.float32)
+    bad[2, 1] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    with pytest.raises(ValueError, match="nan.npy.*NaN"):
+        train_mod.qemg_targets(tmp_path / "nan.npy", 4, np.arange(2))
+
+
+def test_the_auxiliary_head_trains_the_network_towards_the_qemg_targets():
+    torch.manual_seed(0)
+    net = build_model(TINY, n_samples=WINDOW)
+    x = torch.randn(16, 1, WINDOW) * torch.linspace(1, 20, 16).view(16, 1, 1)
+    targets = torch.log(torch.linspace(1, 20, 16)).unsqueeze(1).repeat(1, 2)
+    targets = (targets - targets.mean(0)) / targets.std(0)
+    aux = train_mod.AuxHead(net, targets, 1.0, torch.device("cpu"))
+    opt = torch.optim.Adam(list(net.parameters()) + list(aux.linear.parameters()), lr=1e-2)
+    rows = np.arange(16)
+    y = torch.zeros(16, dtype=torch.long)
+    net.train()
+    losses = []
+    for _ in range(30):
+        ce = train_mod._train_step(net, opt, x, y, None, False, aux=(aux, rows))
+        losses.append(aux.loss(rows).item())
+    # the returned loss is the classification loss alone; the regression of the pooled features fell
+    assert ce.item() < 0.1
+    assert losses[-1] < 0.2 * losses[0]
+
+
+def test_a_run_with_the_auxiliary_task_learns_and_keeps_the_same_network(toy, tmp_path):
+    feats = str(toy["segments_npy"].parent / "features.npy")
+    res = run(toy, tmp_path / "aux", max_epochs=8, aux_qemg=0.5, aux_features=feats, keep_last=True)
+    assert res["best_val_acc"] >= 0.8  # chance is 1/3
+    run(toy, tmp_path / "plain", max_epochs=1)
+    best = torch.load(tmp_path / "aux" / "best.pt", weights_only=False)
+    plain = torch.load(tmp_path / "plain" / "best.pt", weights_only=False)
+    assert best["state_dict"].keys() == plain["state_dict"].keys()  # the head is not part of the network
+    assert set(torch.load(tmp_path / "aux" / "last.pt", weights_only=False)["aux_head"]) == {"weight", "bias"}
+    # prediction needs nothing of it: the kept network alone reproduces the run's test probabilities
+    net = build_model(TINY, n_samples=WINDOW)
+    net.load_state_dict(best["state_dict"])
+    store = SegmentStore.open(toy["segments_npy"], toy["index_tsv"])
+    pred = pd.read_csv(tmp_path / "aux" / "predictions.tsv", sep="\t")
+    test = pred[pred["role"] == "test"]
+    p = torch.softmax(predict_logits(net, store, test["segment"].to_numpy(), 64, torch.device("cpu")), 1)
+    np.testing.assert_allclose(p.numpy(), test[["p_normal", "p_myopathy", "p_neuropathy"]].to_numpy(), atol=1e-5)

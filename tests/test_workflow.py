@@ -407,6 +407,42 @@ def test_two_stage_pretraining_wiring(tmp_path):
     assert res.returncode != 0 and "pretrain.simulated_first: a first stage" in res.stdout + res.stderr
 
 
+def test_auxiliary_qemg_targets_are_each_training_jobs_own_store_features(tmp_path):
+    """train.aux_qemg: every training job gets the QEMG features of the store it trains on as an input (the
+    pretraining's of the pretraining cohort, with pretrain.train.aux_qemg); switched off, none does."""
+    cfg = tmp_path / "aux.yaml"
+    sim = {"cohort": {"n_subjects": {"normal": 3, "myopathy": 3, "neuropathy": 3}}}
+    both = {"simulation": sim, "train": {"aux_qemg": 0.5}, "pretrain": {**TINY_PRETRAIN, "train": {"aux_qemg": 0.5}}}
+    cfg.write_text(yaml.safe_dump(both))
+    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    inputs, jobs = job_inputs(res.stdout), job_stats(res.stdout)
+    assert inputs[("train_fold", "simulated")]
+    assert all("results/baseline/simulated/features.npy" in i for i in inputs[("train_fold", "simulated")])
+    assert "results/baseline/pretrain_for_simulated/features.npy" in inputs[("pretrain", "simulated")][0]
+    assert jobs["baseline_features"] == 2, jobs  # the run's cohort and the pretraining's
+    # the pretraining takes the run's recipe, so only pretrain.train.aux_qemg 0 keeps it to the fine-tuning
+    cfg.write_text(yaml.safe_dump({**both, "pretrain": TINY_PRETRAIN}))
+    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    assert "results/baseline/pretrain_for_simulated/features.npy" in job_inputs(res.stdout)[("pretrain", "simulated")][0]
+    cfg.write_text(yaml.safe_dump({**both, "pretrain": {**TINY_PRETRAIN, "train": {"aux_qemg": 0.0}}}))
+    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    inputs = job_inputs(res.stdout)
+    assert "features.npy" not in inputs[("pretrain", "simulated")][0]
+    assert all("results/baseline/simulated/features.npy" in i for i in inputs[("train_fold", "simulated")])
+    # off (the default): no training job waits for the features
+    cfg.write_text(yaml.safe_dump({"simulation": sim, "pretrain": TINY_PRETRAIN}))
+    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    inputs = job_inputs(res.stdout)
+    assert not any("features.npy" in i for i in inputs[("train_fold", "simulated")] + inputs[("pretrain", "simulated")])
+    # the path is the workflow's: a user's is refused, not silently replaced
+    cfg.write_text(yaml.safe_dump({"train": {"aux_qemg": 0.5, "aux_features": "mine.npy"}}))
+    res = snakemake(tmp_path, "-n", "--configfile", cfg)
+    assert res.returncode != 0 and "leave it unset and set train.aux_qemg only" in res.stdout + res.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_messekher_subset_whole_dag_with_external_validation(tmp_path):

@@ -75,6 +75,15 @@ def resolve_train_cfg(train_cfg: dict | None) -> dict:
         raise ValueError("train config: label_smoothing applies to the per-window loss; it cannot be combined "
                          "with bag_size > 1")
     cfg["augment"] = resolve_augment(cfg["augment"])
+    if float(cfg["aux_qemg"]) < 0:
+        raise ValueError(f"train config: aux_qemg must be >= 0, got {cfg['aux_qemg']!r}")
+    if float(cfg["aux_qemg"]) > 0:
+        if not cfg["aux_features"]:
+            raise ValueError("train config: aux_qemg > 0 needs aux_features, the QEMG features.npy of the run's "
+                             "segment store (results/baseline/<cohort>/features.npy)")
+        if cfg["augment"]["mixup"] > 0 or int(cfg["bag_size"]) > 1:
+            raise ValueError("train config: aux_qemg regresses each window's own features; it cannot be combined "
+                             "with augment.mixup or bag_size > 1")
     if cfg["augment"]["mixup"] > 0 and (int(cfg["bag_size"]) > 1 or float(cfg["label_smoothing"]) > 0):
         raise ValueError("train config: augment.mixup mixes the labels itself; it cannot be combined with "
                          "bag_size > 1 or label_smoothing")
@@ -216,6 +225,45 @@ def bag_loss(logits: torch.Tensor, y: torch.Tensor, bag_size: int, weights: torc
     return F.nll_loss(log_p, y_bag, weight=weights)
 
 
+def qemg_targets(features_npy, n_segments: int, train_rows: np.ndarray) -> torch.Tensor:
+    """The auxiliary targets of ``train.aux_qemg``: every segment's QEMG features, log1p-compressed (they are
+    amplitudes, rates, frequencies and fractions, all >= 0, and span decades) and standardised with the mean and
+    SD of the run's training rows only, so no validation or test window shapes the targets. float32 [N, F]."""
+    path = Path(features_npy)
+    if not path.is_file():
+        raise FileNotFoundError(f"train.aux_features: {path} does not exist (the baseline's features.npy)")
+    f = np.load(path, mmap_mode="r")
+    if f.ndim != 2 or f.shape[0] != n_segments:
+        raise ValueError(f"train.aux_features: {path} has shape {f.shape}; expected one row per segment of the "
+                         f"run's store ({n_segments})")
+    z = np.log1p(np.clip(np.asarray(f, dtype=np.float64), 0.0, None))
+    if not np.isfinite(z).all():
+        raise ValueError(f"train.aux_features: {path} holds NaN or infinite values")
+    mu, sd = z[train_rows].mean(axis=0), z[train_rows].std(axis=0)
+    return torch.from_numpy(((z - mu) / np.where(sd > 1e-9, sd, 1.0)).astype(np.float32))
+
+
+class AuxHead:
+    """A linear read-out of the network's pooled features onto the QEMG targets, trained beside the classifier.
+
+    The pooled features are caught by a forward hook on the head's last pooling layer, so the network itself is
+    untouched: best.pt holds the same keys with or without it, and prediction never sees it.
+    """
+
+    def __init__(self, model: torch.nn.Module, targets: torch.Tensor, weight: float, device: torch.device):
+        self.targets, self.weight = targets, float(weight)
+        self.linear = torch.nn.Linear(model.flat_features, targets.shape[1]).to(device)
+        self.pooled: torch.Tensor | None = None
+        model.head[model._n_pool - 1].register_forward_hook(self._catch)
+
+    def _catch(self, module, inputs, output) -> None:
+        self.pooled = output
+
+    def loss(self, rows: np.ndarray) -> torch.Tensor:
+        z = self.targets[torch.from_numpy(np.asarray(rows))].to(self.pooled.device)
+        return F.mse_loss(self.linear(self.pooled.float()), z)
+
+
 def autocast(device: torch.device, amp: bool):
     """bf16 autocast on ``device`` (CUDA, or a CPU with ``train.bf16_cpu``), or nothing."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp else nullcontext()
@@ -227,8 +275,11 @@ def use_bf16(cfg: dict, device: torch.device) -> bool:
 
 
 def _train_step(model, optimizer, x, y, weights, amp: bool, label_smoothing: float = 0.0,
-                bag_size: int = 1, mix: tuple[torch.Tensor, float] | None = None) -> torch.Tensor:
-    """One optimiser step; ``mix = (y_other, lam)``: ``x`` is a mixup batch, its loss the lam-weighted pair."""
+                bag_size: int = 1, mix: tuple[torch.Tensor, float] | None = None,
+                aux: tuple[AuxHead, np.ndarray] | None = None) -> torch.Tensor:
+    """One optimiser step; ``mix = (y_other, lam)``: ``x`` is a mixup batch, its loss the lam-weighted pair;
+    ``aux = (head, rows)``: add the auxiliary QEMG regression of the batch's store rows (the returned loss is the
+    classification loss alone, comparable with runs without it)."""
     optimizer.zero_grad(set_to_none=True)
     with autocast(x.device, amp):
         logits = model(x)
@@ -241,7 +292,8 @@ def _train_step(model, optimizer, x, y, weights, amp: bool, label_smoothing: flo
                 + (1.0 - lam) * F.cross_entropy(logits, y_other, weight=weights))
     else:
         loss = F.cross_entropy(logits.float(), y, weight=weights, label_smoothing=label_smoothing)
-    loss.backward()
+    total = loss if aux is None else loss + aux[0].weight * aux[0].loss(aux[1])
+    total.backward()
     optimizer.step()
     return loss.detach()
 
@@ -375,12 +427,17 @@ class _Trainer:
             load_initial_weights(self.model, cfg["init_from"], data.store.window)
             log.info("fine-tuning at learning rate %g (train.%s)", base_lr(cfg),
                      "finetune_lr" if cfg["finetune_lr"] is not None else "lr")
+        self.aux = None
+        if float(cfg["aux_qemg"]) > 0:
+            self.aux = AuxHead(self.model, qemg_targets(cfg["aux_features"], len(data.store.index),
+                                                        data.rows["train"]), cfg["aux_qemg"], device)
+        params = list(self.model.parameters()) + (list(self.aux.linear.parameters()) if self.aux else [])
         fused = adam_options(device)
         if float(cfg["weight_decay"]) > 0:
-            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=base_lr(cfg),
-                                               weight_decay=float(cfg["weight_decay"]), **fused)
+            self.optimizer = torch.optim.AdamW(params, lr=base_lr(cfg), weight_decay=float(cfg["weight_decay"]),
+                                               **fused)
         else:
-            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=base_lr(cfg), **fused)
+            self.optimizer = torch.optim.Adam(params, lr=base_lr(cfg), **fused)
         # the weights validated, early-stopped on and kept: the raw model's, or their moving average
         self.average = WeightAverage(self.model, cfg["ema_decay"]) if float(cfg["ema_decay"]) > 0 else None
         self.eval_model = self.average.model if self.average else self.model
@@ -405,6 +462,11 @@ class _Trainer:
                     raise ValueError(f"{self.last} was written without train.ema_decay; delete it to start over "
                                      "or resume with ema_decay: 0")
                 self.average.model.load_state_dict(ck["average"])
+            if self.aux is not None:
+                if "aux_head" not in ck:
+                    raise ValueError(f"{self.last} was written without train.aux_qemg; delete it to start over "
+                                     "or resume with aux_qemg: 0")
+                self.aux.linear.load_state_dict(ck["aux_head"])
             if "augment_rng" in ck:
                 self.aug_rng.set_state(ck["augment_rng"])
             torch.set_rng_state(ck["torch_rng"])
@@ -422,7 +484,8 @@ class _Trainer:
         _save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                "order_rng": self.order.get_state(), "augment_rng": self.aug_rng.get_state(),
                "torch_rng": torch.get_rng_state(), "state": asdict(st), "best_model": _to_cpu(self.best_state),
-               **({"average": self.average.model.state_dict()} if self.average else {})},
+               **({"average": self.average.model.state_dict()} if self.average else {}),
+               **({"aux_head": self.aux.linear.state_dict()} if self.aux else {})},
               self.last)
         pd.DataFrame(st.curve, columns=CURVE_COLUMNS).to_csv(self.out / "curve.tsv", sep="\t", index=False)
 
@@ -511,7 +574,8 @@ class _Trainer:
             st.perm = self._epoch_order()
         epoch_batches = max(1, len(st.perm) // bs)
         todo = self.data.rows["train"][st.perm[st.batch * bs:epoch_batches * bs]]
-        for x, y in iter_batches(self.data.store, todo, bs, self.device, prefetch=self.device.type == "cuda"):
+        for i, (x, y) in enumerate(iter_batches(self.data.store, todo, bs, self.device,
+                                                prefetch=self.device.type == "cuda")):
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, st.update, self.total_updates)
             mix = None
@@ -520,8 +584,9 @@ class _Trainer:
                 if self.augment["mixup"] > 0:
                     x, y_other, lam = mixup_batch(x, y, self.augment["mixup"], self.aug_rng)
                     mix = (y_other, lam)
+            aux = None if self.aux is None else (self.aux, todo[i * bs:(i + 1) * bs])
             self.loss_sum += _train_step(step_model, self.optimizer, x, y, self.weights, self.amp,
-                                         float(cfg["label_smoothing"]), self.bag_size, mix)
+                                         float(cfg["label_smoothing"]), self.bag_size, mix, aux)
             self.loss_n += 1
             st.update, st.batch = st.update + 1, st.batch + 1
             if self.average is not None:

@@ -43,6 +43,7 @@ rule train_external:
         folds=f"{XV}split.tsv",
         # the first weights, as in train_fold, unless the pretraining saw a test cohort (EXT_INIT_WEIGHTS)
         init=EXT_INIT_WEIGHTS or [],
+        aux_features=f"{BL}features.npy" if AUX_QEMG else [],  # train.aux_qemg's targets
     output:
         best=f"{XV}models/{{ext_run}}/best.pt",
         curve=f"{XV}models/{{ext_run}}/curve.tsv",
@@ -76,6 +77,7 @@ use rule train_external as train_external_pretrained with:
         index="results/segment/{cohort}/segments_index.tsv",
         folds=f"{XV}split.tsv",
         init=INIT_WEIGHTS or [],
+        aux_features=f"{BL}features.npy" if AUX_QEMG else [],
     output:
         best=f"{XV}models_pretrained/{{ext_run}}/best.pt",
         curve=f"{XV}models_pretrained/{{ext_run}}/curve.tsv",

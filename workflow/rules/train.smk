@@ -39,6 +39,8 @@ rule pretrain:
         index=f"results/segment/{PRETRAIN_COHORT}/segments_index.tsv",
         folds="results/pretrain/{cohort}/split.tsv",
         init=PRETRAIN_SIM_BEST if PRETRAIN_SIM_COHORT else [],  # the simulated first stage (simulated_first)
+        # train.aux_qemg's targets: the QEMG features of the store this job trains on
+        aux_features=f"results/baseline/{PRETRAIN_COHORT}/features.npy" if PRETRAIN_AUX_QEMG else [],
     output:
         best=PRETRAIN_BEST,
         curve=report_item(
@@ -92,6 +94,7 @@ use rule pretrain as pretrain_simulated with:
         segments=f"results/segment/{PRETRAIN_SIM_COHORT}/segments.npy",
         index=f"results/segment/{PRETRAIN_SIM_COHORT}/segments_index.tsv",
         folds="results/pretrain/{cohort}/simulated/split.tsv",
+        aux_features=f"results/baseline/{PRETRAIN_SIM_COHORT}/features.npy" if PRETRAIN_AUX_QEMG else [],
     output:
         best=PRETRAIN_SIM_BEST,
         curve=report_item(
@@ -118,6 +121,7 @@ rule train_fold:
         folds="results/folds/{cohort}/folds.tsv",
         leakage_check="results/folds/{cohort}/leakage_check.txt",  # the gate: no training on leaky folds
         init=INIT_WEIGHTS or [],  # the first weights: pretraining's network, train.init_from's, or none
+        aux_features=f"{BL}features.npy" if AUX_QEMG else [],  # train.aux_qemg's targets
     output:
         best="results/train/{cohort}/{run_id}/best.pt",
         curve="results/train/{cohort}/{run_id}/curve.tsv",

@@ -19,6 +19,8 @@ wc = snakemake.wildcards
 run_id = wc.run_id if hasattr(wc, "run_id") else wc.ext_run if hasattr(wc, "ext_run") else snakemake.params.run_id
 # the first weights are an input (pretraining's network or train.init_from), not a param: see common/settings.smk
 init = getattr(snakemake.input, "init", None) or None  # the pretraining itself has none; [] when unset
+# train.aux_qemg's targets, the features of this job's own store (an input only when the switch is on)
+aux_features = getattr(snakemake.input, "aux_features", None) or None
 result = train_run(
     snakemake.input.segments,
     snakemake.input.index,
@@ -27,6 +29,7 @@ result = train_run(
     Path(snakemake.output.best).parent,
     model_cfg=snakemake.params.model,
     # threads as scheduled
-    train_cfg={**snakemake.params.train, **runtime, "num_threads": snakemake.threads, "init_from": init},
+    train_cfg={**snakemake.params.train, **runtime, "num_threads": snakemake.threads, "init_from": init,
+               **({"aux_features": aux_features} if aux_features else {})},
 )
 logging.info("result: %s", result)

@@ -50,6 +50,21 @@ if "finetune_lr" in PRETRAIN["train"]:
         "train.finetune_lr is the rate of the networks that start from the pretraining"
     )
 PRETRAIN_TRAIN = {**TRAIN_LEARN, **PRETRAIN["train"]}
+# train.aux_qemg (and pretrain.train.aux_qemg): the QEMG features of the store a job trains on are a file input of
+# its rule (rule baseline_features of that cohort), like its first weights; their path is the workflow's to set
+if TRAIN_CFG["aux_features"] or PRETRAIN_TRAIN["aux_features"]:
+    raise WorkflowError(
+        "train.aux_features: the workflow passes each training job the features of its own segment store "
+        "(results/baseline/<cohort>/features.npy); leave it unset and set train.aux_qemg only"
+    )
+AUX_QEMG = float(TRAIN_CFG["aux_qemg"]) > 0
+PRETRAIN_AUX_QEMG = float(PRETRAIN_TRAIN["aux_qemg"]) > 0
+# switched off, neither key enters the params: they stay what they were before the switch existed (Snakemake's
+# params trigger would otherwise retrain every finished network)
+for _learn, _on in ((TRAIN_LEARN, AUX_QEMG), (PRETRAIN_TRAIN, PRETRAIN_AUX_QEMG)):
+    _learn.pop("aux_features", None)
+    if not _on:
+        _learn.pop("aux_qemg", None)
 if INIT_WEIGHTS:
     TRAIN_LEARN["finetune_lr"] = _FINETUNE_LR
 # unknown keys stop the run here; values are checked by the pretrain job (nemg.train.resolve_train_cfg), so that
