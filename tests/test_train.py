@@ -121,9 +121,9 @@ RECIPE = {"lr_schedule": "cosine", "train_hop_factor": 3, "val_hop_factor": 2, "
                                                ({"bag_size": 4}, 20), ({"bf16_cpu": True}, 20),
                                                ({"augment": {"mixup": 0.4},
                                                  "model_cfg": {**TINY, "head_dropout": 0.3}}, 20),
-                                               ({"aux_qemg": 0.5, "aux_features": "TOY"}, 20)],
+                                               ({"aux_qemg": 0.5, "aux_features": "TOY", "ema_decay": 0.9}, 20)],
                          ids=["paper_recipe", "cpu_recipe_options", "older_checkpoint", "bags", "bf16_cpu",
-                              "mixup_and_head_dropout", "aux_qemg"])
+                              "mixup_and_head_dropout", "aux_qemg_and_weight_average"])
 def test_killed_run_resumes_to_the_same_weights(toy, tmp_path, monkeypatch, recipe, resumed_at):
     # with the CPU recipe's options the epoch's window phase, the learning-rate schedule and the
     # augmentation stream must all be restored from last.pt for the resumed run to end identically;

@@ -427,6 +427,10 @@ class _Trainer:
             load_initial_weights(self.model, cfg["init_from"], data.store.window)
             log.info("fine-tuning at learning rate %g (train.%s)", base_lr(cfg),
                      "finetune_lr" if cfg["finetune_lr"] is not None else "lr")
+        # the weights validated, early-stopped on and kept: the raw model's, or their moving average
+        self.average = WeightAverage(self.model, cfg["ema_decay"]) if float(cfg["ema_decay"]) > 0 else None
+        self.eval_model = self.average.model if self.average else self.model
+        # after the average's copy of the network, so that its hook stays on the trained network alone
         self.aux = None
         if float(cfg["aux_qemg"]) > 0:
             self.aux = AuxHead(self.model, qemg_targets(cfg["aux_features"], len(data.store.index),
@@ -438,9 +442,6 @@ class _Trainer:
                                                **fused)
         else:
             self.optimizer = torch.optim.Adam(params, lr=base_lr(cfg), **fused)
-        # the weights validated, early-stopped on and kept: the raw model's, or their moving average
-        self.average = WeightAverage(self.model, cfg["ema_decay"]) if float(cfg["ema_decay"]) > 0 else None
-        self.eval_model = self.average.model if self.average else self.model
         self.order = torch.Generator().manual_seed(seed)  # batch order
         self.aug_rng = torch.Generator().manual_seed(seed + 7919)  # augmentation draws, a stream of their own
         self.weights = data.weights.to(device)
