@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +64,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.runs}: no run folders with a best.pt")
     tables = {"as recorded": [], "mean of x and -x": [], "-x alone": []}
     for r in runs:
-        pred = pd.read_csv(args.runs / r / "predictions.tsv", sep="\t", dtype={"subject_id": str, "recording_id": str})
+        pred = read_predictions(args.runs / r / "predictions.tsv")
         p, pf = run_probabilities(args.runs / r / "best.pt", store, pred["segment"].to_numpy())
         gap = float(np.abs(p - pred[COLS].to_numpy()).max())
         if gap > 1e-3:  # another store or network than the run's: the comparison would mean nothing
@@ -76,14 +75,9 @@ def main(argv=None) -> int:
             t[COLS] = probs
             tables[name].append(t)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, parts in tables.items():
-            files = []
-            for r, t in zip(runs, parts):
-                files.append(Path(tmp) / f"{r}_{len(rows)}.tsv")
-                t.to_csv(files[-1], sep="\t", index=False)
-            pp = ablation.vote(c, read_predictions(files))
-            rows.append({"windows": name, **ablation.score(pp, folds[folds["run_id"].isin(runs)])})
+    for name, parts in tables.items():
+        pp = ablation.vote(c, pd.concat(parts, ignore_index=True))
+        rows.append({"windows": name, **ablation.score(pp, folds[folds["run_id"].isin(runs)])})
     print(pd.DataFrame(rows).to_string(index=False))
     return 0
 

@@ -222,10 +222,15 @@ def _centred_frames(x: np.ndarray, fs_hz: float, frame_s: float) -> np.ndarray |
     return frames - frames.mean(axis=1, keepdims=True)
 
 
+def _median_rms(squares: np.ndarray) -> float:
+    """The median over frames of each frame's RMS, from the squared centred frames."""
+    return float(np.median(np.sqrt(squares.mean(axis=1))))
+
+
 def recording_frame_rms(x: np.ndarray, fs_hz: float, frame_s: float = CALIBRATION_FRAME_S) -> float | None:
     """One recording's median RMS in ``frame_s`` frames, each frame's mean removed; None if shorter than a frame."""
     frames = _centred_frames(x, fs_hz, frame_s)
-    return None if frames is None else float(np.median(np.sqrt((frames ** 2).mean(axis=1))))
+    return None if frames is None else _median_rms(frames ** 2)
 
 
 # The training recordings' levels a new recording is checked against: wide enough that 2 % of the training
@@ -285,9 +290,10 @@ def recording_level_and_skewness(x: np.ndarray, fs_hz: float,
     frames = _centred_frames(x, fs_hz, frame_s)
     if frames is None:
         return None, None
-    m2 = float((frames ** 2).mean())
-    skew = float((frames ** 3).mean() / m2 ** 1.5) if m2 > 0 else None
-    return float(np.median(np.sqrt((frames ** 2).mean(axis=1)))), skew
+    squares = frames ** 2
+    m2 = float(squares.mean())
+    skew = float((squares * frames).mean() / m2 ** 1.5) if m2 > 0 else None
+    return _median_rms(squares), skew
 
 
 def recording_skewness(x: np.ndarray, fs_hz: float, frame_s: float = CALIBRATION_FRAME_S) -> float | None:
