@@ -55,6 +55,7 @@ def test_every_problem_reported_with_file_and_row(tmp_path):
     recordings = RECORDINGS + (
         "r1\tP1\tbiceps\tleft\tproximal\tsig/r1.npy\tnpy\t4000\tuV\t\t\n"
         "r6\tP9\tbiceps\tleft\tmiddle\tsig/missing.npy\tnpy\t\tkV\t2\t1\n"
+        "r7\tP3\tbiceps\tleft\tdistal\tsig\tnpy\t4000\tuV\t\t\n"
     )
     s, r = make_cohort(tmp_path, subjects, recordings)
     with pytest.raises(CohortError) as info:
@@ -74,9 +75,10 @@ def test_every_problem_reported_with_file_and_row(tmp_path):
         f"{s}, row 6: subject 'P4' has no recordings in recordings.tsv",
         f"{s}, row 7: subject 'P5' has no recordings in recordings.tsv",
         f"{r}, row 7: recording 'r6': file not found: {tmp_path / 'sig' / 'missing.npy'}",
+        f"{r}, row 8: recording 'r7': is a folder, not a signal file: {tmp_path / 'sig'}",
     ]
     assert sorted(problems) == sorted(expected)
-    assert str(info.value).startswith("13 problems in the cohort sample sheets:")
+    assert str(info.value).startswith("14 problems in the cohort sample sheets:")
 
 
 def test_missing_sheet_and_columns(tmp_path):
@@ -162,7 +164,7 @@ def test_cli_cohort_check_reads_every_signal_and_lists_every_problem(tmp_path, c
     assert "cohort OK" not in out.out
     expected = {
         "nan": f"{sig / 'nan.npy'}: contains 1 NaN/Inf samples (first at sample 100",
-        "flat": f"{sig / 'flat.npy'}: flat line: all 8000 samples equal",
+        "flat": f"{sig / 'flat.npy'}: flat line: all 8000 samples equal 3 (disconnected electrode?)",
         "short": f"{sig / 'short.npy'}: too short: 800 samples = 0.200 s",
         "half": f"{sig / 'half.dat'}: truncated: 8000 bytes but the header half.hea needs 16000",
         "rate": "wrong sampling rate: the sample sheet says 8000 Hz but the file says 4000 Hz",

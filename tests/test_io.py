@@ -284,13 +284,16 @@ def test_complex_or_overflowing_samples_name_the_file(tmp_path, tone):
 
 def test_flat_short_missing(tmp_path):
     np.save(tmp_path / "flat.npy", np.full(20000, 3.0))
-    with pytest.raises(RecordingError, match=r"flat\.npy: flat line: all 20000 samples equal"):
+    with pytest.raises(RecordingError, match=r"flat\.npy: flat line: all 20000 samples equal 3 \(disconnected"):
         load_recording(tmp_path / "flat.npy", "npy", sampling_rate_hz=FS)
     np.save(tmp_path / "short.npy", np.random.default_rng(0).normal(size=2000))
     with pytest.raises(RecordingError, match=r"short\.npy: too short: 2000 samples = 0\.200 s at 10000 Hz \(minimum 0\.5 s\)"):
         load_recording(tmp_path / "short.npy", "npy", sampling_rate_hz=FS)
     with pytest.raises(RecordingError, match=r"nothere\.hea: file not found"):
         load_recording(tmp_path / "nothere", "wfdb")
+    # a sheet row whose path is empty or '.' resolves to its folder: say so rather than 'not found'
+    with pytest.raises(RecordingError, match=r": is a folder, not a signal file"):
+        load_recording(tmp_path, "npy", sampling_rate_hz=FS)
 
 
 def test_clipped_fraction():

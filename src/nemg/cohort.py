@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from .io import FORMATS, SELF_DESCRIBING_RATE, load_recording, probe_duration, wfdb_header_path
+from .io import FORMATS, SELF_DESCRIBING_RATE, load_recording, missing_file, probe_duration, wfdb_header_path
 from .labels import CLASSES, LOCATIONS
 from .recording import DEFAULT_MIN_DURATION_S, Recording, RecordingError
 from .schemas import load_schema
@@ -166,7 +166,7 @@ def _check_file(row: pd.Series, path_col: str) -> str | None:
     p = Path(row[path_col])
     if row.get("format") == "wfdb":
         p = wfdb_header_path(p)
-    return None if p.is_file() else f"file not found: {p}"
+    return None if p.is_file() else f"{missing_file(p)}: {p}"
 
 
 def _check_recordings(recordings: pd.DataFrame, recordings_tsv: Path, problems: list[str], *,

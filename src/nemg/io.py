@@ -51,6 +51,11 @@ def wfdb_header_path(path: str | Path) -> Path:
     return p.with_name(p.name + ".hea")
 
 
+def missing_file(path: Path) -> str:
+    """Why ``path`` is not a readable file: a sheet row pointing at a folder (an empty or '.' path) is not 'not found'."""
+    return "is a folder, not a signal file" if path.is_dir() else "file not found"
+
+
 def load_recording(
     path: str | Path,
     fmt: str | None = None,
@@ -73,7 +78,7 @@ def load_recording(
     units = None if units is None or (isinstance(units, float) and math.isnan(units)) or units == "" else units
     check_path = wfdb_header_path(path) if fmt == "wfdb" else Path(path)
     if not check_path.is_file():
-        raise RecordingError(check_path, "file not found")
+        raise RecordingError(check_path, missing_file(check_path))
     reader = _READERS[fmt]
     values, file_fs, file_units, meta, clip_limits = reader(Path(path), channel)
 

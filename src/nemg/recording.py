@@ -127,7 +127,7 @@ def make_recording(
             path, f"too short: {n} samples = {duration:.3f} s at {fs:g} Hz (minimum {min_duration_s:g} s)"
         )
     if np.ptp(arr) == 0:
-        raise RecordingError(path, f"flat line: all {n} samples equal {arr[0]!r} (disconnected electrode?)")
+        raise RecordingError(path, f"flat line: all {n} samples equal {float(arr[0]):g} (disconnected electrode?)")
     factor = unit_factor(units, path)
     meta = dict(meta or {})
     lo, hi = clip_limits if clip_limits is not None else (None, None)
