@@ -122,6 +122,18 @@ def test_sheets_source_needs_sheets():
         validate_config(cfg)
 
 
+@pytest.mark.parametrize("source", ["sheets", "public"])
+def test_real_patients_need_a_cohort_name_of_their_own(source):
+    cfg = default()
+    cfg["cohort"]["source"] = source
+    cfg["cohort"]["sheets"] = {"subjects": "s.tsv", "recordings": "r.tsv"}
+    with pytest.raises(ConfigError, match=rf"cohort.name: 'simulated' .* but cohort.source is '{source}': give the "
+                                          r"cohort a name of its own"):
+        validate_config(cfg)
+    cfg["cohort"]["name"] = "my_clinic"
+    validate_config(cfg)
+
+
 def test_bad_yaml_and_missing_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("cohort: [unclosed\n")

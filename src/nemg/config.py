@@ -211,6 +211,12 @@ def _semantic_problems(cfg: dict) -> list[str]:
         for k in ("subjects", "recordings"):
             if not c["sheets"].get(k):
                 problems.append(f"cohort.sheets.{k}: required when cohort.source is 'sheets'")
+    if c["source"] != "simulated" and c["name"] == "simulated":
+        # results/<stage>/<name>/ would then hold real patients under the simulated cohort's folders, report title
+        # and README map, and a later default run would overwrite them
+        problems.append(f"cohort.name: 'simulated' (config.yaml's default) names the simulated cohort, but "
+                        f"cohort.source is '{c['source']}': give the cohort a name of its own (e.g. "
+                        f"cohort: {{name: my_clinic}}); every results folder is results/<stage>/<cohort.name>/")
     rate = cfg["preprocess"]["resample"]["rate_hz"]
     seg = cfg["preprocess"]["segment"]
     for k in ("window_s", "hop_s"):
