@@ -17,6 +17,16 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# Snakemake's own message for a broken config.yaml names neither the file nor the line; read it first.
+# (Files given with --configfile are read by Snakemake's command line before this file runs.)
+from nemg.config import ConfigError, read_config_file
+
+try:
+    read_config_file(os.path.join(workflow.basedir, "config.yaml"))
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
+
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 

@@ -55,6 +55,26 @@ def test_dry_run_and_lint(cfg, tmp_path):
     assert "Congratulations, your workflow is in a good condition" in lint.stdout + lint.stderr
 
 
+def test_broken_config_yaml_is_named_with_its_line(tmp_path):
+    """Snakemake's own message for a config.yaml that is not YAML names neither the file nor the line."""
+    mirror = tmp_path / "repo"
+    mirror.mkdir()
+    for entry in ("Snakefile", "workflow", "src", "envs", "configs"):
+        (mirror / entry).symlink_to(REPO / entry)
+    lines = (REPO / "config.yaml").read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith("train:"))
+    lines.insert(at + 1, "  max_epochs: [3\n")
+    (mirror / "config.yaml").write_text("".join(lines))
+    work = tmp_path / "work"
+    work.mkdir()
+    res = subprocess.run([SNAKEMAKE, "-s", str(mirror / "Snakefile"), "-d", str(work), "-n"], capture_output=True,
+                         text=True, timeout=600, cwd=work)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert f"{mirror / 'config.yaml'}: 1 problem:\n  - not valid YAML: while parsing a flow sequence" in out, out[-3000:]
+    assert f'in "{mirror / "config.yaml"}", line {at + 2}, column 15' in out, out[-3000:]
+
+
 def test_malformed_config_gives_a_clear_error(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"preprocess": {"segment": {"hop_s": -1, "windw_s": 0.4}}}))

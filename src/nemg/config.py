@@ -52,18 +52,24 @@ def load_config(*paths: str | Path) -> dict:
     schema defaults (the config as the workflow's rules see it)."""
     cfg: dict = {}
     for p in paths:
-        p = Path(p)
-        if not p.is_file():
-            raise ConfigError([f"config file not found: {p}"], str(p))
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError([f"not valid YAML: {exc}"], str(p)) from exc
-        if not isinstance(data, dict):
-            raise ConfigError([f"expected a mapping of sections at the top level, got {type(data).__name__}"],
-                              str(p))
-        cfg = deep_merge(cfg, data)
+        cfg = deep_merge(cfg, read_config_file(p))
     return fill_defaults(validate_config(cfg, source=" + ".join(str(p) for p in paths) or "config"))
+
+
+def read_config_file(path: str | Path) -> dict:
+    """One YAML config file as a mapping; a missing file, a YAML syntax error (with its line and column) or a
+    top level that is not a mapping is a :class:`ConfigError` naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError([f"config file not found: {p}"], str(p))
+    try:
+        with p.open() as f:  # a stream, so that the YAML error's marks name the file
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], str(p)) from exc
+    if not isinstance(data, dict):
+        raise ConfigError([f"expected a mapping of sections at the top level, got {type(data).__name__}"], str(p))
+    return data
 
 
 def _fill(value: Any, schema: dict) -> Any:
