@@ -20,7 +20,7 @@ import yaml
 from scipy import signal as sps
 from scipy.io import wavfile
 
-from nemg.bundle import BundleError, load_bundle
+from nemg.bundle import BundleError, fit_member_stage2, load_bundle
 from nemg.cli import main as nemg_main
 from nemg.io import load_recording
 from nemg.predict import AmplitudeOutOfRange, PredictError, calibration_gain, predict, prepare, read_input, recordings_from_files, score_segments
@@ -665,6 +665,47 @@ def test_location_is_required_when_the_model_uses_it(run, tmp_path):
     recs = read_input([run["recordings"]])[0]
     with pytest.raises(PredictError, match="location"):
         prepare(load_bundle(b), recs.assign(location=None))
+
+
+def test_a_member_with_location_records_where_its_fit_patients_were_recorded():
+    rng = np.random.default_rng(0)
+    rows, diag, locs = [], {}, {}
+    for role, n in (("val", 9), ("test", 3)):
+        for i in range(n):
+            sid, c = f"{role}{i}", ["normal", "myopathy", "neuropathy"][i % 3]
+            diag[sid] = c
+            for r in range(2):
+                rid = f"{sid}_{r}"
+                # every val patient proximal except val0's second muscle; test patients distal
+                locs[rid] = "distal" if role == "test" or rid == "val0_1" else "proximal"
+                rows.append({"run_id": "m", "segment": len(rows), "recording_id": rid, "subject_id": sid,
+                             "role": role, **dict(zip(PROB_COLS, rng.dirichlet(np.ones(3))))})
+    preds = pd.DataFrame(rows)
+    subjects = pd.DataFrame({"subject_id": list(diag), "diagnosis": list(diag.values())})
+    recordings = pd.DataFrame({"recording_id": list(locs), "location": list(locs.values())})
+    kw = dict(method="logreg", fit_on="val", seed=0, class_weight="balanced")
+    s2 = fit_member_stage2(preds, subjects, recordings, with_location=True, **kw)
+    assert s2["fit_locations"] == {"proximal": 9, "distal": 1} and len(s2["features"]) == 6
+    assert "fit_locations" not in fit_member_stage2(preds, subjects, recordings, with_location=False, **kw)
+
+
+def test_a_patient_recorded_only_where_no_stage2_fit_patient_was_is_refused(run, tmp_path):
+    """A stage 2 with location fit on proximal recordings only would give a distal-only patient its prior."""
+    b = copy_bundle(run, tmp_path)
+    meta = json.loads((b / "model.json").read_text())
+    meta["stage2"]["with_location"] = True
+    for m in meta["members"]:
+        m["stage2"]["fit_locations"] = {"proximal": 3, "distal": 0}
+    meta["members"][1]["stage2"]["fit_locations"] = {"proximal": 3, "distal": 1}  # one member is enough to refuse
+    (b / "model.json").write_text(json.dumps(meta))
+    recs, subjects = read_input([run["recordings"], run["subjects"]])
+    first = recs["subject_id"].iloc[0]
+    recs = recs.assign(location=np.where(recs["subject_id"] == first, "distal", "proximal"))
+    with pytest.raises(PredictError, match=re.escape(recs["path"].iloc[0]) + rf": patient '{first}' has only distal "
+                       rf"recordings, but this model's stage 2 reads muscle location and member "
+                       rf"{meta['members'][0]['run_id']} was fit on no patient with a distal recording \(only "
+                       r"proximal\): its call would be its prior"):
+        predict(load_bundle(b), recs, subjects, num_threads=1)
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from nemg.evaluate import patient_predictions
-from nemg.vote import combined_features, patient_features, signal_scores, vote_run
+from nemg.vote import (combined_features, fit_locations, patient_features, patient_locations, signal_scores,
+                       uninformed_patients, vote_run)
 
 
 def _pred(rows):
@@ -185,3 +186,29 @@ def test_stage2_c_sets_the_penalty_and_a_weak_one_is_more_decisive():
     probs = ["p_normal", "p_myopathy", "p_neuropathy"]
     assert weak[probs].max(axis=1).mean() > strong[probs].max(axis=1).mean() + 0.1
     assert (weak["predicted"] == weak["diagnosis"]).mean() >= (strong["predicted"] == strong["diagnosis"]).mean()
+
+
+def test_a_location_the_stage2_was_never_fit_on_is_named(caplog):
+    """Validation patients all recorded proximally: the distal block of the 6-d features is a constant 1/3 in the
+    fit, so a test patient recorded only distally gets the stage 2's prior. The vote says so in its log."""
+    pred, diag = _run()
+    # test0 and test1: every recording distal; test2: one of each; everyone else (all val patients) proximal
+    loc = pd.Series({r: ("distal" if r.startswith(("test0_", "test1_")) or r == "test2_1" else "proximal")
+                     for r in pred["recording_id"].unique()})
+    assert fit_locations(pred, loc, "val") == {"proximal": 12, "distal": 0}
+    where = patient_locations(pred, loc, "test")
+    assert where["test0"] == {"distal"} and where["test2"] == {"proximal", "distal"}
+    assert uninformed_patients(where, fit_locations(pred, loc, "val")) == {"test0": ["distal"], "test1": ["distal"]}
+    assert uninformed_patients(where, {"proximal": 12, "distal": 1}) == {}
+    with caplog.at_level("WARNING", logger="nemg.vote"):
+        out = vote_run(pred, diag, loc, with_location=True)
+    assert "run run: stage 2 with location was fit on no val patient recorded at distal" in caplog.text
+    assert "patient(s) test0, test1 its prior" in caplog.text
+    # the calls are still made (the with-location variant is one of the run's tables), and without location, or
+    # with a fit set that has both locations, nothing is said
+    assert len(out) == 9
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="nemg.vote"):
+        vote_run(pred, diag, loc, with_location=False)
+        vote_run(pred, diag, loc.where(~loc.index.str.startswith("val0_"), "distal"), with_location=True)
+    assert caplog.text == ""

@@ -29,7 +29,8 @@ from .external import CALIBRATION_FRAME_S as FRAME_S
 from .external import cohort_polarity, level_range
 from .fileio import sha256_file, write_atomic
 from .labels import CLASSES, PROB_COLS
-from .vote import combined_features, feature_columns, fit_run_stage2, stage2_from_dict, stage2_to_dict
+from .vote import (combined_features, feature_columns, fit_locations, fit_run_stage2, stage2_from_dict,
+                   stage2_to_dict)
 
 BUNDLE_FORMAT = 1
 MODEL_JSON = "model.json"
@@ -77,7 +78,10 @@ def fit_member_stage2(predictions: pd.DataFrame, subjects: pd.DataFrame, recordi
                               recordings.set_index("recording_id")["location"], with_location)
     model = fit_run_stage2(feats, subjects.set_index("subject_id")["diagnosis"], fit_on=fit_on, seed=seed,
                            class_weight=class_weight, c=c, run_id=run_id)
-    return {**stage2_to_dict(model), "features": feature_columns(feats)}
+    out = {**stage2_to_dict(model), "features": feature_columns(feats)}
+    if with_location:  # nemg predict refuses a patient recorded only where no fit patient was
+        out["fit_locations"] = fit_locations(predictions, recordings.set_index("recording_id")["location"], fit_on)
+    return out
 
 
 #: the combined arm a bundle can carry: nEMGNet's and the QEMG logistic regression's patient scores in one stage 2

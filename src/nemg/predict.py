@@ -34,7 +34,7 @@ import pandas as pd
 from .bundle import Bundle
 from .external import LEVEL_QUANTILES
 from .labels import CLASSES, LOCATIONS, PROB_COLS
-from .vote import combined_features, signal_scores, stage2_probs
+from .vote import combined_features, signal_scores, stage2_probs, uninformed_patients
 
 RECORDING_FILE = "recording_predictions.tsv"
 PATIENT_FILE = "patient_predictions.tsv"
@@ -433,6 +433,7 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
     segments, index = prepare(bundle, recordings, levels=levels, skipped=skipped, skews=skews)
     if skipped:
         recordings = recordings[~recordings["recording_id"].isin({s["recording_id"] for s in skipped})]
+    _refuse_unseen_locations(bundle, recordings)
     calibration = None
     if calibrate:
         calibration = calibration_gain(bundle, recordings, levels, min_patients=min_calibration_patients,
@@ -466,6 +467,30 @@ def predict(bundle: Bundle, recordings: pd.DataFrame, subjects: pd.DataFrame | N
         # plain records, not a DataFrame: pandas compares attrs when it combines frames
         per_patient.attrs["skipped"] = skipped
     return per_recording, per_patient
+
+
+def _refuse_unseen_locations(bundle: Bundle, recordings: pd.DataFrame) -> None:
+    """A stage 2 with muscle location that was fit on no patient recorded at some location reads a patient
+    recorded only there as its prior (nemg.vote.fit_locations): refused, before the networks run. Bundles from
+    before nemg recorded each member's fit locations are not checked."""
+    if not bundle.with_location:
+        return
+    locations_of = {str(s): set(g) for s, g in recordings.groupby("subject_id", sort=False)["location"]}
+    for m in bundle.meta["members"]:
+        fit_locs = (m.get("stage2") or {}).get("fit_locations")
+        if not fit_locs:
+            continue
+        blind = uninformed_patients(locations_of, fit_locs)
+        if blind:
+            sid, locs = next(iter(blind.items()))
+            seen = [loc for loc, n in fit_locs.items() if n > 0]
+            first = recordings.loc[recordings["subject_id"].astype(str) == sid, "path"].iloc[0]
+            raise PredictError(
+                f"{first}: patient {sid!r} has only {' and '.join(locs)} recordings, but this model's stage 2 reads "
+                f"muscle location and member {m['run_id']} was fit on no patient with a {' or '.join(locs)} "
+                f"recording (only {' and '.join(seen)}): its call would be its prior, not these recordings. Add "
+                f"recordings of a {' or '.join(seen)} muscle, or use a bundle built with bundle.with_location: false"
+                + (f" ({len(blind) - 1} more patient(s) like this)" if len(blind) > 1 else ""))
 
 
 def _insert_patient_count(per_patient: pd.DataFrame, column: str, subject_ids: list) -> None:

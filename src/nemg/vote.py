@@ -11,6 +11,9 @@ Either way the test patients are never seen by the stage-2 fit; :func:`vote_run`
 """
 from __future__ import annotations
 
+import logging
+from typing import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -125,6 +128,28 @@ def stage2_fit_set(features: pd.DataFrame, fit_on: str, run_id: str) -> pd.DataF
     return fit
 
 
+def patient_locations(predictions: pd.DataFrame, locations: pd.Series, role: str | None = None) -> dict[str, set]:
+    """subject_id -> the muscle locations of its scored recordings (of one role, or all)."""
+    rows = predictions if role is None else predictions[predictions["role"] == role]
+    recs = rows[["subject_id", "recording_id"]].drop_duplicates()
+    recs = recs.assign(location=recs["recording_id"].map(locations))
+    return {str(s): set(g.dropna()) for s, g in recs.groupby("subject_id", sort=True)["location"]}
+
+
+def fit_locations(predictions: pd.DataFrame, locations: pd.Series, fit_on: str) -> dict[str, int]:
+    """How many of a run's stage-2 fit patients have a recording at each location. A location none of them has
+    is a constant 1/3 block in the fit, so its coefficients learn nothing: a patient recorded only there gets
+    the stage 2's prior, not a reading of the recordings (:func:`uninformed_patients`)."""
+    per = patient_locations(predictions, locations, fit_on)
+    return {loc: sum(loc in locs for locs in per.values()) for loc in LOCATIONS}
+
+
+def uninformed_patients(locations_of: Mapping[str, set], fit_locs: Mapping[str, int]) -> dict[str, list[str]]:
+    """subject_id -> its locations, for each patient none of whose locations a stage 2 with location was fit on."""
+    seen = {loc for loc, n in fit_locs.items() if n > 0}
+    return {s: sorted(locs) for s, locs in sorted(locations_of.items()) if not set(locs) & seen}
+
+
 def fit_run_stage2(features: pd.DataFrame, diagnosis: pd.Series, *, fit_on: str = "val", seed: int = 0,
                    class_weight: str | None = None, c: float = 1.0, run_id: str = "?"):
     """The logistic regression of one run, fit on its ``fit_on`` patients' features (:func:`patient_features`).
@@ -202,6 +227,14 @@ def vote_run(predictions: pd.DataFrame, diagnosis: pd.Series, locations: pd.Seri
             raise AssertionError(f"run {runs[0]}: stage-2 fit set contains test patients {sorted(leaked)}")
         model = fit_run_stage2(feats, diagnosis, fit_on=fit_on, seed=seed, class_weight=class_weight, c=c,
                                run_id=runs[0])
+        if with_location:
+            blind = uninformed_patients(patient_locations(predictions, locations, "test"),
+                                        fit_locations(predictions, locations, fit_on))
+            if blind:
+                logging.getLogger(__name__).warning(
+                    "run %s: stage 2 with location was fit on no %s patient recorded at %s, so it gives test "
+                    "patient(s) %s its prior rather than a reading of their recordings", runs[0], fit_on,
+                    " or ".join(sorted({loc for locs in blind.values() for loc in locs})), ", ".join(blind))
     probs = stage2_probs(test, method, model)
     out = test[["run_id", "subject_id"]].copy()
     out["diagnosis"] = out["subject_id"].map(diagnosis)
