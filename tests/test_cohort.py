@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nemg.cli import main
-from nemg.cohort import CohortError, read_cohort, summarize
+from nemg.cohort import CohortError, read_cohort, read_recordings, summarize
 
 FS = 4000.0
 
@@ -56,6 +56,7 @@ def test_every_problem_reported_with_file_and_row(tmp_path):
         "r1\tP1\tbiceps\tleft\tproximal\tsig/r1.npy\tnpy\t4000\tuV\t\t\n"
         "r6\tP9\tbiceps\tleft\tmiddle\tsig/missing.npy\tnpy\t\tkV\t2\t1\n"
         "r7\tP3\tbiceps\tleft\tdistal\tsig\tnpy\t4000\tuV\t\t\n"
+        "r8\tP3\tbiceps\tright\tdistal\tsig/r1.npy\tnpy\t4000\tuV\t\t\n"
     )
     s, r = make_cohort(tmp_path, subjects, recordings)
     with pytest.raises(CohortError) as info:
@@ -76,9 +77,12 @@ def test_every_problem_reported_with_file_and_row(tmp_path):
         f"{s}, row 7: subject 'P5' has no recordings in recordings.tsv",
         f"{r}, row 7: recording 'r6': file not found: {tmp_path / 'sig' / 'missing.npy'}",
         f"{r}, row 8: recording 'r7': is a folder, not a signal file: {tmp_path / 'sig'}",
+        # r1 (P1) and r8 (P3) are one file: a copied row's path would put one patient's signal in another's
+        f"{r}, rows 2, 6, 9: recordings 'r1', 'r1', 'r8' read the same signal ({tmp_path / 'sig' / 'r1.npy'}): "
+        f"subjects P1, P3 would share it, so one patient's signal could be in another's training set",
     ]
     assert sorted(problems) == sorted(expected)
-    assert str(info.value).startswith("14 problems in the cohort sample sheets:")
+    assert str(info.value).startswith("15 problems in the cohort sample sheets:")
 
 
 def test_missing_sheet_and_columns(tmp_path):
@@ -185,3 +189,20 @@ def test_cli_cohort_check_reads_every_signal_and_lists_every_problem(tmp_path, c
         assert f"recording '{rid}': " in err, rid
     assert "too short: 0.200 s" in err and "the sample sheet says 8000 Hz but the file says 4000 Hz" in err
     assert "NaN" not in err and "flat line" not in err
+
+
+def test_one_signal_in_two_rows_is_refused_unless_they_are_different_channels(tmp_path):
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).normal(size=8000))
+    (tmp_path / "sub").mkdir()
+    head = "recording_id\tsubject_id\tmuscle\tside\tlocation\tpath\tformat\tsampling_rate_hz\tchannel\n"
+    sheet = tmp_path / "recordings.tsv"
+    # two channels of one multi-channel file are two signals
+    sheet.write_text(head + "x\tP1\tbiceps\tleft\tproximal\ta.npy\tnpy\t4000\t0\n"
+                            "y\tP2\tbiceps\tleft\tproximal\ta.npy\tnpy\t4000\t1\n")
+    assert len(read_recordings(sheet)) == 2
+    # the same file by two spellings of its path, one patient: counted twice in the vote
+    sheet.write_text(head + "x\tP1\tbiceps\tleft\tproximal\ta.npy\tnpy\t4000\t\n"
+                            "y\tP1\tdeltoid\tleft\tproximal\tsub/../a.npy\tnpy\t4000\t\n")
+    with pytest.raises(CohortError, match=r"rows 2, 3: recordings 'x', 'y' read the same signal \(.*a\.npy\): "
+                                          r"subject P1 would count it twice"):
+        read_recordings(sheet)

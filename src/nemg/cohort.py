@@ -197,7 +197,38 @@ def _check_recordings(recordings: pd.DataFrame, recordings_tsv: Path, problems: 
             msg = _check_file(row, "path")
             if msg:
                 problems.append(f"{recordings_tsv}, row {i + 2}: recording {row['recording_id']!r}: {msg}")
+    _same_signal(recordings, recordings_tsv, problems)
     return recordings
+
+
+def _same_signal(recordings: pd.DataFrame, recordings_tsv: Path, problems: list[str]) -> None:
+    """Two rows reading one signal (the same file, and channel for multi-channel files): under two patients a test
+    patient's signal could sit in another's training set; under one it would count twice in the vote."""
+    def key(row) -> tuple | None:
+        if row["path"] is None:
+            return None
+        p = wfdb_header_path(row["path"]) if row.get("format") == "wfdb" else Path(row["path"])
+        channel = _opt(row.get("channel"))
+        return str(p.resolve()), None if channel is None else str(channel)
+
+    keys = pd.Series([key(r) for r in recordings.to_dict("records")], index=recordings.index)
+    seen: dict[tuple, list] = {}
+    for i, k in keys.items():
+        if k is not None:
+            seen.setdefault(k, []).append(i)
+    for (path, channel), rows in seen.items():
+        if len(rows) < 2:
+            continue
+        recs = recordings.loc[rows]
+        if recs["recording_id"].nunique() < 2:  # one row given twice: the duplicate recording_id says so
+            continue
+        subjects = sorted(recs["subject_id"].dropna().astype(str).unique())
+        why = (f"subjects {', '.join(subjects)} would share it, so one patient's signal could be in another's "
+               f"training set" if len(subjects) > 1 else f"subject {subjects[0] if subjects else '?'} would "
+               f"count it twice")
+        problems.append(f"{recordings_tsv}, rows {', '.join(str(r + 2) for r in rows)}: recordings "
+                        f"{', '.join(repr(r) for r in recs['recording_id'])} read the same signal "
+                        f"({path}{'' if channel is None else f', channel {channel}'}): {why}")
 
 
 def read_recordings(recordings_tsv: str | Path, *, check_files: bool = True) -> pd.DataFrame:
