@@ -774,3 +774,35 @@ def test_own_sheets_with_a_ratings_sheet_run_the_whole_dag(tmp_path):
     t2 = pd.read_csv(ev / "table2.tsv", sep="\t")
     assert "physicians_mean_ci_raters" in t2.columns
     assert not (tmp_path / "results" / "cohort" / "mine" / "signals").exists()  # the user's files are not copied
+
+
+def test_one_signal_copied_under_two_patients_stops_the_run_before_any_table(tmp_path):
+    """A file copied under another name passes the sheets (two paths) and any patient-level split; the
+    shared-signal gate before both models' votes stops the run, naming both recordings."""
+    from nemg.simulate import simulate_cohort
+
+    data = tmp_path / "my_study"
+    simulate_cohort({"cohort": {"n_subjects": {"normal": 2, "myopathy": 2, "neuropathy": 2},
+                                "muscles_per_subject": [1, 2], "duration_s": [1.0, 1.2]},
+                     "artifacts": {"duration_s": [0.2, 0.3]}}, data, seed=5)
+    recs = pd.read_csv(data / "recordings.tsv", sep="\t", dtype=str)
+    first, other = recs.iloc[0], recs[recs["subject_id"] != recs["subject_id"].iloc[0]].index[0]
+    # the other patient's first recording becomes a renamed copy of the first patient's (a WFDB record: header
+    # and samples, the header naming the new record and data file)
+    record = data / Path(first["path"]).with_suffix("")
+    (record.parent / "copy.dat").write_bytes(record.with_suffix(".dat").read_bytes())
+    (record.parent / "copy.hea").write_text(record.with_suffix(".hea").read_text().replace(record.name, "copy"))
+    recs.loc[other, "path"] = str(Path(first["path"]).parent / "copy.hea")
+    recs.to_csv(data / "recordings.tsv", sep="\t", index=False)
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(yaml.safe_dump({"cohort": {"name": "mine", "source": "sheets", "sheets": {
+        "subjects": str(data / "subjects.tsv"), "recordings": str(data / "recordings.tsv")}}}))
+    res = snakemake(tmp_path, "--cores", "2", "results/segment/mine/shared_signals_check.txt", "--configfile", cfg)
+    out = res.stdout + res.stderr + "".join(p.read_text() for p in (tmp_path / "logs").rglob("*.log"))
+    assert res.returncode != 0
+    assert (f"recording {first['recording_id']} (subject {first['subject_id']}) and recording "
+            f"{recs.loc[other, 'recording_id']} (subject {recs.loc[other, 'subject_id']})") in out, out[-3000:]
+    assert not (tmp_path / "results" / "segment" / "mine" / "shared_signals_check.txt").exists()
+    dry = snakemake(tmp_path, "-n", "--configfile", cfg)
+    jobs = job_stats(dry.stdout)
+    assert jobs.get("check_shared_signals") == 1 and "vote" in jobs, jobs

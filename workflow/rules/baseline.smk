@@ -38,6 +38,7 @@ rule baseline_predictions:
         index="results/segment/{cohort}/segments_index.tsv",
         folds="results/folds/{cohort}/folds.tsv",
         leakage_check="results/folds/{cohort}/leakage_check.txt",  # the same gate as training
+        shared_signals="results/segment/{cohort}/shared_signals_check.txt",  # and as the network's vote
     output:
         predictions=f"{BL}{{baseline_model}}/predictions.tsv",
         timing=f"{BL}{{baseline_model}}/fit_times.tsv",

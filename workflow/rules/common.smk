@@ -215,6 +215,7 @@ def final_outputs():
             "results/trim/{cohort}/trim_qc.png",
             "results/segment/{cohort}/s1_table.tsv",
             "results/segment/{cohort}/segments.npy",
+            "results/segment/{cohort}/shared_signals_check.txt",
             *folds,
         ],
         cohort=COHORT,

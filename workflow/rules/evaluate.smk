@@ -8,6 +8,7 @@ rule vote:
         predictions=TRAIN_OUTPUTS,
         subjects=cohort_sheet("subjects"),
         recordings=cohort_sheet("recordings"),
+        shared_signals="results/segment/{cohort}/shared_signals_check.txt",  # no patient's signal under another's
     output:
         patients=f"{EV}patient_predictions.tsv",
     log:

@@ -116,6 +116,27 @@ rule segment:
         "../scripts/segment.py"
 
 
+# One signal under two patients (a file copied under another name) passes the sheets and every patient-level
+# split; its windows are identical. The votes of both models wait for this gate, so no table is made from such a
+# store; training does not, so that a finished run does not retrain when the check is added.
+rule check_shared_signals:
+    input:
+        segments="results/segment/{cohort}/segments.npy",
+        index="results/segment/{cohort}/segments_index.tsv",
+    output:
+        "results/segment/{cohort}/shared_signals_check.txt",
+    log:
+        "logs/segment/{cohort}/check_shared_signals.log",
+    conda:
+        "../../envs/preprocess.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/check_shared_signals.py"
+
+
 rule preprocess:
     input:
         expand(
