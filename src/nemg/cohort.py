@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from .io import FORMATS, SELF_DESCRIBING_RATE, load_recording, missing_file, probe_duration, wfdb_header_path
+from .io import (FORMATS, SELF_DESCRIBING_RATE, load_recording, missing_file, probe_duration, signal_file,
+                 wfdb_header_path)
 from .labels import CLASSES, LOCATIONS
 from .recording import DEFAULT_MIN_DURATION_S, Recording, RecordingError
 from .schemas import load_schema
@@ -204,29 +205,16 @@ def _check_recordings(recordings: pd.DataFrame, recordings_tsv: Path, problems: 
 def _same_signal(recordings: pd.DataFrame, recordings_tsv: Path, problems: list[str]) -> None:
     """Two rows reading one signal (the same file, and channel for multi-channel files): under two patients a test
     patient's signal could sit in another's training set; under one it would count twice in the vote."""
-    def key(row) -> tuple | None:
-        if row["path"] is None:
-            return None
-        p = wfdb_header_path(row["path"]) if row.get("format") == "wfdb" else Path(row["path"])
-        channel = _opt(row.get("channel"))
-        return str(p.resolve()), None if channel is None else str(channel)
-
-    keys = pd.Series([key(r) for r in recordings.to_dict("records")], index=recordings.index)
-    seen: dict[tuple, list] = {}
-    for i, k in keys.items():
-        if k is not None:
-            seen.setdefault(k, []).append(i)
-    for (path, channel), rows in seen.items():
-        if len(rows) < 2:
-            continue
-        recs = recordings.loc[rows]
-        if recs["recording_id"].nunique() < 2:  # one row given twice: the duplicate recording_id says so
+    rows = recordings[recordings["path"].notna()]
+    keys = [(str(signal_file(r["path"], r.get("format"))), _opt(r.get("channel"))) for r in rows.to_dict("records")]
+    for (path, channel), recs in rows.groupby(pd.Series(keys, index=rows.index), sort=False):
+        if recs["recording_id"].nunique() < 2:  # alone, or one row given twice (the duplicate recording_id says so)
             continue
         subjects = sorted(recs["subject_id"].dropna().astype(str).unique())
         why = (f"subjects {', '.join(subjects)} would share it, so one patient's signal could be in another's "
                f"training set" if len(subjects) > 1 else f"subject {subjects[0] if subjects else '?'} would "
                f"count it twice")
-        problems.append(f"{recordings_tsv}, rows {', '.join(str(r + 2) for r in rows)}: recordings "
+        problems.append(f"{recordings_tsv}, rows {', '.join(str(r + 2) for r in recs.index)}: recordings "
                         f"{', '.join(repr(r) for r in recs['recording_id'])} read the same signal "
                         f"({path}{'' if channel is None else f', channel {channel}'}): {why}")
 

@@ -51,6 +51,11 @@ def wfdb_header_path(path: str | Path) -> Path:
     return p.with_name(p.name + ".hea")
 
 
+def signal_file(path: str | Path, fmt: str | None) -> Path:
+    """The one file that identifies a recording, absolute: a WFDB record by its header, however it is named."""
+    return (wfdb_header_path(path) if fmt == "wfdb" else Path(path)).resolve()
+
+
 def missing_file(path: Path) -> str:
     """Why ``path`` is not a readable file: a sheet row pointing at a folder (an empty or '.' path) is not 'not found'."""
     return "is a folder, not a signal file" if path.is_dir() else "file not found"

@@ -75,7 +75,7 @@ def _recording_id(path: Path, taken: set[str]) -> str:
 def recordings_from_files(paths: Sequence[str | Path], *, subject_id: str = "patient", location: str | None = None,
                           sampling_rate_hz: float | None = None, units: str | None = None) -> pd.DataFrame:
     """A recordings sheet (as nemg.cohort.read_recordings returns it) for signal files of one patient."""
-    from .io import SELF_DESCRIBING_RATE, guess_format, missing_file, wfdb_header_path
+    from .io import SELF_DESCRIBING_RATE, guess_format, missing_file, signal_file
 
     rows, seen, given = [], set(), {}
     for p in map(Path, paths):
@@ -83,7 +83,7 @@ def recordings_from_files(paths: Sequence[str | Path], *, subject_id: str = "pat
             raise PredictError(f"{p}: {missing_file(p)}")
         fmt = guess_format(p)
         # a file given twice would count twice in the patient's vote; a WFDB record is one file by its header
-        key = (wfdb_header_path(p) if fmt == "wfdb" else p).resolve()
+        key = signal_file(p, fmt)
         if key in given:
             raise PredictError(f"{p}: the same recording as {given[key]}, given twice")
         given[key] = p
